@@ -1,0 +1,97 @@
+"""Repairs runs whose Temporal execution closed without the terminal write (terminated, timed out, lost).
+
+Run periodically by every worker; the guarded transition makes concurrent reconcilers harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from db import repo
+from db.models import Run, utcnow
+from run_status import RunStatus
+from workflows.schema import RunResult
+from workflows.search_attributes import temporal_workflow_id
+
+log = logging.getLogger(__name__)
+
+_CLOSED: dict[WorkflowExecutionStatus, tuple[RunStatus, str]] = {
+    WorkflowExecutionStatus.TERMINATED: (RunStatus.CANCELED, "Terminated in Temporal"),
+    WorkflowExecutionStatus.TIMED_OUT: (RunStatus.FAILED, "Temporal execution timed out"),
+    WorkflowExecutionStatus.CANCELED: (RunStatus.CANCELED, "Run canceled"),
+    WorkflowExecutionStatus.FAILED: (RunStatus.FAILED, "Run failed"),
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: (RunStatus.FAILED, "Unexpected continue-as-new"),
+}
+
+
+async def reconcile_once(
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    *,
+    grace: timedelta = timedelta(seconds=30),
+    limit: int = 200,
+) -> int:
+    """Check open runs older than `grace` against Temporal; returns how many were repaired."""
+    cutoff = utcnow() - grace
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(Run.id)
+                .where(
+                    Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
+                    Run.start_time < cutoff,
+                )
+                .order_by(Run.start_time)
+                .limit(limit)
+            )
+        ).all()
+    repaired = 0
+    for run_id in rows:
+        verdict = await _verdict(client, run_id)
+        if verdict is None:
+            continue
+        status, error = verdict
+        async with sessions() as session, session.begin():
+            if await repo.transition(session, run_id, status, error=error, end_time=utcnow()):
+                await repo.cancel_unsettled_tasks(session, run_id, error)
+                repaired += 1
+                log.warning("reconciled run %s to %s: %s", run_id, status, error)
+    return repaired
+
+
+async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str] | None:
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
+    try:
+        desc = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return RunStatus.FAILED, "Run was never started in Temporal"
+        raise
+    if desc.status is None or desc.status == WorkflowExecutionStatus.RUNNING:
+        return None
+    if desc.status == WorkflowExecutionStatus.COMPLETED:
+        try:
+            result = await handle.result(result_type=RunResult)
+        except WorkflowFailureError:
+            return RunStatus.FAILED, "Run failed"
+        return result.status, result.error or ""
+    return _CLOSED.get(desc.status, (RunStatus.FAILED, f"Temporal status {desc.status.name}"))
+
+
+async def reconcile_forever(
+    sessions: async_sessionmaker[AsyncSession], client: Client, interval: float, grace: timedelta
+) -> None:
+    while True:
+        try:
+            await reconcile_once(sessions, client, grace=grace)
+        except Exception:  # a reconciler pass must never kill the worker; the next pass retries
+            log.exception("reconcile pass failed")
+        await asyncio.sleep(interval)

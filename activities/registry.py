@@ -1,0 +1,57 @@
+"""Builds the worker (workflow + activities with their dependencies); shared by worker.py, the API and tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.run_activities import RunActivities
+from activities.sandbox.pool import SandboxLimits, SandboxPool
+from settings import Settings
+from workflows.run_workflow import RunWorkflow
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        wall_seconds=settings.sandbox_wall_seconds,
+        cpu_seconds=settings.sandbox_cpu_seconds,
+        memory_mb=settings.sandbox_memory_mb,
+        output_bytes=settings.sandbox_output_bytes,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sandbox_pool(settings: Settings) -> AsyncIterator[SandboxPool]:
+    pool = SandboxPool(
+        python=settings.sandbox_python,
+        isolation=settings.sandbox_isolation,
+        pool_size=settings.sandbox_pool_size,
+        limits=sandbox_limits(settings),
+    )
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def build_worker(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], pool: SandboxPool
+) -> Worker:
+    """The one worker configuration, shared by the worker process, the API's embedded worker and tests."""
+    acts = RunActivities(sessions, pool, sandbox_limits(settings))
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[RunWorkflow],
+        activities=acts.all(),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )

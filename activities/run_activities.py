@@ -1,0 +1,73 @@
+"""Activities the run workflow calls by name: the sandboxed PythonFuncNode and the terminal write."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
+from db import repo
+from run_status import RunStatus
+from workflows.schema import FinalizeInput, PythonNodeInput, RunResult
+
+
+class RunActivities:
+    """Activity implementations with their dependencies injected by `worker.py` (or a test)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], sandbox: SandboxPool, limits: SandboxLimits
+    ) -> None:
+        self._sessions = sessions
+        self._sandbox = sandbox
+        self._limits = limits
+
+    @activity.defn(name="run_python_node")
+    async def run_python_node(self, arg: PythonNodeInput) -> dict[str, Any]:
+        """Record progress, then run the node's code in a sandbox process, heartbeating meanwhile.
+
+        Raises:
+            ApplicationError: non-retryable, typed by the sandbox outcome (timeout, memory_limit, ...).
+        """
+        run_id = uuid.UUID(arg.run_id)
+        async with self._sessions() as session, session.begin():
+            await repo.transition(session, run_id, RunStatus.RUNNING)
+            await repo.upsert_tasks(session, run_id, arg.tasks)
+        limits = self._limits.lowered_by(dict(arg.limits))
+        job = asyncio.create_task(
+            self._sandbox.run(arg.code, arg.inputs, output_schema=arg.output_schema, limits=limits)
+        )
+        info = activity.info()
+        beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 1.0
+        try:
+            while True:
+                done, _ = await asyncio.wait({job}, timeout=beat)
+                if done:
+                    return job.result()
+                activity.heartbeat()
+        except SandboxError as err:
+            raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
+        finally:
+            if not job.done():
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+
+    @activity.defn(name="finalize_run")
+    async def finalize_run(self, arg: FinalizeInput) -> RunResult:
+        """Write the run's terminal state once; a repeated call answers with what is stored."""
+        async with self._sessions() as session, session.begin():
+            recorded, status = await repo.finalize(session, arg)
+        return RunResult(
+            run_id=arg.run_id,
+            status=arg.status if recorded else (status or arg.status),
+            outputs=arg.outputs,
+            error=arg.error,
+            recorded=recorded,
+        )
+
+    def all(self) -> list[Any]:
+        return [self.run_python_node, self.finalize_run]

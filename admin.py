@@ -1,0 +1,60 @@
+"""Command-line administration: create tenants, users and API keys (`python admin.py --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from db import accounts
+from db.migrate import upgrade_async
+from db.models import User
+from db.session import make_engine, make_session_factory
+from settings import get_settings
+
+
+async def _run(args: argparse.Namespace) -> None:
+    url = get_settings().effective_database_url
+    await upgrade_async(url)
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_session_factory(engine)() as session, session.begin():
+            if args.command == "create-tenant":
+                tenant = await accounts.create_tenant(session, args.name)
+                user = await accounts.create_user(session, tenant.id, args.owner_email, accounts.Role.OWNER)
+                _, key = await accounts.create_api_key(session, user, "owner key")
+                print(f"tenant {tenant.id}\nowner  {user.id} <{user.email}>\nkey    {key}")
+            elif args.command == "create-user":
+                tenant = await accounts.find_tenant(session, args.tenant)
+                if tenant is None:
+                    raise SystemExit(f"no tenant named {args.tenant!r}")
+                user = await accounts.create_user(session, tenant.id, args.email, accounts.Role(args.role))
+                _, key = await accounts.create_api_key(session, user, "initial key")
+                print(f"user {user.id} <{user.email}> role {user.role}\nkey  {key}")
+            elif args.command == "create-key":
+                found = await session.get(User, args.user_id)
+                if found is None:
+                    raise SystemExit(f"no user {args.user_id}")
+                _, key = await accounts.create_api_key(session, found, args.name)
+                print(key)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create tenants, users and API keys (keys are printed once).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("create-tenant", help="a tenant with an OWNER user and that user's API key")
+    t.add_argument("name")
+    t.add_argument("--owner-email", required=True)
+    u = sub.add_parser("create-user", help="a user in an existing tenant, with an API key")
+    u.add_argument("tenant", help="tenant name")
+    u.add_argument("email")
+    u.add_argument("--role", choices=[r.value for r in accounts.Role], default="USER")
+    k = sub.add_parser("create-key", help="another API key for a user")
+    k.add_argument("user_id")
+    k.add_argument("--name", default="")
+    asyncio.run(_run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

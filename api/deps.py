@@ -1,0 +1,70 @@
+"""FastAPI dependencies: settings, a database session, the Temporal client and the calling principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from db.accounts import Principal, Role, principal_for_key
+from db.models import User
+from errors import Unauthorized
+from settings import Settings
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def _client(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def credential(request: Request) -> str | None:
+    """The API key from `Authorization: Bearer`, the `ks_uat` cookie, or a bare cookie value (ksapi sends one)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    if token := request.cookies.get("ks_uat"):
+        return token
+    for part in request.headers.get("cookie", "").split(";"):
+        part = part.strip()
+        if part and "=" not in part:
+            return part
+    return None
+
+
+async def _principal(request: Request, session: Annotated[AsyncSession, Depends(_session)]) -> Principal:
+    settings = _settings(request)
+    token = credential(request)
+    if token:
+        principal = await principal_for_key(session, token)
+        if principal is None:
+            raise Unauthorized("Invalid API key")
+        return principal
+    if settings.allow_anonymous_local and settings.host in _LOOPBACK:
+        owner = (
+            await session.execute(select(User).where(User.role == Role.OWNER).order_by(User.created_at))
+        ).scalar()
+        if owner is not None:
+            return Principal(owner.tenant_id, owner.id, Role.OWNER)
+    raise Unauthorized("Missing credentials: send 'Authorization: Bearer <api key>' or the ks_uat cookie")
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+ClientDep = Annotated[Client, Depends(_client)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]

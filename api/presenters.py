@@ -1,0 +1,85 @@
+"""Database rows to wire models (rows never leave the API as they are)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api.schemas import RunResponse, TaskResponse, WorkflowResponse, WorkflowVersionResponse
+from db.models import Run, Task, Workflow, WorkflowVersion, utcnow
+from run_status import RunStatus, TaskStatus
+from workflows.definition import WorkflowDefinition
+
+
+def _sid(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def workflow(wf: Workflow) -> WorkflowResponse:
+    return WorkflowResponse(
+        id=str(wf.id),
+        name=wf.name,
+        description=wf.description,
+        definition=WorkflowDefinition.model_validate(wf.definition),
+        created_at=wf.created_at,
+        updated_at=wf.updated_at,
+    )
+
+
+def version(v: WorkflowVersion) -> WorkflowVersionResponse:
+    return WorkflowVersionResponse(
+        version=v.version,
+        name=v.name,
+        description=v.description,
+        definition=v.definition,
+        definition_hash=v.definition_hash,
+        created_at=v.created_at,
+        updated_at=v.updated_at,
+    )
+
+
+def task(t: Task) -> TaskResponse:
+    return TaskResponse(
+        id=str(t.id),
+        run_id=str(t.run_id),
+        node_id=t.node_id,
+        parent_task_id=_sid(t.parent_task_id),
+        status=TaskStatus(t.status),
+        inputs=t.inputs if t.inputs is not None else {},
+        outputs=t.outputs,
+        error=t.error,
+        start_time=t.start_time,
+        end_time=t.end_time,
+        subworkflow=t.subworkflow,
+        subworkflow_output=t.subworkflow_output,
+    )
+
+
+def _duration(start: datetime, end: datetime | None) -> float:
+    return max(0.0, ((end or utcnow()) - start).total_seconds())
+
+
+def run(r: Run, message: str | None = None) -> RunResponse:
+    tasks = [task(t) for t in r.tasks]
+    done = sum(1 for t in tasks if t.status == TaskStatus.COMPLETED)
+    return RunResponse(
+        id=str(r.id),
+        workflow_id=str(r.workflow_id),
+        workflow_version_id=_sid(r.workflow_version_id),
+        workflow_version=version(r.version) if r.version is not None else None,
+        status=RunStatus(r.status),
+        start_time=r.start_time,
+        end_time=r.end_time,
+        initial_inputs=r.initial_inputs,
+        outputs=r.outputs,
+        tasks=tasks,
+        parent_run_id=_sid(r.parent_run_id),
+        run_type=r.run_type,
+        output_file_id=_sid(r.output_file_id),
+        input_dataset_id=_sid(r.input_dataset_id),
+        message=message,
+        error=r.error,
+        duration=_duration(r.start_time, r.end_time),
+        percentage_complete=100.0 * done / len(tasks)
+        if tasks
+        else (100.0 if r.status == RunStatus.COMPLETED else 0.0),
+    )

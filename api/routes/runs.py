@@ -1,0 +1,167 @@
+"""Run endpoints: `/wf/{id}/run/`, `/wf/{id}/start_run/`, `/wf/{id}/runs/` and the `/run/` Runs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api import presenters
+from api import run_service as runs
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
+from api.schemas import RunResponse, StartRunRequest, TaskResponse
+from api.workflow_service import get_workflow, parse_id
+from run_status import RunStatus
+
+wf_router = APIRouter(prefix="/wf", tags=["runs"])
+run_router = APIRouter(prefix="/run", tags=["runs"])
+Page = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+def _eager(request: Request) -> bool:
+    return bool(getattr(request.app.state, "embedded_worker", None))
+
+
+@wf_router.post("/{workflow_id}/run/")
+async def run_blocking(
+    workflow_id: str,
+    body: StartRunRequest,
+    request: Request,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    run_type: str = "interactive",
+) -> Any:
+    """Run and wait (bounded by RUN_BLOCKING_TIMEOUT_SECONDS): `{node_id: outputs}`; 202 with the run if still going."""
+    inputs = _with_files(body)
+    run = await runs.start_run(
+        session,
+        client,
+        settings,
+        who,
+        workflow_id,
+        inputs,
+        run_type=run_type,
+        parent_run_id=body.parent_run_id,
+        eager=_eager(request),
+    )
+    result = await runs.wait_for_result(client, run.id, settings.run_blocking_timeout_seconds)
+    if result is not None and result.recorded:
+        return result.outputs
+    fresh = await runs.get_run(session, who, run.id)
+    if fresh.status in (RunStatus.PENDING, RunStatus.RUNNING):
+        return JSONResponse(
+            presenters.run(fresh, "Run still in progress").model_dump(mode="json"), status_code=202
+        )
+    return fresh.outputs or {}
+
+
+def _with_files(body: StartRunRequest) -> dict[str, Any] | None:
+    inputs = (
+        {k: dict(v) for k, v in (body.initial_inputs or {}).items()}
+        if body.initial_inputs is not None
+        else None
+    )
+    for node_id, paths in (body.files or {}).items():
+        if inputs is not None and node_id in inputs:
+            inputs[node_id]["files"] = paths
+    return inputs
+
+
+@wf_router.post("/{workflow_id}/start_run/", response_model=RunResponse)
+async def start_run(
+    workflow_id: str,
+    body: StartRunRequest,
+    request: Request,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    run_type: str = "interactive",
+) -> RunResponse:
+    run = await runs.start_run(
+        session,
+        client,
+        settings,
+        who,
+        workflow_id,
+        body.initial_inputs,
+        run_type=run_type,
+        parent_run_id=body.parent_run_id,
+        eager=_eager(request),
+    )
+    return presenters.run(await runs.get_run(session, who, run.id))
+
+
+@wf_router.get("/{workflow_id}/runs/", response_model=list[RunResponse])
+async def list_workflow_runs(
+    workflow_id: str,
+    session: SessionDep,
+    who: PrincipalDep,
+    page: Page = 1,
+    page_size: PageSize = 10,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    status: RunStatus | None = None,
+) -> list[RunResponse]:
+    wf = await get_workflow(session, who, workflow_id)
+    rows = await runs.list_runs(
+        session,
+        who,
+        page=page,
+        page_size=page_size,
+        workflow_id=wf.id,
+        status=status,
+        start_date=start_date,
+        end_date=end_date,
+    )
+    return [presenters.run(r) for r in rows]
+
+
+@run_router.get("/", response_model=list[RunResponse])
+async def list_all_runs(
+    session: SessionDep,
+    who: PrincipalDep,
+    page: Page = 1,
+    page_size: PageSize = 10,
+    parent_only: bool = True,
+    run_type: str | None = None,
+) -> list[RunResponse]:
+    rows = await runs.list_runs(
+        session, who, page=page, page_size=page_size, parent_only=parent_only, run_type=run_type
+    )
+    return [presenters.run(r) for r in rows]
+
+
+@run_router.get("/{run_id}/", response_model=RunResponse)
+async def get_run(run_id: str, session: SessionDep, who: PrincipalDep) -> RunResponse:
+    return presenters.run(await runs.get_run(session, who, run_id))
+
+
+@run_router.get("/{run_id}/status/", response_model=RunResponse)
+async def get_run_status(run_id: str, session: SessionDep, who: PrincipalDep) -> RunResponse:
+    return presenters.run(await runs.get_run(session, who, run_id))
+
+
+@run_router.get("/{run_id}/tasks/", response_model=list[TaskResponse])
+async def get_run_tasks(run_id: str, session: SessionDep, who: PrincipalDep) -> list[TaskResponse]:
+    return presenters.run(await runs.get_run(session, who, run_id)).tasks
+
+
+@run_router.delete("/{run_id}/", status_code=204)
+async def delete_run(run_id: str, session: SessionDep, who: PrincipalDep) -> Response:
+    await runs.delete_run(session, who, run_id)
+    return Response(status_code=204)
+
+
+@run_router.get("/{run_id}/children/", response_model=list[RunResponse])
+async def get_children(
+    run_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 100
+) -> list[RunResponse]:
+    parent = await runs.get_run(session, who, parse_id(run_id, "Run"))
+    rows = await runs.list_runs(session, who, page=page, page_size=page_size, parent_run_id=parent.id)
+    return [presenters.run(r) for r in rows]

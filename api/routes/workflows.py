@@ -1,0 +1,143 @@
+"""`/wf/` workflow management (PySpur's Workflow Management API)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from sqlalchemy import select
+
+from api import presenters
+from api import workflow_service as svc
+from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.schemas import OutputVariable, WorkflowCreateRequest, WorkflowResponse, WorkflowVersionResponse
+from db.models import Workflow, WorkflowVersion
+from errors import BadRequest, PayloadTooLarge
+from workflows.definition import default_definition
+
+router = APIRouter(prefix="/wf", tags=["workflows"])
+Page = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post("/", response_model=WorkflowResponse)
+async def create_workflow(
+    body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
+) -> WorkflowResponse:
+    definition = svc.prepare_definition(body.definition)
+    return presenters.workflow(
+        await svc.create_workflow(session, who, body.name, body.description, definition)
+    )
+
+
+@router.get("/", response_model=list[WorkflowResponse])
+async def list_workflows(
+    session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
+) -> list[WorkflowResponse]:
+    rows = await session.scalars(
+        select(Workflow)
+        .where(Workflow.tenant_id == who.tenant_id)
+        .order_by(Workflow.created_at.desc(), Workflow.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return [presenters.workflow(wf) for wf in rows]
+
+
+@router.get("/{workflow_id}/", response_model=WorkflowResponse)
+async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+    return presenters.workflow(await svc.get_workflow(session, who, workflow_id))
+
+
+@router.put("/{workflow_id}/", response_model=WorkflowResponse)
+async def update_workflow(
+    workflow_id: str, body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
+) -> WorkflowResponse:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    if body.definition is None:
+        raise BadRequest("Workflow definition is required to update a workflow")
+    definition = svc.prepare_definition(body.definition)
+    name = body.name.strip() or wf.name
+    return presenters.workflow(await svc.update_workflow(session, wf, name, body.description, definition))
+
+
+@router.put("/{workflow_id}/reset/", response_model=WorkflowResponse)
+async def reset_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    definition = default_definition().model_dump(mode="json")
+    return presenters.workflow(
+        await svc.update_workflow(session, wf, wf.name, wf.description or "", definition)
+    )
+
+
+@router.delete("/{workflow_id}/", status_code=204)
+async def delete_workflow(
+    workflow_id: str, session: SessionDep, who: PrincipalDep, settings: SettingsDep
+) -> Response:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    await svc.delete_workflow(session, wf, settings.resolved_data_dir)
+    return Response(status_code=204)
+
+
+@router.post("/{workflow_id}/duplicate/", response_model=WorkflowResponse)
+async def duplicate_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    copy = await svc.create_workflow(
+        session, who, f"{wf.name} (Copy)", wf.description or "", dict(wf.definition)
+    )
+    return presenters.workflow(copy)
+
+
+@router.get("/{workflow_id}/output_variables/", response_model=list[OutputVariable])
+async def output_variables(workflow_id: str, session: SessionDep, who: PrincipalDep) -> list[dict[str, str]]:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    return svc.output_variables(wf.definition)
+
+
+@router.get("/{workflow_id}/versions/", response_model=list[WorkflowVersionResponse])
+async def list_versions(
+    workflow_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
+) -> list[WorkflowVersionResponse]:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    rows = await session.scalars(
+        select(WorkflowVersion)
+        .where(WorkflowVersion.workflow_id == wf.id)
+        .order_by(WorkflowVersion.version.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return [presenters.version(v) for v in rows]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@router.post("/upload_test_files/")
+async def upload_test_files(
+    session: SessionDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
+    workflow_id: Annotated[str, Form()],
+    node_id: Annotated[str, Form()],
+    files: Annotated[list[UploadFile], File()],
+) -> dict[str, list[str]]:
+    wf = await svc.get_workflow(session, who, workflow_id)
+    folder = svc.test_files_dir(settings.resolved_data_dir, wf.id)
+    stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    saved: list[tuple[str, bytes]] = []
+    for upload in files:
+        data = await upload.read(settings.upload_max_bytes + 1)
+        if len(data) > settings.upload_max_bytes:
+            raise PayloadTooLarge(
+                f"File '{upload.filename}' exceeds the limit of {settings.upload_max_bytes} bytes"
+            )
+        name = _UNSAFE.sub("_", (upload.filename or "file").rsplit("/", 1)[-1]).lstrip(".") or "file"
+        saved.append((f"{stamp}_{name}", data))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in saved:
+        (folder / name).write_bytes(data)
+        paths.append(f"test_files/{wf.id}/{name}")
+    return {node_id: paths}

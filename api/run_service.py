@@ -1,0 +1,204 @@
+"""Run rules shared by every HTTP surface: create, start, wait, read, list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.workflow_service import get_workflow, parse_id, version_for_run
+from db import repo
+from db.accounts import Principal
+from db.models import Run, Workflow, utcnow
+from errors import Conflict, InvalidInput, NotFound, Unavailable
+from run_status import RunStatus, is_terminal
+from settings import Settings
+from workflows import graph, nodes
+from workflows import search_attributes as sa
+from workflows.definition import WorkflowDefinition
+from workflows.schema import NodePolicy, RunInput, RunResult
+
+
+def node_policy(settings: Settings) -> NodePolicy:
+    return NodePolicy(
+        heartbeat_timeout_seconds=settings.node_heartbeat_timeout_seconds,
+        start_to_close_seconds=settings.sandbox_wall_seconds + 60,
+        max_attempts=settings.node_retry_max_attempts,
+    )
+
+
+def _run_inputs(
+    defn: WorkflowDefinition, initial_inputs: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    plan = graph.GraphPlan.build(defn)
+    input_node = plan.by_id[plan.input_node_id]
+    if initial_inputs is None or input_node.id not in initial_inputs:
+        raise InvalidInput(f"initial_inputs must contain an entry for the input node '{input_node.id}'")
+    return input_node.id, nodes.validate_run_inputs(input_node, initial_inputs[input_node.id])
+
+
+async def start_run(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    workflow_id: str,
+    initial_inputs: dict[str, Any] | None,
+    *,
+    run_type: str = "interactive",
+    parent_run_id: str | None = None,
+    eager: bool = False,
+) -> Run:
+    """Create the run row (PENDING) and its Temporal execution.
+
+    Raises:
+        NotFound: unknown workflow or parent run.
+        InvalidInput: inputs missing or not matching the InputNode; no run is created.
+        Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
+    """
+    wf = await get_workflow(session, who, workflow_id)
+    defn = WorkflowDefinition.model_validate(wf.definition)
+    input_id, payload = _run_inputs(defn, initial_inputs)
+    parent = await _get_run_row(session, who, parent_run_id) if parent_run_id else None
+    version = await version_for_run(session, wf)
+    run = Run(
+        tenant_id=who.tenant_id,
+        workflow_id=wf.id,
+        workflow_version_id=version.id,
+        parent_run_id=parent.id if parent else None,
+        triggered_by=who.user_id,
+        status=RunStatus.PENDING.value,
+        run_type=run_type,
+        initial_inputs={input_id: payload},
+        start_time=utcnow(),
+    )
+    session.add(run)
+    await session.commit()
+    await _start_execution(session, client, settings, run, wf, defn, payload, eager=eager)
+    return run
+
+
+async def _start_execution(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    run: Run,
+    wf: Workflow,
+    defn: WorkflowDefinition,
+    payload: dict[str, Any],
+    *,
+    eager: bool,
+) -> None:
+    run_id = str(run.id)
+    try:
+        await client.start_workflow(
+            "RunWorkflow",
+            RunInput(
+                run_id=run_id,
+                tenant_id=str(run.tenant_id),
+                workflow_id=str(wf.id),
+                workflow_name=wf.name,
+                definition=defn,
+                input_payload=payload,
+                policy=node_policy(settings),
+            ),
+            id=sa.temporal_workflow_id(run_id),
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    sa.RUN_ID.value_set(run_id),
+                    sa.WORKFLOW_ID.value_set(str(wf.id)),
+                    sa.STATUS.value_set(RunStatus.PENDING.value),
+                ]
+            ),
+            memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
+            request_eager_start=eager,
+        )
+    except RPCError as err:
+        async with session.begin():
+            await repo.transition(
+                session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
+            )
+        raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+
+
+async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:
+    """The run's result once it closes; None if it is still going after `wait_seconds` or did not complete."""
+    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run_id)), result_type=RunResult)
+    try:
+        return await asyncio.wait_for(handle.result(), wait_seconds)
+    except (TimeoutError, WorkflowFailureError):
+        return None
+
+
+def _with_details(q: Select[tuple[Run]]) -> Select[tuple[Run]]:
+    return q.options(selectinload(Run.tasks), selectinload(Run.version))
+
+
+async def _get_run_row(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
+    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
+    run = await session.scalar(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
+    if run is None:
+        raise NotFound("Run not found")
+    return run
+
+
+async def get_run(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
+    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
+    session.expire_all()
+    run = await session.scalar(
+        _with_details(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
+    )
+    if run is None:
+        raise NotFound("Run not found")
+    return run
+
+
+async def list_runs(
+    session: AsyncSession,
+    who: Principal,
+    *,
+    page: int,
+    page_size: int,
+    workflow_id: uuid.UUID | None = None,
+    parent_only: bool = False,
+    parent_run_id: uuid.UUID | None = None,
+    run_type: str | None = None,
+    status: RunStatus | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+) -> list[Run]:
+    q = select(Run).where(Run.tenant_id == who.tenant_id)
+    if workflow_id is not None:
+        q = q.where(Run.workflow_id == workflow_id)
+    if parent_only:
+        q = q.where(Run.parent_run_id.is_(None))
+    if parent_run_id is not None:
+        q = q.where(Run.parent_run_id == parent_run_id)
+    if run_type:
+        q = q.where(Run.run_type == run_type)
+    if status is not None:
+        q = q.where(Run.status == status.value)
+    if start_date is not None:
+        q = q.where(Run.start_time >= start_date)
+    if end_date is not None:
+        q = q.where(Run.start_time <= end_date)
+    q = q.order_by(Run.start_time.desc(), Run.id).offset((page - 1) * page_size).limit(page_size)
+    return list((await session.scalars(_with_details(q))).all())
+
+
+async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None:
+    run = await _get_run_row(session, who, run_id)
+    if not is_terminal(run.status):
+        raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
+    await session.execute(delete(Run).where(Run.id == run.id))
+    await session.commit()

@@ -1,0 +1,93 @@
+"""Request and response models of the PySpur-compatible workflow API (field names as PySpur 0.1.18)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from run_status import RunStatus, TaskStatus
+from workflows.definition import WorkflowDefinition
+
+
+class WorkflowCreateRequest(BaseModel):
+    name: str = Field("", max_length=500)
+    description: str = ""
+    definition: WorkflowDefinition | None = None
+
+
+class WorkflowResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    description: str | None
+    definition: WorkflowDefinition
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowVersionResponse(BaseModel):
+    version: int
+    name: str
+    description: str | None
+    definition: Any
+    definition_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutputVariable(BaseModel):
+    node_id: str
+    variable_name: str
+    prefixed_variable: str
+
+
+class StartRunRequest(BaseModel):
+    initial_inputs: dict[str, dict[str, Any]] | None = None
+    parent_run_id: str | None = None
+    files: dict[str, list[str]] | None = None
+
+
+class TaskResponse(BaseModel):
+    id: str
+    run_id: str
+    node_id: str
+    parent_task_id: str | None = None
+    status: TaskStatus
+    inputs: Any = None
+    outputs: Any = None
+    error: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    subworkflow: Any = None
+    subworkflow_output: Any = None
+
+
+class RunResponse(BaseModel):
+    id: str
+    workflow_id: str
+    workflow_version_id: str | None
+    workflow_version: WorkflowVersionResponse | None
+    status: RunStatus
+    start_time: datetime
+    end_time: datetime | None
+    initial_inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    tasks: list[TaskResponse]
+    parent_run_id: str | None
+    run_type: str
+    output_file_id: str | None
+    input_dataset_id: str | None
+    message: str | None = None
+    error: str | None = None
+    duration: float | None
+    percentage_complete: float
+
+
+class PauseAction(StrEnum):
+    APPROVE = "APPROVE"
+    DECLINE = "DECLINE"
+    OVERRIDE = "OVERRIDE"

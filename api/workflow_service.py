@@ -1,0 +1,165 @@
+"""Workflow (definition) rules: validation on save, unique names, versions by definition hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.accounts import Principal
+from db.models import Workflow, WorkflowVersion, utcnow
+from errors import Conflict, NotFound
+from workflows import graph
+from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
+
+
+def parse_id(raw: str, what: str) -> uuid.UUID:
+    """Ids are UUIDs; anything else cannot name an entity, so it is simply not found."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) -> Workflow:
+    wf = await session.scalar(
+        select(Workflow).where(
+            Workflow.id == parse_id(workflow_id, "Workflow"), Workflow.tenant_id == who.tenant_id
+        )
+    )
+    if wf is None:
+        raise NotFound("Workflow not found")
+    return wf
+
+
+def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
+    """Fill PySpur's defaults for an empty definition, validate, and return the JSON to store.
+
+    Raises:
+        InvalidDefinition: the definition cannot run (see `graph.validate_definition`).
+    """
+    if defn is None or not defn.nodes:
+        spur = defn.spur_type if defn else SpurType.WORKFLOW
+        defn = chatbot_definition() if spur == SpurType.CHATBOT else default_definition()
+    graph.validate_definition(defn)
+    return defn.model_dump(mode="json")
+
+
+async def _name_taken(
+    session: AsyncSession, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
+) -> bool:
+    q = select(Workflow.id).where(Workflow.tenant_id == tenant_id, Workflow.name == name)
+    if exclude is not None:
+        q = q.where(Workflow.id != exclude)
+    return (await session.scalar(q)) is not None
+
+
+async def _unique_name(session: AsyncSession, tenant_id: uuid.UUID, wanted: str) -> str:
+    base = wanted.strip() or "Untitled Workflow"
+    if not await _name_taken(session, tenant_id, base):
+        return base
+    stamped = f"{base} {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')}"
+    name, n = stamped, 2
+    while await _name_taken(session, tenant_id, name):
+        name, n = f"{stamped} ({n})", n + 1
+    return name
+
+
+async def create_workflow(
+    session: AsyncSession, who: Principal, name: str, description: str, definition: dict[str, Any]
+) -> Workflow:
+    """Create with a name made unique (PySpur's timestamp suffix); retried if a racing create takes it."""
+    for _ in range(5):
+        wf = Workflow(
+            tenant_id=who.tenant_id,
+            name=await _unique_name(session, who.tenant_id, name),
+            description=description,
+            definition=definition,
+        )
+        session.add(wf)
+        try:
+            await session.commit()
+            return wf
+        except IntegrityError:
+            await session.rollback()
+    raise Conflict("Could not find a free workflow name; try again")
+
+
+async def update_workflow(
+    session: AsyncSession, wf: Workflow, name: str, description: str, definition: dict[str, Any]
+) -> Workflow:
+    if await _name_taken(session, wf.tenant_id, name, exclude=wf.id):
+        raise Conflict(f"A workflow named '{name}' already exists")
+    wf.name, wf.description, wf.definition, wf.updated_at = name, description, definition, utcnow()
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"A workflow named '{name}' already exists") from None
+    return wf
+
+
+def test_files_dir(data_dir: Path, workflow_id: uuid.UUID) -> Path:
+    return data_dir / "test_files" / str(workflow_id)
+
+
+async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -> None:
+    await session.delete(wf)
+    await session.commit()
+    shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)
+
+
+def definition_hash(definition: dict[str, Any]) -> str:
+    # PySpur hashes json.dumps(sort_keys=True) with default separators; keep it so hashes agree.
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+
+
+async def version_for_run(session: AsyncSession, wf: Workflow) -> WorkflowVersion:
+    """The version matching the workflow's current definition, created on first use of a new hash."""
+    digest = definition_hash(wf.definition)
+    for _ in range(5):
+        found = await session.scalar(
+            select(WorkflowVersion).where(
+                WorkflowVersion.workflow_id == wf.id, WorkflowVersion.definition_hash == digest
+            )
+        )
+        if found is not None:
+            return found
+        latest = await session.scalar(
+            select(func.max(WorkflowVersion.version)).where(WorkflowVersion.workflow_id == wf.id)
+        )
+        version = WorkflowVersion(
+            workflow_id=wf.id,
+            version=(latest or 0) + 1,
+            name=wf.name,
+            description=wf.description,
+            definition=wf.definition,
+            definition_hash=digest,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(version)
+            return version
+        except IntegrityError:
+            continue  # a concurrent run created that version number; look again
+    raise Conflict("Could not create a workflow version; try again")
+
+
+def output_variables(definition: dict[str, Any]) -> list[dict[str, str]]:
+    defn = WorkflowDefinition.model_validate(definition)
+    sources = {link.source_id for link in defn.links}
+    out = []
+    for node in defn.nodes:
+        if node.id in sources:
+            continue
+        for var in node.config.get("output_schema") or {}:
+            out.append({"node_id": node.id, "variable_name": var, "prefixed_variable": f"{node.id}-{var}"})
+    return out

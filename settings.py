@@ -1,0 +1,81 @@
+"""The one reader of the environment: every process builds a `Settings` and passes it down."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for the API, the worker and the local dev stack (`.env.example` lists every field)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Storage
+    data_dir: Path = Field(
+        Path(".data"), description="Local state: embedded PostgreSQL, Temporal SQLite, uploads"
+    )
+    database_url: str | None = Field(
+        None, description="postgresql+asyncpg://... ; unset means the embedded PostgreSQL in DATA_DIR/pg"
+    )
+    db_pool_size: int = 10
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "durable-runs"
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_api_key: str | None = None
+    temporal_ui_port: int = 8233
+
+    # API
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_blocking_timeout_seconds: float = Field(300.0, gt=0)
+    upload_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    allow_anonymous_local: bool = Field(
+        False, description="Serve without credentials; only honoured when HOST is a loopback address"
+    )
+    api_embedded_worker: bool = Field(
+        True, description="Host a worker in the API process so starts are eager (saves a round trip)"
+    )
+
+    # Worker
+    worker_max_concurrent_activities: int = 64
+    reconcile_interval_seconds: float = Field(30.0, gt=0)
+    node_heartbeat_timeout_seconds: float = Field(5.0, gt=0)
+    node_retry_max_attempts: int = Field(3, ge=1)
+
+    # Sandbox for PythonFuncNode
+    sandbox_python: str | None = Field(
+        None, description="Interpreter for user code; default: first usable system python3"
+    )
+    sandbox_isolation: str = Field("auto", description="auto | namespaces | none")
+    sandbox_pool_size: int = Field(4, ge=0)
+    sandbox_wall_seconds: float = Field(60.0, gt=0)
+    sandbox_cpu_seconds: int = Field(60, gt=0)
+    sandbox_memory_mb: int = Field(512, gt=0)
+    sandbox_output_bytes: int = Field(1024 * 1024, gt=0)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the embedded PostgreSQL's socket in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://postgres@/postgres?host={self.resolved_data_dir / 'pg'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment and `.env`."""
+    return Settings()

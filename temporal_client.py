@@ -1,0 +1,28 @@
+"""Connect to Temporal (local dev server, a cluster or Temporal Cloud) with our data converter."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from settings import Settings
+
+
+def _tls(settings: Settings) -> TLSConfig | bool:
+    if not (settings.temporal_tls or settings.temporal_tls_cert or settings.temporal_tls_ca):
+        return False
+    return TLSConfig(
+        server_root_ca_cert=settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None,
+        client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
+        client_private_key=settings.temporal_tls_key.read_bytes() if settings.temporal_tls_key else None,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=_tls(settings) or bool(settings.temporal_api_key),
+        api_key=settings.temporal_api_key,
+        data_converter=pydantic_data_converter,
+    )

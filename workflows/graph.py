@@ -1,0 +1,292 @@
+"""Pure graph logic: definition validation, the run plan, and the scheduling state of one run.
+
+No Temporal import: the workflow asks `RunState` what is ready, executes it, and reports back;
+unit tests drive the same object without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from errors import InvalidDefinition
+from run_status import RunStatus, TaskStatus
+from workflows import nodes
+from workflows.definition import SpurType, WorkflowDefinition, WorkflowLink, WorkflowNode
+from workflows.schema import TaskRecord
+
+UPSTREAM_FAILURE = "Upstream failure"
+SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
+
+
+def validate_definition(defn: WorkflowDefinition) -> None:
+    """Refuse a definition that cannot run, naming the first fault found.
+
+    Raises:
+        InvalidDefinition: duplicate ids, not exactly one root InputNode, unknown type or bad
+            config, a link to a missing node, a cycle, or a router link without a route name.
+    """
+    seen: set[str] = set()
+    for node in defn.nodes:
+        if node.id in seen:
+            raise InvalidDefinition(f"Duplicate node id '{node.id}'")
+        seen.add(node.id)
+    for node in defn.nodes:
+        nodes.validate_node(node)
+        if node.parent_id is not None and node.parent_id not in seen:
+            raise InvalidDefinition(f"Node '{node.id}' has parent_id '{node.parent_id}', which is not a node")
+    for link in defn.links:
+        for end in (link.source_id, link.target_id):
+            if end not in seen:
+                raise InvalidDefinition(
+                    f"Link {link.source_id} -> {link.target_id} points at missing node '{end}'"
+                )
+    top = [n for n in defn.nodes if n.parent_id is None]
+    targets = {link.target_id for link in defn.links}
+    inputs = [n for n in top if n.node_type == "InputNode"]
+    if len(inputs) != 1:
+        raise InvalidDefinition(f"A workflow needs exactly one root InputNode; found {len(inputs)}")
+    if inputs[0].id in targets:
+        raise InvalidDefinition(f"The InputNode '{inputs[0].id}' cannot have incoming links")
+    by_id = {n.id: n for n in defn.nodes}
+    for link in defn.links:
+        source = by_id[link.source_id]
+        if source.node_type == "RouterNode":
+            routes = source.config.get("route_map") or {}
+            if not link.source_handle:
+                raise InvalidDefinition(
+                    f"Link {link.source_id} -> {link.target_id} leaves router '{link.source_id}' without a "
+                    "source_handle naming a route"
+                )
+            if link.source_handle not in routes:
+                raise InvalidDefinition(
+                    f"Link {link.source_id} -> {link.target_id} names route '{link.source_handle}', which router "
+                    f"'{link.source_id}' does not define"
+                )
+    _check_acyclic(top, defn.links)
+    if defn.spur_type == SpurType.CHATBOT:
+        _check_chatbot(inputs[0], [n for n in top if n.node_type == "OutputNode"])
+
+
+def _check_acyclic(top: list[WorkflowNode], links: list[WorkflowLink]) -> None:
+    ids = {n.id for n in top}
+    succ: dict[str, list[str]] = {n.id: [] for n in top}
+    for link in links:
+        if link.source_id in ids and link.target_id in ids:
+            succ[link.source_id].append(link.target_id)
+    colour: dict[str, int] = dict.fromkeys(ids, 0)
+    for start in (n.id for n in top):
+        if colour[start]:
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(start, iter(succ[start]))]
+        colour[start] = 1
+        path = [start]
+        while stack:
+            node, it = stack[-1]
+            nxt = next(iter(it), None)
+            if nxt is None:
+                colour[node] = 2
+                stack.pop()
+                path.pop()
+            elif colour[nxt] == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                raise InvalidDefinition("The graph has a cycle: " + " -> ".join(cycle))
+            elif colour[nxt] == 0:
+                colour[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+                path.append(nxt)
+
+
+def _declared_types(node: WorkflowNode) -> dict[str, str]:
+    raw = node.config.get("output_json_schema")
+    if not raw:
+        return {}
+    try:
+        schema = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise InvalidDefinition(f"Invalid JSON schema in node '{node.id}' output_json_schema") from exc
+    props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    return {k: str(v.get("type", "")) for k, v in props.items() if isinstance(v, dict)}
+
+
+def _check_chatbot(input_node: WorkflowNode, outputs: list[WorkflowNode]) -> None:
+    declared = _declared_types(input_node)
+    missing = [f for f in ("user_message", "session_id") if declared.get(f) != "string"]
+    if missing:
+        raise InvalidDefinition(
+            "Chatbot input node must have the following mandatory fields: " + ", ".join(missing)
+        )
+    for out in outputs:
+        if _declared_types(out).get("assistant_message") != "string":
+            raise InvalidDefinition(
+                "Chatbot output node must have the following mandatory fields: assistant_message"
+            )
+
+
+@dataclass
+class GraphPlan:
+    """The top-level graph of a definition, indexed for scheduling (container children excluded)."""
+
+    definition: WorkflowDefinition
+    order: list[str]
+    by_id: dict[str, WorkflowNode]
+    preds: dict[str, list[WorkflowLink]]
+    succs: dict[str, list[str]]
+    input_node_id: str
+
+    @classmethod
+    def build(cls, defn: WorkflowDefinition) -> GraphPlan:
+        top = [n for n in defn.nodes if n.parent_id is None]
+        by_id = {n.id: n for n in top}
+        preds: dict[str, list[WorkflowLink]] = {n.id: [] for n in top}
+        succs: dict[str, list[str]] = {n.id: [] for n in top}
+        for link in defn.links:
+            if link.source_id in by_id and link.target_id in by_id:
+                preds[link.target_id].append(link)
+                succs[link.source_id].append(link.target_id)
+        order = _topological(top, preds)
+        input_id = next(n.id for n in top if n.node_type == "InputNode")
+        return cls(defn, order, by_id, preds, succs, input_id)
+
+    def descendants(self, node_id: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(self.succs[node_id])
+        while stack:
+            nid = stack.pop()
+            if nid not in found:
+                found.add(nid)
+                stack.extend(self.succs[nid])
+        return found
+
+
+def _topological(top: list[WorkflowNode], preds: dict[str, list[WorkflowLink]]) -> list[str]:
+    # Layer by layer, ties broken by definition order, so every replay schedules identically.
+    sources = {n.id: {link.source_id for link in preds[n.id]} for n in top}
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(top):
+        layer = [n.id for n in top if n.id not in placed and sources[n.id] <= placed]
+        if not layer:
+            raise InvalidDefinition("The graph has a cycle")
+        order.extend(layer)
+        placed.update(layer)
+    return order
+
+
+@dataclass
+class Start:
+    """The node should run with these inputs (`{predecessor_title: output}`)."""
+
+    inputs: dict[str, Any]
+
+
+@dataclass
+class RunState:
+    """Per-run scheduling state: one `TaskRecord` per top-level node, settled in dependency order."""
+
+    plan: GraphPlan
+    records: dict[str, TaskRecord] = field(default_factory=dict)
+    failed_node: str | None = None
+    canceled: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.records:
+            self.records = {nid: TaskRecord(node_id=nid, seq=i) for i, nid in enumerate(self.plan.order)}
+
+    # -- queries ---------------------------------------------------------------------------------
+    def ready(self) -> list[str]:
+        """PENDING nodes whose predecessors have all settled, in topological order."""
+        if self.failed_node is not None or self.canceled:
+            return []
+        return [
+            nid
+            for nid in self.plan.order
+            if self.records[nid].status == TaskStatus.PENDING
+            and all(self.records[link.source_id].status in SETTLED for link in self.plan.preds[nid])
+        ]
+
+    def unsettled(self) -> list[str]:
+        return [nid for nid in self.plan.order if self.records[nid].status not in SETTLED]
+
+    @property
+    def done(self) -> bool:
+        return not self.unsettled()
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            nid: r.outputs
+            for nid, r in self.records.items()
+            if r.status == TaskStatus.COMPLETED and r.outputs is not None
+        }
+
+    def run_status(self) -> RunStatus:
+        if self.canceled:
+            return RunStatus.CANCELED
+        if self.failed_node is not None:
+            return RunStatus.FAILED
+        return RunStatus.COMPLETED if self.done else RunStatus.RUNNING
+
+    def task_list(self) -> list[TaskRecord]:
+        return sorted(self.records.values(), key=lambda r: r.seq)
+
+    # -- decisions -------------------------------------------------------------------------------
+    def decide(self, node_id: str) -> Start | None:
+        """Inputs for a ready node, or None when it must be skipped (an untaken route upstream).
+
+        A node is skipped when any predecessor was skipped or sent it nothing, except a
+        CoalesceNode, which is skipped only when every predecessor sent nothing.
+        """
+        node = self.plan.by_id[node_id]
+        inputs: dict[str, Any] = {}
+        missing = 0
+        links = self.plan.preds[node_id]
+        for link in links:
+            source = self.records[link.source_id]
+            payload: Any = source.outputs if source.status == TaskStatus.COMPLETED else None
+            if payload is not None and self.plan.by_id[link.source_id].node_type == "RouterNode":
+                payload = nodes.router_route_payload(payload, link.source_handle or "")
+            if payload is None:
+                missing += 1
+                continue
+            inputs[self.plan.by_id[link.source_id].title] = payload
+        if node.node_type == "CoalesceNode":
+            return Start(inputs) if inputs else None
+        if missing:
+            return None
+        return Start(inputs)
+
+    # -- transitions -----------------------------------------------------------------------------
+    def start(self, node_id: str, inputs: dict[str, Any], now: datetime) -> None:
+        rec = self.records[node_id]
+        rec.status, rec.inputs, rec.start_time = TaskStatus.RUNNING, inputs, now
+
+    def complete(self, node_id: str, outputs: dict[str, Any], now: datetime) -> None:
+        rec = self.records[node_id]
+        rec.status, rec.outputs, rec.end_time = TaskStatus.COMPLETED, outputs, now
+        rec.start_time = rec.start_time or now
+
+    def skip(self, node_id: str, now: datetime) -> None:
+        rec = self.records[node_id]
+        rec.status, rec.start_time, rec.end_time = TaskStatus.CANCELED, rec.start_time or now, now
+
+    def fail(self, node_id: str, error: str, now: datetime) -> None:
+        """Fail a node and, with it, the run: every other unsettled node is canceled."""
+        rec = self.records[node_id]
+        rec.status, rec.error, rec.end_time = TaskStatus.FAILED, error, now
+        rec.start_time = rec.start_time or now
+        self.failed_node = node_id
+        downstream = self.plan.descendants(node_id)
+        for nid in self.unsettled():
+            other = self.records[nid]
+            other.status, other.end_time = TaskStatus.CANCELED, now
+            other.error = UPSTREAM_FAILURE if nid in downstream else f"Canceled: node '{node_id}' failed"
+
+    def cancel(self, reason: str, now: datetime) -> None:
+        """Cancel the run: every unsettled node becomes CANCELED with the reason."""
+        self.canceled = True
+        for nid in self.unsettled():
+            other = self.records[nid]
+            other.status, other.error, other.end_time = TaskStatus.CANCELED, reason, now

@@ -1,0 +1,70 @@
+"""Payloads that cross Temporal (workflow, activity and query arguments and results); pydantic, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from run_status import RunStatus, TaskStatus
+from workflows.definition import WorkflowDefinition
+
+
+class NodePolicy(BaseModel):
+    """Timeouts and retries for node activities; chosen by settings at start, frozen for the run."""
+
+    heartbeat_timeout_seconds: float = 5.0
+    start_to_close_seconds: float = 120.0
+    max_attempts: int = 3
+
+
+class RunInput(BaseModel):
+    run_id: str
+    tenant_id: str
+    workflow_id: str
+    workflow_name: str = ""
+    definition: WorkflowDefinition
+    input_payload: dict[str, Any]
+    policy: NodePolicy = Field(default_factory=NodePolicy)
+
+
+class TaskRecord(BaseModel):
+    node_id: str
+    seq: int
+    status: TaskStatus = TaskStatus.PENDING
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+class PythonNodeInput(BaseModel):
+    run_id: str
+    node_id: str
+    code: str
+    inputs: dict[str, Any]
+    output_schema: dict[str, str] | None = None
+    limits: dict[str, float] = Field(default_factory=dict)
+    # Tasks the workflow settled since its last write, flushed with this node's RUNNING row in one
+    # transaction so the database shows progress without an extra round trip.
+    tasks: list[TaskRecord] = Field(default_factory=list)
+
+
+class FinalizeInput(BaseModel):
+    run_id: str
+    status: RunStatus
+    outputs: dict[str, Any]
+    tasks: list[TaskRecord]
+    error: str | None = None
+    end_time: datetime
+
+
+class RunResult(BaseModel):
+    run_id: str
+    status: RunStatus
+    outputs: dict[str, Any]
+    error: str | None = None
+    # False when the database already held another terminal state (first terminal write wins).
+    recorded: bool = True
