@@ -11,7 +11,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.workflow_service import get_workflow, parse_id, version_for_run
@@ -115,9 +115,9 @@ async def _start_execution(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(
                 [
-                    sa.RUN_ID.value_set(run_id),
-                    sa.WORKFLOW_ID.value_set(str(wf.id)),
-                    sa.STATUS.value_set(RunStatus.PENDING.value),
+                    SearchAttributePair(sa.RUN_ID, run_id),
+                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
+                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
                 ]
             ),
             memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
