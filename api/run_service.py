@@ -11,7 +11,12 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.service import RPCError
 
 from api.workflow_service import get_workflow, parse_id, version_for_run
@@ -112,7 +117,9 @@ async def _start_execution(
             ),
             id=sa.temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
+            # A retried start finds the open execution, or is refused once it closed: never a second run.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.RUN_ID, run_id),

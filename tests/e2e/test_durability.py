@@ -1,0 +1,126 @@
+"""Durability: kill the worker, restart the API, terminate from Temporal; runs finish and the DB agrees."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.reconciler import reconcile_once
+from db.session import make_engine, make_session_factory
+from tests.builders import double_graph
+from tests.conftest import Stack, Tenant, api_process, free_port, wait_until
+from workflows.search_attributes import temporal_workflow_id
+
+pytestmark = pytest.mark.e2e
+
+SLOW = "import time\ntime.sleep({secs})\nreturn {{'y': input_model.input_node.x * 2}}"
+
+
+async def create(api: httpx.AsyncClient, defn: dict[str, Any]) -> str:
+    resp = await api.post("/wf/", json={"name": f"dur-{uuid.uuid4().hex[:6]}", "definition": defn})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["id"])
+
+
+async def temporal(stack: Stack) -> Client:
+    return await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+
+
+async def status_of(api: httpx.AsyncClient, run_id: str) -> str:
+    return str((await api.get(f"/run/{run_id}/")).json()["status"])
+
+
+async def test_run_completes_after_worker_is_killed_mid_python_node(api: httpx.AsyncClient, stack: Stack) -> None:
+    wf = await create(api, double_graph(SLOW.format(secs=3)))
+    run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 4}}})).json()
+
+    async def node_running() -> bool:
+        tasks = (await api.get(f"/run/{run['id']}/tasks/")).json()
+        return any(t["node_id"] == "py1" and t["status"] == "RUNNING" for t in tasks)
+
+    await wait_until(node_running)
+    assert (await status_of(api, run["id"])) == "RUNNING"
+    stack.kill_workers()
+    await asyncio.sleep(0.5)
+    stack.start_worker()
+
+    async def completed() -> dict[str, Any] | None:
+        body = (await api.get(f"/run/{run['id']}/")).json()
+        return body if body["status"] == "COMPLETED" else None
+
+    final = await wait_until(completed, timeout=60)
+    assert final["outputs"]["output_node"] == {"y": 8}
+    handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_runs_in_flight_complete_across_an_api_restart(stack: Stack, tenant: Tenant) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with api_process(stack, port):
+        async with httpx.AsyncClient(base_url=base, headers=tenant.headers, timeout=30) as client:
+            wf = await create(client, double_graph(SLOW.format(secs=1.5)))
+            ids = [
+                (await client.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": i}}})).json()["id"]
+                for i in range(3)
+            ]
+    with api_process(stack, port):
+        async with httpx.AsyncClient(base_url=base, headers=tenant.headers, timeout=30) as client:
+
+            async def all_done() -> bool:
+                return all([(await status_of(client, rid)) == "COMPLETED" for rid in ids])
+
+            await wait_until(all_done, timeout=60)
+            outs = [(await client.get(f"/run/{rid}/")).json()["outputs"]["py1"]["y"] for rid in ids]
+            assert sorted(outs) == [0, 2, 4]
+
+
+async def test_reconciler_repairs_a_run_terminated_in_temporal(api: httpx.AsyncClient, stack: Stack) -> None:
+    wf = await create(api, double_graph(SLOW.format(secs=30)))
+    run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
+    handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
+    await handle.terminate(reason="operator stop")
+    # The worker's reconciler only looks at runs older than its grace period; run it here with none.
+
+    engine = make_engine(stack.database_url, pool_size=1)
+    try:
+        repaired = await reconcile_once(make_session_factory(engine), await temporal(stack), grace=timedelta(0))
+    finally:
+        await engine.dispose()
+    assert repaired >= 1
+    body = (await api.get(f"/run/{run['id']}/")).json()
+    assert body["status"] == "CANCELED"
+    assert body["error"] == "Terminated in Temporal"
+    assert all(t["status"] in ("COMPLETED", "CANCELED") for t in body["tasks"])
+
+
+async def test_operators_find_runs_by_search_attributes_and_see_node_titles(api: httpx.AsyncClient, stack: Stack) -> None:
+    wf = await create(api, double_graph())
+    await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    run_id = (await api.get(f"/wf/{wf}/runs/")).json()[0]["id"]
+    client = await temporal(stack)
+
+    async def found() -> list[Any]:
+        return [w async for w in client.list_workflows(f"PySpurRunId = '{run_id}' AND PySpurStatus = 'COMPLETED'")]
+
+    listed = await wait_until(found, timeout=20)
+    assert listed[0].id == temporal_workflow_id(run_id)
+    by_wf = [w async for w in client.list_workflows(f"PySpurWorkflowId = '{wf}'")]
+    assert len(by_wf) == 1
+    handle = client.get_workflow_handle(temporal_workflow_id(run_id))
+    desc = await handle.describe()
+    assert (await desc.memo_value("workflow_id")) == wf
+    history = await handle.fetch_history()
+    summaries = [
+        pydantic_data_converter.payload_converter.from_payload(e.user_metadata.summary, str)
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes") and e.HasField("user_metadata")
+    ]
+    assert "py1" in summaries

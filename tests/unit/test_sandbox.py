@@ -1,0 +1,335 @@
+"""Behaviour of the Python sandbox pool: results, limits, isolation, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activities.sandbox import SandboxError, SandboxLimits, SandboxPool
+from activities.sandbox.child import choose_interpreter, nobody_can_execute
+from activities.sandbox.pool import validate_output
+
+DOUBLE = 'return {"y": input_model.input_node.x * 2}'
+# Generous where timing is not the point: the test machine may be loaded.
+RELAXED = SandboxLimits(wall_seconds=60.0, cpu_seconds=60, memory_mb=512)
+
+
+@pytest.fixture(scope="module")
+async def auto_pool() -> AsyncIterator[SandboxPool]:
+    pool = SandboxPool(python=None, isolation="auto", pool_size=2, limits=RELAXED)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def plain_pool() -> AsyncIterator[SandboxPool]:
+    pool = SandboxPool(python=None, isolation="none", pool_size=2, limits=RELAXED)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(params=["auto", "none"])
+def pool(request: pytest.FixtureRequest, auto_pool: SandboxPool, plain_pool: SandboxPool) -> SandboxPool:
+    """Behaviour that must hold whatever the isolation mode."""
+    return auto_pool if request.param == "auto" else plain_pool
+
+
+@pytest.fixture
+def ns_pool(auto_pool: SandboxPool) -> SandboxPool:
+    if auto_pool.effective_isolation != "namespaces":
+        pytest.skip("namespace isolation is not available here (needs root, unshare and setpriv)")
+    return auto_pool
+
+
+async def expect_error(pool: SandboxPool, code: str, kind: str, **kwargs: Any) -> SandboxError:
+    with pytest.raises(SandboxError) as caught:
+        await pool.run(code, kwargs.pop("inputs", {}), **kwargs)
+    assert caught.value.kind == kind, caught.value.message
+    return caught.value
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+# --- results and inputs -------------------------------------------------------
+
+
+async def test_returns_the_dict_built_by_user_code(pool: SandboxPool) -> None:
+    assert await pool.run(DOUBLE, {"input_node": {"x": 21}}) == {"y": 42}
+
+
+async def test_nested_inputs_support_attribute_and_item_access(pool: SandboxPool) -> None:
+    code = (
+        "node = input_model.input_node\n"
+        'return {"a": node.inner.items_[0].w, "b": input_model["input_node"]["inner"]["items_"][1]["w"],\n'
+        '        "has": "x" in node, "keys": sorted(node)}\n'
+    )
+    inputs = {"input_node": {"x": 1, "inner": {"items_": [{"w": 5}, {"w": 6}]}}}
+    assert await pool.run(code, inputs) == {"a": 5, "b": 6, "has": True, "keys": ["inner", "x"]}
+
+
+async def test_user_code_can_import_stdlib_and_print_without_corrupting_the_result(pool: SandboxPool) -> None:
+    code = 'import math, json\nprint("debug output")\nreturn {"r": math.sqrt(16), "j": json.dumps([1])}'
+    assert await pool.run(code, {}) == {"r": 4.0, "j": "[1]"}
+
+
+async def test_missing_input_attribute_is_a_user_error(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "return {'v': input_model.nope}", "user_error")
+    assert "AttributeError" in error.message
+
+
+# --- user errors and bad output ----------------------------------------------------
+
+
+async def test_user_exception_is_user_error_with_type_message_and_traceback(pool: SandboxPool) -> None:
+    code = 'def helper():\n    raise ValueError("boom from user")\nhelper()\nreturn {}'
+    error = await expect_error(pool, code, "user_error")
+    assert "ValueError: boom from user" in error.message
+    assert 'File "<user_code>", line 2, in helper' in error.message
+    assert 'raise ValueError("boom from user")' in error.message
+
+
+async def test_syntax_error_is_user_error(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "retrun {}", "user_error")
+    assert "SyntaxError" in error.message
+
+
+async def test_sys_exit_in_user_code_is_user_error(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "import sys\nsys.exit(4)", "user_error")
+    assert "SystemExit" in error.message
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("return [1, 2]", "must return a dict, got list"),
+        ("return None", "must return a dict, got NoneType"),
+        ("return {'s': {1, 2}}", "not JSON-serialisable"),
+        ("return {'n': float('nan')}", "not JSON-serialisable"),
+    ],
+)
+async def test_non_dict_or_non_json_result_is_bad_output(pool: SandboxPool, code: str, fragment: str) -> None:
+    error = await expect_error(pool, code, "bad_output")
+    assert fragment in error.message
+
+
+async def test_output_schema_mismatch_is_bad_output(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "return {'y': 'seven'}", "bad_output", output_schema={"y": "integer"})
+    assert error.message == "Output validation error: field 'y' expected integer, got str"
+
+
+async def test_output_schema_match_returns_result(pool: SandboxPool) -> None:
+    schema = {"y": "integer", "f": "float", "s": "string", "anything": "custom"}
+    result = await pool.run("return {'y': 1, 'f': 2, 's': 'x', 'anything': None}", {}, output_schema=schema)
+    assert result["y"] == 1
+
+
+def test_validate_output_type_rules() -> None:
+    validate_output({"n": 3, "b": True, "l": [], "d": {}}, {"n": "number", "b": "bool", "l": "array", "d": "object"})
+    with pytest.raises(SandboxError, match="missing field 'y'"):
+        validate_output({}, {"y": "str"})
+    with pytest.raises(SandboxError, match="field 'i' expected integer, got bool"):
+        validate_output({"i": True}, {"i": "int"})
+    with pytest.raises(SandboxError, match="field 's' expected string, got null"):
+        validate_output({"s": None}, {"s": "string"})
+
+
+# --- limits ------------------------------------------------------------------------
+
+
+def test_lowered_by_takes_the_minimum_of_each_field() -> None:
+    base = SandboxLimits(wall_seconds=10, cpu_seconds=10, memory_mb=256, output_bytes=1000)
+    assert base.lowered_by(None) is base
+    assert base.lowered_by({"wall_seconds": 99, "memory_mb": 64}) == SandboxLimits(10, 10, 64, 1000)
+    assert base.lowered_by(SandboxLimits(5, 60, 512, 10)) == SandboxLimits(5, 10, 256, 10)
+    with pytest.raises(ValueError, match="unknown"):
+        base.lowered_by({"network": True})
+
+
+async def test_per_run_limits_cannot_raise_the_pool_limits() -> None:
+    pool = SandboxPool(python=None, isolation="auto", pool_size=0, limits=SandboxLimits(wall_seconds=1.0))
+    await pool.start()
+    try:
+        error = await expect_error(
+            pool, "import time\ntime.sleep(30)", "timeout", limits=SandboxLimits(wall_seconds=30.0)
+        )
+        assert error.message == "Python node exceeded its wall-time limit of 1.0 s"
+    finally:
+        await pool.close()
+
+
+async def test_infinite_loop_hits_wall_timeout_and_pool_keeps_serving(pool: SandboxPool) -> None:
+    started = time.monotonic()
+    await expect_error(pool, "while True: pass", "timeout", limits=SandboxLimits(wall_seconds=1.0))
+    assert time.monotonic() - started < 20
+    assert await pool.run(DOUBLE, {"input_node": {"x": 1}}) == {"y": 2}
+
+
+async def test_python_level_cpu_burn_is_cpu_limit(pool: SandboxPool) -> None:
+    # The soft RLIMIT_CPU raises SIGXCPU, whose handler exits with a dedicated code.
+    limits = SandboxLimits(cpu_seconds=1, wall_seconds=30.0)
+    error = await expect_error(pool, "while True: pass", "cpu_limit", limits=limits)
+    assert error.message == "Python node exceeded its CPU-time limit of 1 s"
+
+
+async def test_cpu_burn_inside_one_c_call_is_cpu_limit(pool: SandboxPool) -> None:
+    # The SIGXCPU handler cannot run during one long C call; the hard limit's SIGKILL ends it.
+    limits = SandboxLimits(cpu_seconds=1, wall_seconds=30.0)
+    await expect_error(pool, "sum(range(10**13))", "cpu_limit", limits=limits)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["x = bytearray(2_000_000_000)", "x = []\nwhile True:\n    x.append(bytearray(1_000_000))"],
+    ids=["one-huge-allocation", "growing-list"],
+)
+async def test_memory_bomb_is_memory_limit(pool: SandboxPool, code: str) -> None:
+    limits = SandboxLimits(memory_mb=128)
+    error = await expect_error(pool, code, "memory_limit", limits=limits)
+    assert error.message == "Python node exceeded its memory limit of 128 MB"
+
+
+async def test_output_over_the_byte_limit_is_output_too_large(pool: SandboxPool) -> None:
+    limits = SandboxLimits(output_bytes=1000)
+    # json.dumps({"s": "x" * n}) is n + 9 bytes.
+    assert await pool.run("return {'s': 'x' * 991}", {}, limits=limits) == {"s": "x" * 991}
+    error = await expect_error(pool, "return {'s': 'x' * 992}", "output_too_large", limits=limits)
+    assert "1001 bytes" in error.message
+
+
+async def test_os_exit_is_crashed_with_exit_code(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "import os\nos._exit(3)", "crashed")
+    assert "exited with code 3" in error.message
+
+
+async def test_segfault_is_crashed_with_signal(pool: SandboxPool) -> None:
+    error = await expect_error(pool, "import ctypes\nctypes.string_at(0)", "crashed")
+    assert "SIGSEGV" in error.message
+
+
+# --- isolation ----------------------------------------------------------------------
+
+
+async def test_child_environment_carries_no_parent_secrets(pool: SandboxPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_TEST_SECRET", "marker-7f3e9a")
+    env = (await pool.run("import os\nreturn {'env': dict(os.environ)}", {}))["env"]
+    assert "SANDBOX_TEST_SECRET" not in env
+    assert not any("marker-7f3e9a" in value for value in env.values())
+    assert "PATH" not in env and "HOME" not in env
+
+
+async def test_child_starts_in_a_fresh_empty_writable_directory(pool: SandboxPool) -> None:
+    code = "import os\nbefore = os.listdir('.')\nopen('f.txt', 'w').write('x')\nreturn {'before': before, 'cwd': os.getcwd()}"
+    first = await pool.run(code, {})
+    second = await pool.run(code, {})
+    assert first["before"] == [] and second["before"] == []
+    assert first["cwd"] != second["cwd"]
+
+
+async def test_namespaced_child_runs_as_nobody(ns_pool: SandboxPool) -> None:
+    code = "import os\nreturn {'ids': [os.getuid(), os.geteuid(), os.getgid()], 'groups': os.getgroups()}"
+    assert await ns_pool.run(code, {}) == {"ids": [65534, 65534, 65534], "groups": []}
+
+
+async def test_namespaced_child_sees_no_other_processes(ns_pool: SandboxPool) -> None:
+    code = "import os\nreturn {'pids': sorted(p for p in os.listdir('/proc') if p.isdigit())}"
+    assert await ns_pool.run(code, {}) == {"pids": ["1"]}
+
+
+async def test_namespaced_child_cannot_read_root_only_directories(ns_pool: SandboxPool, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("database password")
+    tmp_path.chmod(0o700)
+    error = await expect_error(ns_pool, f"return {{'s': open({str(secret)!r}).read()}}", "user_error")
+    assert "PermissionError" in error.message
+
+
+async def test_namespaced_child_has_no_network_even_to_loopback(
+    ns_pool: SandboxPool, plain_pool: SandboxPool
+) -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5).close()\nreturn {{'ok': True}}"
+    try:
+        # Control: the port really is reachable from an unisolated child.
+        assert await plain_pool.run(code, {}) == {"ok": True}
+        error = await expect_error(ns_pool, code, "user_error")
+        assert "Network is unreachable" in error.message
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_chosen_interpreter_is_executable_by_nobody() -> None:
+    assert nobody_can_execute(choose_interpreter(None))
+    if os.path.realpath(sys.executable).startswith("/root/"):
+        assert not nobody_can_execute(sys.executable)
+
+
+async def test_auto_isolation_uses_namespaces_when_root_with_unshare(auto_pool: SandboxPool) -> None:
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/unshare"):
+        pytest.skip("not root or no unshare")
+    assert auto_pool.effective_isolation == "namespaces"
+
+
+# --- pool behaviour ---------------------------------------------------------------------
+
+
+async def test_cancelling_run_kills_the_child(pool: SandboxPool) -> None:
+    task = asyncio.create_task(pool.run("import time\ntime.sleep(60)\nreturn {}", {}))
+    deadline = time.monotonic() + 30
+    while not pool.running_pids:
+        assert time.monotonic() < deadline, "the run never started"
+        await asyncio.sleep(0.01)
+    pids = pool.running_pids
+    await asyncio.sleep(0.2)  # let the child get into user code
+    assert all(pid_alive(pid) for pid in pids)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"child {pids} still alive after cancellation"
+        await asyncio.sleep(0.01)
+
+
+async def test_twenty_concurrent_runs_all_succeed(pool: SandboxPool) -> None:
+    results = await asyncio.gather(*(pool.run(DOUBLE, {"input_node": {"x": i}}) for i in range(20)))
+    assert results == [{"y": 2 * i} for i in range(20)]
+
+
+async def test_missing_interpreter_is_unavailable() -> None:
+    pool = SandboxPool(python="/nonexistent/python3", isolation="none", pool_size=1, limits=RELAXED)
+    with pytest.raises(SandboxError) as caught:
+        await pool.start()
+    assert caught.value.kind == "unavailable"
+    await pool.close()
+
+
+async def test_run_after_close_is_unavailable_and_close_is_idempotent() -> None:
+    pool = SandboxPool(python=None, isolation="none", pool_size=1, limits=RELAXED)
+    await pool.start()
+    await pool.close()
+    await pool.close()
+    await expect_error(pool, DOUBLE, "unavailable", inputs={"input_node": {"x": 1}})
+
+
+def test_sandbox_error_survives_pickling() -> None:
+    error = pickle.loads(pickle.dumps(SandboxError("timeout", "too slow", stderr="tail")))
+    assert (error.kind, error.message, error.stderr, str(error)) == ("timeout", "too slow", "tail", "too slow")
+
