@@ -58,7 +58,13 @@ def start_postgres(pg_dir: Path) -> Any:
     import pgserver  # imported here: only the embedded mode needs it
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(str(pg_dir), cleanup_mode=None)
+    # "stop": the server stops when this process lets go of it (or exits), so Ctrl-C leaves nothing behind.
+    return pgserver.get_server(str(pg_dir), cleanup_mode="stop")
+
+
+def postgres_url(server: Any) -> str:
+    """The URL of a pgserver instance (it may put its socket elsewhere when the data path is long)."""
+    return str(server.get_uri())
 
 
 def stop_postgres(server: Any) -> None:
@@ -152,7 +158,7 @@ def _database(settings: Settings) -> Iterator[str]:
         return
     server = start_postgres(settings.resolved_data_dir / "pg")
     try:
-        yield settings.effective_database_url
+        yield postgres_url(server)
     finally:
         stop_postgres(server)
 

@@ -105,7 +105,7 @@ def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="dr-", dir="/tmp"))
     (tmp / "data").mkdir()
     pg = devstack.start_postgres(tmp / "pg")
-    url = f"postgresql://postgres@/postgres?host={tmp / 'pg'}"
+    url = devstack.postgres_url(pg)
     from db.migrate import upgrade
 
     upgrade(url)
