@@ -18,11 +18,14 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """A client for our namespace; `lazy` defers the connection to first use (the API must start
+    and answer /health even while Temporal is down)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         tls=_tls(settings) or bool(settings.temporal_api_key),
         api_key=settings.temporal_api_key,
         data_converter=pydantic_data_converter,
+        lazy=lazy,
     )

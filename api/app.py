@@ -5,6 +5,7 @@ Serve with `uvicorn --factory api.app:create_app`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -48,12 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.effective_database_url, settings.db_pool_size)
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
-        app.state.temporal = await connect(settings)
-        async with contextlib.AsyncExitStack() as stack:
-            if settings.api_embedded_worker:
-                app.state.embedded_worker = await stack.enter_async_context(_embedded_worker(app, settings))
+        app.state.temporal = await connect(settings, lazy=True)
+        app.state.embedded_worker = None
+        embedded = (
+            asyncio.create_task(_embedded_worker(app, settings)) if settings.api_embedded_worker else None
+        )
+        try:
             yield
-        await engine.dispose()
+        finally:
+            if embedded is not None:
+                embedded.cancel()
+                await asyncio.gather(embedded, return_exceptions=True)
+            await engine.dispose()
 
     app = FastAPI(title="Durable Runs API", version="0.1.0", lifespan=lifespan)
     errors.install(app)
@@ -67,11 +74,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-@contextlib.asynccontextmanager
-async def _embedded_worker(app: FastAPI, settings: Settings) -> AsyncIterator[object]:
-    """A worker inside the API process lets starts be eager: the first workflow task runs in the start
-    call itself instead of a round trip through the task queue. User code still runs in sandbox processes."""
-    async with sandbox_pool(settings) as pool:
-        worker = build_worker(app.state.temporal, settings, app.state.sessions, pool)
-        async with worker:
-            yield worker
+async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
+    """A worker inside the API process lets starts be eager: the first workflow task runs within the
+    start call instead of a round trip through the task queue. User code still runs in sandbox
+    processes. Waits for Temporal, and restarts the worker if it stops, so the API never depends on it."""
+    client = app.state.temporal
+    while True:
+        try:
+            await client.service_client.check_health()
+            async with sandbox_pool(settings) as pool:
+                worker = build_worker(client, settings, app.state.sessions, pool)
+                async with worker:
+                    app.state.embedded_worker = worker
+                    await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise
+        except (
+            Exception
+        ):  # Temporal unreachable or the worker failed: starts fall back to non-eager meanwhile
+            log.warning("embedded worker unavailable; retrying", exc_info=True)
+        finally:
+            app.state.embedded_worker = None
+        await asyncio.sleep(2.0)
