@@ -24,10 +24,10 @@ async def _run(args: argparse.Namespace) -> None:
                 _, key = await accounts.create_api_key(session, user, "owner key")
                 print(f"tenant {tenant.id}\nowner  {user.id} <{user.email}>\nkey    {key}")
             elif args.command == "create-user":
-                tenant = await accounts.find_tenant(session, args.tenant)
-                if tenant is None:
+                found_tenant = await accounts.find_tenant(session, args.tenant)
+                if found_tenant is None:
                     raise SystemExit(f"no tenant named {args.tenant!r}")
-                user = await accounts.create_user(session, tenant.id, args.email, accounts.Role(args.role))
+                user = await accounts.create_user(session, found_tenant.id, args.email, accounts.Role(args.role))
                 _, key = await accounts.create_api_key(session, user, "initial key")
                 print(f"user {user.id} <{user.email}> role {user.role}\nkey  {key}")
             elif args.command == "create-key":

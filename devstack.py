@@ -59,7 +59,7 @@ def start_postgres(pg_dir: Path) -> Any:
 
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     # "stop": the server stops when this process lets go of it (or exits), so Ctrl-C leaves nothing behind.
-    return pgserver.get_server(str(pg_dir), cleanup_mode="stop")
+    return pgserver.get_server(str(pg_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
 
 
 def postgres_url(server: Any) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,32 +59,34 @@ async def reconcile_once(
         verdict = await _verdict(client, run_id)
         if verdict is None:
             continue
-        status, error = verdict
+        status, error, outputs = verdict
+        extra = {"outputs": outputs} if outputs is not None else {}
         async with sessions() as session, session.begin():
-            if await repo.transition(session, run_id, status, error=error, end_time=utcnow()):
+            if await repo.transition(session, run_id, status, error=error, end_time=utcnow(), **extra):
                 await repo.cancel_unsettled_tasks(session, run_id, error)
                 repaired += 1
                 log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return repaired
 
 
-async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str] | None:
-    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
+async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, dict[str, Any] | None] | None:
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)), result_type=RunResult)
     try:
         desc = await handle.describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return RunStatus.FAILED, "Run was never started in Temporal"
+            return RunStatus.FAILED, "Run was never started in Temporal", None
         raise
     if desc.status is None or desc.status == WorkflowExecutionStatus.RUNNING:
         return None
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         try:
-            result = await handle.result(result_type=RunResult)
+            result = await handle.result()
         except WorkflowFailureError:
-            return RunStatus.FAILED, "Run failed"
-        return result.status, result.error or ""
-    return _CLOSED.get(desc.status, (RunStatus.FAILED, f"Temporal status {desc.status.name}"))
+            return RunStatus.FAILED, "Run failed", None
+        return result.status, result.error or "", result.outputs
+    status, error = _CLOSED.get(desc.status, (RunStatus.FAILED, f"Temporal status {desc.status.name}"))
+    return status, error, None
 
 
 async def reconcile_forever(

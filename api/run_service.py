@@ -147,7 +147,7 @@ async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float
         return None
 
 
-def _with_details(q: Select[tuple[Run]]) -> Select[tuple[Run]]:
+def _with_details(q: Select[Run]) -> Select[Run]:
     return q.options(selectinload(Run.tasks), selectinload(Run.version))
 
 
