@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
@@ -54,4 +55,7 @@ def build_worker(
         # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # The interpreter is our own deterministic code (checked by replay tests), so the per-run
+        # cost of the import sandbox can be skipped when measured worth it.
+        workflow_runner=SandboxedWorkflowRunner() if settings.worker_sandboxed_workflows else UnsandboxedWorkflowRunner(),
     )

@@ -34,9 +34,6 @@ class RunActivities:
             ApplicationError: non-retryable, typed by the sandbox outcome (timeout, memory_limit, ...).
         """
         run_id = uuid.UUID(arg.run_id)
-        async with self._sessions() as session, session.begin():
-            await repo.transition(session, run_id, RunStatus.RUNNING)
-            await repo.upsert_tasks(session, run_id, arg.tasks)
         limits = self._limits.lowered_by(dict(arg.limits))
         job = asyncio.create_task(
             self._sandbox.run(arg.code, arg.inputs, output_schema=arg.output_schema, limits=limits)
@@ -44,6 +41,10 @@ class RunActivities:
         info = activity.info()
         beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 1.0
         try:
+            # The progress write overlaps the user code instead of delaying it.
+            async with self._sessions() as session, session.begin():
+                await repo.transition(session, run_id, RunStatus.RUNNING)
+                await repo.upsert_tasks(session, run_id, arg.tasks)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from activities.sandbox import SandboxError, SandboxLimits, SandboxPool
-from activities.sandbox.child import choose_interpreter, nobody_can_execute
+from activities.sandbox.child import choose_interpreter, find_tool, nobody_can_execute
 from activities.sandbox.pool import validate_output
 
 DOUBLE = 'return {"y": input_model.input_node.x * 2}'
@@ -140,7 +140,9 @@ async def test_output_schema_match_returns_result(pool: SandboxPool) -> None:
 
 
 def test_validate_output_type_rules() -> None:
-    validate_output({"n": 3, "b": True, "l": [], "d": {}}, {"n": "number", "b": "bool", "l": "array", "d": "object"})
+    validate_output(
+        {"n": 3, "b": True, "l": [], "d": {}}, {"n": "number", "b": "bool", "l": "array", "d": "object"}
+    )
     with pytest.raises(SandboxError, match="missing field 'y'"):
         validate_output({}, {"y": "str"})
     with pytest.raises(SandboxError, match="field 'i' expected integer, got bool"):
@@ -225,7 +227,9 @@ async def test_segfault_is_crashed_with_signal(pool: SandboxPool) -> None:
 # --- isolation ----------------------------------------------------------------------
 
 
-async def test_child_environment_carries_no_parent_secrets(pool: SandboxPool, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_child_environment_carries_no_parent_secrets(
+    pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SANDBOX_TEST_SECRET", "marker-7f3e9a")
     env = (await pool.run("import os\nreturn {'env': dict(os.environ)}", {}))["env"]
     assert "SANDBOX_TEST_SECRET" not in env
@@ -251,11 +255,19 @@ async def test_namespaced_child_sees_no_other_processes(ns_pool: SandboxPool) ->
     assert await ns_pool.run(code, {}) == {"pids": ["1"]}
 
 
-async def test_namespaced_child_cannot_read_root_only_directories(ns_pool: SandboxPool, tmp_path: Path) -> None:
+@pytest.fixture
+def root_only_secret(tmp_path: Path) -> Path:
     secret = tmp_path / "secret.txt"
     secret.write_text("database password")
     tmp_path.chmod(0o700)
-    error = await expect_error(ns_pool, f"return {{'s': open({str(secret)!r}).read()}}", "user_error")
+    return secret
+
+
+async def test_namespaced_child_cannot_read_root_only_directories(
+    ns_pool: SandboxPool, root_only_secret: Path
+) -> None:
+    code = f"return {{'s': open({str(root_only_secret)!r}).read()}}"
+    error = await expect_error(ns_pool, code, "user_error")
     assert "PermissionError" in error.message
 
 
@@ -282,8 +294,8 @@ def test_chosen_interpreter_is_executable_by_nobody() -> None:
 
 
 async def test_auto_isolation_uses_namespaces_when_root_with_unshare(auto_pool: SandboxPool) -> None:
-    if os.geteuid() != 0 or not os.path.exists("/usr/bin/unshare"):
-        pytest.skip("not root or no unshare")
+    if os.geteuid() != 0 or find_tool("unshare") is None or find_tool("setpriv") is None:
+        pytest.skip("not root, or no unshare/setpriv")
     assert auto_pool.effective_isolation == "namespaces"
 
 
@@ -331,5 +343,9 @@ async def test_run_after_close_is_unavailable_and_close_is_idempotent() -> None:
 
 def test_sandbox_error_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(SandboxError("timeout", "too slow", stderr="tail")))
-    assert (error.kind, error.message, error.stderr, str(error)) == ("timeout", "too slow", "tail", "too slow")
-
+    assert (error.kind, error.message, error.stderr, str(error)) == (
+        "timeout",
+        "too slow",
+        "tail",
+        "too slow",
+    )
