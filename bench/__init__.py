@@ -1,0 +1,1 @@
+"""Benchmark harness: Temporal floor, our service and PySpur 0.1.18."""
