@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(30.0, gt=0)
     node_heartbeat_timeout_seconds: float = Field(5.0, gt=0)
     node_retry_max_attempts: int = Field(3, ge=1)
+    python_fast_path_seconds: float = Field(
+        1.0, ge=0, description="Python nodes first run as a local activity up to this long; 0 disables"
+    )
 
     # Sandbox for PythonFuncNode
     sandbox_python: str | None = Field(

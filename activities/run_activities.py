@@ -12,7 +12,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import repo
-from run_status import RunStatus
 from workflows.schema import FinalizeInput, PythonNodeInput, RunResult
 
 
@@ -43,8 +42,7 @@ class RunActivities:
         try:
             # The progress write overlaps the user code instead of delaying it.
             async with self._sessions() as session, session.begin():
-                await repo.transition(session, run_id, RunStatus.RUNNING)
-                await repo.upsert_tasks(session, run_id, arg.tasks)
+                await repo.record_progress(session, run_id, arg.tasks)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:

@@ -78,13 +78,15 @@ async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
     """A worker inside the API process lets starts be eager: the first workflow task runs within the
     start call instead of a round trip through the task queue. User code still runs in sandbox
     processes. Waits for Temporal, and restarts the worker if it stops, so the API never depends on it."""
-    client = app.state.temporal
     while True:
         try:
-            await client.service_client.check_health()
+            # Workers need a connected (not lazy) client, and eager start needs the starting client to
+            # be the worker's own, so once connected this client serves the whole API.
+            client = await connect(settings)
             async with sandbox_pool(settings) as pool:
                 worker = build_worker(client, settings, app.state.sessions, pool)
                 async with worker:
+                    app.state.temporal = client
                     app.state.embedded_worker = worker
                     await asyncio.Event().wait()
         except asyncio.CancelledError:

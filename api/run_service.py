@@ -37,6 +37,8 @@ def node_policy(settings: Settings) -> NodePolicy:
         heartbeat_timeout_seconds=settings.node_heartbeat_timeout_seconds,
         start_to_close_seconds=settings.sandbox_wall_seconds + 60,
         max_attempts=settings.node_retry_max_attempts,
+        wall_seconds=settings.sandbox_wall_seconds,
+        fast_path_seconds=settings.python_fast_path_seconds,
     )
 
 

@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Run, Task, utcnow
@@ -38,52 +39,82 @@ async def run_status(session: AsyncSession, run_id: uuid.UUID) -> RunStatus | No
     return RunStatus(value) if value else None
 
 
-def _task_row(run_id: uuid.UUID, rec: TaskRecord) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "run_id": run_id,
-        "node_id": rec.node_id,
-        "seq": rec.seq,
-        "status": rec.status.value,
-        "inputs": rec.inputs,
-        "outputs": rec.outputs,
-        "error": rec.error,
-        "start_time": rec.start_time,
-        "end_time": rec.end_time,
-    }
+def _sql_in(statuses: Iterable[str]) -> str:
+    # Statuses are our own enum constants, never caller input, so inlining them is safe.
+    return ", ".join(f"'{x}'" for x in sorted(statuses))
 
 
-async def upsert_tasks(
-    session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord], *, overwrite_settled: bool = False
-) -> None:
-    """Insert or update one row per node. Unless `overwrite_settled`, a settled row never changes,
-    so a late, retried progress write cannot undo a terminal one."""
-    if not records:
-        return
-    stmt = insert(Task).values([_task_row(run_id, r) for r in records])
-    cols = ("seq", "status", "inputs", "outputs", "error", "start_time", "end_time")
-    where = None if overwrite_settled else Task.status.not_in(_SETTLED)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Task.run_id, Task.node_id],
-        set_={c: stmt.excluded[c] for c in cols},
-        where=where,
+_TASK_COLUMNS = "seq, status, inputs, outputs, error, start_time, end_time"
+_UPSERT_TASKS = f"""
+INSERT INTO tasks (id, run_id, node_id, {_TASK_COLUMNS})
+SELECT gen_random_uuid(), {{run}}, r.node_id, r.seq, r.status, r.inputs, r.outputs, r.error, r.start_time, r.end_time
+FROM {{source}} jsonb_to_recordset(CAST(:tasks AS jsonb)) AS r(
+    node_id text, seq int, status text, inputs jsonb, outputs jsonb, error text,
+    start_time timestamptz, end_time timestamptz)
+ON CONFLICT (run_id, node_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}
+"""
+
+# One statement, one round trip: mark the run RUNNING (if it may move there) and record progress.
+# A settled task row never changes here, so a late, retried progress write cannot undo a terminal one.
+_PROGRESS = text(
+    f"""
+WITH moved AS (
+    UPDATE runs SET status = 'RUNNING'
+    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[RunStatus.RUNNING])})
+)
+{_UPSERT_TASKS.format(run=":run_id", source="")}
+WHERE tasks.status NOT IN ({_sql_in(_SETTLED)})
+"""
+)
+
+
+def _finalize_sql(status: RunStatus) -> TextClause:
+    return text(
+        f"""
+WITH moved AS (
+    UPDATE runs SET status = '{status.value}', outputs = CAST(:outputs AS jsonb), error = :error, end_time = :end_time
+    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])})
+    RETURNING id
+), written AS (
+    {_UPSERT_TASKS.format(run="moved.id", source="moved,")}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT status FROM runs WHERE id = :run_id) AS before
+"""
     )
-    await session.execute(stmt)
+
+
+def _tasks_json(records: list[TaskRecord]) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in records])
+
+
+async def record_progress(session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord]) -> None:
+    """Mark the run RUNNING (when allowed) and upsert the given task rows, in one statement."""
+    await session.execute(_PROGRESS, {"run_id": run_id, "tasks": _tasks_json(records)})
 
 
 async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, RunStatus | None]:
     """The idempotent terminal write: the first terminal status wins, later ones change nothing.
 
-    Returns (recorded, status now stored).
+    Run status, outputs and every task row are written in one statement. Returns
+    (recorded, status now stored).
     """
-    run_id = uuid.UUID(arg.run_id)
-    moved = await transition(
-        session, run_id, arg.status, outputs=arg.outputs, error=arg.error, end_time=arg.end_time
-    )
-    if moved:
-        await upsert_tasks(session, run_id, arg.tasks, overwrite_settled=True)
+    row = (
+        await session.execute(
+            _finalize_sql(arg.status),
+            {
+                "run_id": uuid.UUID(arg.run_id),
+                "outputs": json.dumps(arg.outputs),
+                "error": arg.error,
+                "end_time": arg.end_time,
+                "tasks": _tasks_json(arg.tasks),
+            },
+        )
+    ).one()
+    if row.moved:
         return True, arg.status
-    return False, await run_status(session, run_id)
+    return False, RunStatus(row.before) if row.before else None
 
 
 async def cancel_unsettled_tasks(

@@ -110,7 +110,7 @@ class RunWorkflow:
                 del in_flight[node_id]
                 try:
                     state.complete(node_id, task.result(), workflow.now())
-                except ActivityError as err:
+                except (ActivityError, ApplicationError) as err:
                     state.fail(node_id, _activity_error_text(err), workflow.now())
 
     async def _python_node(
@@ -135,11 +135,34 @@ class RunWorkflow:
             limits={k: float(node.config[k]) for k in _LIMIT_KEYS if node.config.get(k) is not None},
             tasks=changed,
         )
-        if state.run_status() == RunStatus.RUNNING:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
+        wall = float(arg.limits.get("wall_seconds", policy.wall_seconds))
+        fast = min(policy.fast_path_seconds, wall)
+        if fast > 0:
+            # Fast path: a local activity runs inside this workflow task, saving two round trips
+            # through the server. User code has no network and no lasting files, so running it
+            # again on the slow path after the fast-path limit is harmless.
+            try:
+                quick: dict[str, Any] = await workflow.execute_local_activity(
+                    "run_python_node",
+                    arg.model_copy(update={"limits": {**arg.limits, "wall_seconds": fast}}),
+                    result_type=dict,
+                    start_to_close_timeout=timedelta(seconds=fast + 10),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    summary=node.title,
+                )
+                return quick
+            except (ActivityError, ApplicationError) as err:
+                # A failed local activity surfaces as its ApplicationError itself, not wrapped.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                timed_out = isinstance(cause, ApplicationError) and cause.type == "timeout"
+                if isinstance(cause, ApplicationError) and cause.non_retryable and not (timed_out and wall > fast):
+                    raise
+        # Slow path: a regular activity that heartbeats, so cancellation and worker loss reach it.
+        # Only now is the run worth marking RUNNING for operators: a fast-path run is already done.
+        workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
         result: dict[str, Any] = await workflow.execute_activity(
             "run_python_node",
-            arg,
+            arg.model_copy(update={"tasks": []}) if fast > 0 else arg,
             result_type=dict,
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
@@ -177,8 +200,8 @@ class RunWorkflow:
         return result
 
 
-def _activity_error_text(err: ActivityError) -> str:
-    cause = err.cause
+def _activity_error_text(err: ActivityError | ApplicationError) -> str:
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):
         return cause.message
     if isinstance(cause, CancelledError):

@@ -17,6 +17,9 @@ class NodePolicy(BaseModel):
     heartbeat_timeout_seconds: float = 5.0
     start_to_close_seconds: float = 120.0
     max_attempts: int = 3
+    wall_seconds: float = 60.0
+    # Python nodes first run as a local activity bounded by this many seconds (0: never).
+    fast_path_seconds: float = 1.0
 
 
 class RunInput(BaseModel):
