@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 
-def input_node(fields: dict[str, str] | None = None, node_id: str = "input_node", required: list[str] | None = None) -> dict[str, Any]:
+def input_node(
+    fields: dict[str, str] | None = None, node_id: str = "input_node", required: list[str] | None = None
+) -> dict[str, Any]:
     fields = fields if fields is not None else {"x": "integer"}
     schema: dict[str, Any] = {"type": "object", "properties": {k: {"type": v} for k, v in fields.items()}}
     if required is not None:
@@ -19,7 +21,9 @@ def input_node(fields: dict[str, str] | None = None, node_id: str = "input_node"
     }
 
 
-def python_node(node_id: str, code: str, output_schema: dict[str, str] | None = None, **config: Any) -> dict[str, Any]:
+def python_node(
+    node_id: str, code: str, output_schema: dict[str, str] | None = None, **config: Any
+) -> dict[str, Any]:
     return {
         "id": node_id,
         "title": node_id,

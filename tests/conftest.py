@@ -174,15 +174,15 @@ async def api(app_client: httpx.AsyncClient, tenant: Tenant) -> httpx.AsyncClien
     return app_client
 
 
-async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
+async def wait_until(predicate: Any, within: float = 30.0, interval: float = 0.2) -> Any:
     """Poll an async predicate until it returns a truthy value."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = await predicate()
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+            raise AssertionError(f"condition not met within {within} s (last value {value!r})")
         await asyncio.sleep(interval)
 
 
@@ -190,7 +190,17 @@ async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.
 def api_process(stack: Stack, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = stack.env(HOST="127.0.0.1", PORT=str(port))
     proc = devstack.spawn(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stack.tmp / "api.log",
         env,
     )

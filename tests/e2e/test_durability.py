@@ -37,7 +37,9 @@ async def status_of(api: httpx.AsyncClient, run_id: str) -> str:
     return str((await api.get(f"/run/{run_id}/")).json()["status"])
 
 
-async def test_run_completes_after_worker_is_killed_mid_python_node(api: httpx.AsyncClient, stack: Stack) -> None:
+async def test_run_completes_after_worker_is_killed_mid_python_node(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
     wf = await create(api, double_graph(SLOW.format(secs=3)))
     run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 4}}})).json()
 
@@ -55,7 +57,7 @@ async def test_run_completes_after_worker_is_killed_mid_python_node(api: httpx.A
         body = (await api.get(f"/run/{run['id']}/")).json()
         return body if body["status"] == "COMPLETED" else None
 
-    final = await wait_until(completed, timeout=60)
+    final = await wait_until(completed, within=60)
     assert final["outputs"]["output_node"] == {"y": 8}
     handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
@@ -68,7 +70,11 @@ async def test_runs_in_flight_complete_across_an_api_restart(stack: Stack, tenan
         async with httpx.AsyncClient(base_url=base, headers=tenant.headers, timeout=30) as client:
             wf = await create(client, double_graph(SLOW.format(secs=1.5)))
             ids = [
-                (await client.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": i}}})).json()["id"]
+                (
+                    await client.post(
+                        f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": i}}}
+                    )
+                ).json()["id"]
                 for i in range(3)
             ]
     with api_process(stack, port):
@@ -77,7 +83,7 @@ async def test_runs_in_flight_complete_across_an_api_restart(stack: Stack, tenan
             async def all_done() -> bool:
                 return all([(await status_of(client, rid)) == "COMPLETED" for rid in ids])
 
-            await wait_until(all_done, timeout=60)
+            await wait_until(all_done, within=60)
             outs = [(await client.get(f"/run/{rid}/")).json()["outputs"]["py1"]["y"] for rid in ids]
             assert sorted(outs) == [0, 2, 4]
 
@@ -91,7 +97,9 @@ async def test_reconciler_repairs_a_run_terminated_in_temporal(api: httpx.AsyncC
 
     engine = make_engine(stack.database_url, pool_size=1)
     try:
-        repaired = await reconcile_once(make_session_factory(engine), await temporal(stack), grace=timedelta(0))
+        repaired = await reconcile_once(
+            make_session_factory(engine), await temporal(stack), grace=timedelta(0)
+        )
     finally:
         await engine.dispose()
     assert repaired >= 1
@@ -101,16 +109,20 @@ async def test_reconciler_repairs_a_run_terminated_in_temporal(api: httpx.AsyncC
     assert all(t["status"] in ("COMPLETED", "CANCELED") for t in body["tasks"])
 
 
-async def test_operators_find_runs_by_search_attributes_and_see_node_titles(api: httpx.AsyncClient, stack: Stack) -> None:
+async def test_operators_find_runs_by_search_attributes_and_see_node_titles(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
     wf = await create(api, double_graph())
     await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
     run_id = (await api.get(f"/wf/{wf}/runs/")).json()[0]["id"]
     client = await temporal(stack)
 
     async def found() -> list[Any]:
-        return [w async for w in client.list_workflows(f"PySpurRunId = '{run_id}' AND PySpurStatus = 'COMPLETED'")]
+        return [
+            w async for w in client.list_workflows(f"PySpurRunId = '{run_id}' AND PySpurStatus = 'COMPLETED'")
+        ]
 
-    listed = await wait_until(found, timeout=20)
+    listed = await wait_until(found, within=20)
     assert listed[0].id == temporal_workflow_id(run_id)
     by_wf = [w async for w in client.list_workflows(f"PySpurWorkflowId = '{wf}'")]
     assert len(by_wf) == 1

@@ -14,9 +14,12 @@ async def test_health_is_503_naming_temporal_when_it_is_unreachable(stack: Stack
     from api.app import create_app
 
     app = create_app(stack.settings(temporal_address=f"127.0.0.1:{free_port()}"))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            resp = await client.get("/health")
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        resp = await client.get("/health")
     assert resp.status_code == 503
     problems = resp.json()["problems"]
     assert any(p.startswith("temporal") for p in problems)

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 async def run_code(api: httpx.AsyncClient, code: str, **limits: Any) -> dict[str, Any]:
     defn = double_graph(code)
     defn["nodes"][1]["config"].update(limits)
-    wf = (await api.post("/wf/", json={"name": f"py-{uuid.uuid4().hex[:6]}", "definition": defn})).json()["id"]
+    wf = (await api.post("/wf/", json={"name": f"py-{uuid.uuid4().hex[:6]}", "definition": defn})).json()[
+        "id"
+    ]
     resp = await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
     assert resp.status_code == 200, resp.text
     run: dict[str, Any] = (await api.get(f"/wf/{wf}/runs/")).json()[0]
@@ -53,13 +55,17 @@ async def test_faulty_user_code_fails_its_node_with_a_clear_error(
 
 
 async def test_user_code_cannot_see_the_service_environment(api: httpx.AsyncClient) -> None:
-    run = await run_code(api, "import os\nreturn {'y': 1, 'env': dict(os.environ), 'uid': os.getuid()}", output_schema={})
+    run = await run_code(
+        api, "import os\nreturn {'y': 1, 'env': dict(os.environ), 'uid': os.getuid()}", output_schema={}
+    )
     out = py_task(run)["outputs"]
     assert "DATABASE_URL" not in out["env"]
     assert not any("TEMPORAL" in k for k in out["env"])
 
 
-async def test_user_code_cannot_reach_temporal_or_the_data_directory(api: httpx.AsyncClient, stack: Stack) -> None:
+async def test_user_code_cannot_reach_temporal_or_the_data_directory(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
     # The test process itself can reach this port, so "blocked" can only come from the sandbox.
     with socket.create_connection(("127.0.0.1", stack.temporal_port), timeout=1):
         pass

@@ -87,7 +87,11 @@ async def test_router_sends_only_the_matching_branch_and_cancels_the_other(api: 
             input_node(),
             node("router", "RouterNode", route_map=route),
             python_node("big_py", 'return {"label": "big"}', {"label": "string"}),
-            python_node("small_py", 'return {"label": "small:" + str(input_model.router.input_node.x)}', {"label": "string"}),
+            python_node(
+                "small_py",
+                'return {"label": "small:" + str(input_model.router.input_node.x)}',
+                {"label": "string"},
+            ),
             node("c", "CoalesceNode", preferences=["big_py", "small_py"]),
             output_node({"label": "c.label"}),
         ],
@@ -116,9 +120,18 @@ async def test_merge_and_static_value_nodes_feed_python_by_title(api: httpx.Asyn
             input_node(),
             node("static", "StaticValueNode", values={"k": 7}),
             node("merge", "MergeNode"),
-            python_node("py", 'return {"s": input_model.merge.static.k + input_model.merge.input_node.x}', {"s": "integer"}),
+            python_node(
+                "py",
+                'return {"s": input_model.merge.static.k + input_model.merge.input_node.x}',
+                {"s": "integer"},
+            ),
         ],
-        [link("input_node", "static"), link("input_node", "merge"), link("static", "merge"), link("merge", "py")],
+        [
+            link("input_node", "static"),
+            link("input_node", "merge"),
+            link("static", "merge"),
+            link("merge", "py"),
+        ],
     )
     wf = await create(api, defn)
     out = (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
@@ -166,7 +179,9 @@ async def test_runs_are_invisible_to_other_tenants(api: httpx.AsyncClient, other
     hdr = other_tenant.headers
     assert (await api.get(f"/run/{run['id']}/", headers=hdr)).status_code == 404
     assert (await api.get(f"/wf/{wf}/", headers=hdr)).status_code == 404
-    assert (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}}, headers=hdr)).status_code == 404
+    assert (
+        await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}}, headers=hdr)
+    ).status_code == 404
     assert run["id"] not in {r["id"] for r in (await api.get("/run/", headers=hdr)).json()}
 
 
@@ -185,9 +200,14 @@ async def test_delete_run_is_refused_while_in_progress_and_allowed_after(api: ht
 
 async def test_run_tasks_and_children_endpoints(api: httpx.AsyncClient) -> None:
     wf = await create(api, double_graph())
-    parent = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
+    parent = (
+        await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    ).json()
     child = (
-        await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 2}}, "parent_run_id": parent["id"]})
+        await api.post(
+            f"/wf/{wf}/start_run/",
+            json={"initial_inputs": {"input_node": {"x": 2}}, "parent_run_id": parent["id"]},
+        )
     ).json()
     children = (await api.get(f"/run/{parent['id']}/children/")).json()
     assert [c["id"] for c in children] == [child["id"]]

@@ -22,7 +22,9 @@ async def test_create_without_definition_gets_the_default_graph(api: httpx.Async
 
 
 async def test_chatbot_spur_gets_the_chatbot_default(api: httpx.AsyncClient) -> None:
-    resp = await api.post("/wf/", json={"name": "bot", "definition": {"nodes": [], "links": [], "spur_type": "chatbot"}})
+    resp = await api.post(
+        "/wf/", json={"name": "bot", "definition": {"nodes": [], "links": [], "spur_type": "chatbot"}}
+    )
     assert resp.status_code == 200
     types = [n["node_type"] for n in resp.json()["definition"]["nodes"]]
     assert types == ["InputNode", "OutputNode"]
@@ -60,7 +62,13 @@ async def test_update_without_definition_gives_400(api: httpx.AsyncClient) -> No
         (definition([node("s", "StaticValueNode", values={})], []), "exactly one root InputNode"),
         (definition([input_node(), node("z", "NopeNode")], []), "NopeNode"),
         (definition([input_node()], [link("input_node", "ghost")]), "ghost"),
-        (definition([input_node(), node("r", "RouterNode", route_map={"a": {"conditions": []}})], [link("input_node", "r"), link("r", "input_node")]), "InputNode"),
+        (
+            definition(
+                [input_node(), node("r", "RouterNode", route_map={"a": {"conditions": []}})],
+                [link("input_node", "r"), link("r", "input_node")],
+            ),
+            "InputNode",
+        ),
         (definition([input_node(), node("p", "PythonFuncNode", code=5)], []), "code"),
     ],
 )
@@ -74,7 +82,9 @@ async def test_invalid_definitions_are_refused_with_422_naming_the_fault(
 
 async def test_get_list_reset_duplicate_delete(api: httpx.AsyncClient) -> None:
     name = f"life-{uuid.uuid4().hex[:6]}"
-    wf = (await api.post("/wf/", json={"name": name, "description": "d", "definition": double_graph()})).json()
+    wf = (
+        await api.post("/wf/", json={"name": name, "description": "d", "definition": double_graph()})
+    ).json()
     got = (await api.get(f"/wf/{wf['id']}/")).json()
     assert got["definition"]["nodes"][1]["id"] == "py1"
     listed = (await api.get("/wf/", params={"page_size": 100})).json()
@@ -91,7 +101,9 @@ async def test_get_list_reset_duplicate_delete(api: httpx.AsyncClient) -> None:
 
 
 async def test_delete_workflow_removes_its_runs_and_versions(api: httpx.AsyncClient) -> None:
-    wf = (await api.post("/wf/", json={"name": f"del-{uuid.uuid4().hex[:6]}", "definition": double_graph()})).json()
+    wf = (
+        await api.post("/wf/", json={"name": f"del-{uuid.uuid4().hex[:6]}", "definition": double_graph()})
+    ).json()
     await api.post(f"/wf/{wf['id']}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
     run_id = (await api.get(f"/wf/{wf['id']}/runs/")).json()[0]["id"]
     assert (await api.delete(f"/wf/{wf['id']}/")).status_code == 204
@@ -99,7 +111,9 @@ async def test_delete_workflow_removes_its_runs_and_versions(api: httpx.AsyncCli
 
 
 async def test_output_variables_lists_leaf_outputs(api: httpx.AsyncClient) -> None:
-    wf = (await api.post("/wf/", json={"name": f"ov-{uuid.uuid4().hex[:6]}", "definition": double_graph()})).json()
+    wf = (
+        await api.post("/wf/", json={"name": f"ov-{uuid.uuid4().hex[:6]}", "definition": double_graph()})
+    ).json()
     out = (await api.get(f"/wf/{wf['id']}/output_variables/")).json()
     assert out == [{"node_id": "output_node", "variable_name": "y", "prefixed_variable": "output_node-y"}]
 
@@ -115,7 +129,9 @@ async def test_upload_test_files_stores_under_the_data_dir(api: httpx.AsyncClien
     (path,) = resp.json()["input_node"]
     assert path.startswith(f"test_files/{wf['id']}/") and ".." not in path
     missing = await api.post(
-        "/wf/upload_test_files/", data={"workflow_id": str(uuid.uuid4()), "node_id": "n"}, files=[("files", ("a.txt", b"x"))]
+        "/wf/upload_test_files/",
+        data={"workflow_id": str(uuid.uuid4()), "node_id": "n"},
+        files=[("files", ("a.txt", b"x"))],
     )
     assert missing.status_code == 404
 
@@ -131,7 +147,14 @@ async def test_upload_over_the_size_limit_is_refused(api: httpx.AsyncClient) -> 
 
 
 @pytest.mark.parametrize(
-    "path", ["/wf/not-a-uuid/", f"/wf/{uuid.uuid4()}/", f"/run/{uuid.uuid4()}/", "/run/xyz/status/", f"/wf/{uuid.uuid4()}/versions/"]
+    "path",
+    [
+        "/wf/not-a-uuid/",
+        f"/wf/{uuid.uuid4()}/",
+        f"/run/{uuid.uuid4()}/",
+        "/run/xyz/status/",
+        f"/wf/{uuid.uuid4()}/versions/",
+    ],
 )
 async def test_unknown_ids_give_404(api: httpx.AsyncClient, path: str) -> None:
     resp = await api.get(path)
@@ -159,7 +182,15 @@ async def test_routes_work_under_api_prefix_and_without_trailing_slash(api: http
 async def test_supported_types_lists_runnable_nodes_with_schemas(api: httpx.AsyncClient) -> None:
     body = (await api.get("/node/supported_types/")).json()
     names = {n["name"] for group in body.values() for n in group}
-    assert {"InputNode", "OutputNode", "PythonFuncNode", "RouterNode", "CoalesceNode", "MergeNode", "StaticValueNode"} <= names
+    assert {
+        "InputNode",
+        "OutputNode",
+        "PythonFuncNode",
+        "RouterNode",
+        "CoalesceNode",
+        "MergeNode",
+        "StaticValueNode",
+    } <= names
     py = next(n for group in body.values() for n in group if n["name"] == "PythonFuncNode")
     assert "code" in py["config"]["properties"]
 
@@ -171,7 +202,9 @@ async def test_requests_without_credentials_get_401(app_client: httpx.AsyncClien
     assert bad.status_code == 401
 
 
-async def test_cookie_credentials_are_accepted_named_or_bare(app_client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_cookie_credentials_are_accepted_named_or_bare(
+    app_client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     named = await app_client.get("/wf/", headers={"Authorization": "", "Cookie": f"ks_uat={tenant.key}"})
     assert named.status_code == 200
     bare = await app_client.get("/wf/", headers={"Authorization": "", "Cookie": tenant.key})

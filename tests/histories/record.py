@@ -32,17 +32,33 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         definition(
             [
                 input_node(),
-                node("router", "RouterNode", route_map={
-                    "big": {"conditions": [{"variable": "input_node.x", "operator": "greater_than", "value": 10}]},
-                    "small": {"conditions": [{"variable": "input_node.x", "operator": "less_than", "value": 11}]},
-                }),
+                node(
+                    "router",
+                    "RouterNode",
+                    route_map={
+                        "big": {
+                            "conditions": [
+                                {"variable": "input_node.x", "operator": "greater_than", "value": 10}
+                            ]
+                        },
+                        "small": {
+                            "conditions": [{"variable": "input_node.x", "operator": "less_than", "value": 11}]
+                        },
+                    },
+                ),
                 python_node("a", "return {'v': 1}", {"v": "integer"}),
                 python_node("b", "return {'v': 2}", {"v": "integer"}),
                 node("c", "CoalesceNode", preferences=["a", "b"]),
                 output_node({"v": "c.v"}),
             ],
-            [link("input_node", "router"), link("router", "a", "big"), link("router", "b", "small"),
-             link("a", "c"), link("b", "c"), link("c", "output_node")],
+            [
+                link("input_node", "router"),
+                link("router", "a", "big"),
+                link("router", "b", "small"),
+                link("a", "c"),
+                link("b", "c"),
+                link("c", "output_node"),
+            ],
         ),
         {"x": 3},
     ),
@@ -51,9 +67,15 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 async def main(api: str, temporal: str, key: str) -> None:
     client = await Client.connect(temporal)
-    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
         for name, (defn, inputs) in CASES.items():
-            wf = (await http.post("/wf/", json={"name": f"rec-{name}-{uuid.uuid4().hex[:6]}", "definition": defn})).json()
+            wf = (
+                await http.post(
+                    "/wf/", json={"name": f"rec-{name}-{uuid.uuid4().hex[:6]}", "definition": defn}
+                )
+            ).json()
             await http.post(f"/wf/{wf['id']}/run/", json={"initial_inputs": {"input_node": inputs}})
             run_id = (await http.get(f"/wf/{wf['id']}/runs/")).json()[0]["id"]
             history = await client.get_workflow_handle(temporal_workflow_id(run_id)).fetch_history()

@@ -43,7 +43,10 @@ def test_valid_graph_passes_validation() -> None:
             "cycle",
         ),
         (
-            definition([input_node(), router({"big": []}), output_node({})], [link("input_node", "router"), link("router", "output_node")]),
+            definition(
+                [input_node(), router({"big": []}), output_node({})],
+                [link("input_node", "router"), link("router", "output_node")],
+            ),
             "without a source_handle",
         ),
         (
@@ -86,9 +89,22 @@ def test_ready_nodes_wait_for_all_predecessors() -> None:
 
 def test_untaken_route_skips_its_branch() -> None:
     raw = definition(
-        [input_node(), router({"big": [{"variable": "input_node.x", "operator": "greater_than", "value": 10}], "small": [{"variable": "input_node.x", "operator": "less_than", "value": 10}]}),
-         output_node({"v": "router.input_node.x"}, "out_big"), output_node({"v": "router.input_node.x"}, "out_small")],
-        [link("input_node", "router"), link("router", "out_big", "big"), link("router", "out_small", "small")],
+        [
+            input_node(),
+            router(
+                {
+                    "big": [{"variable": "input_node.x", "operator": "greater_than", "value": 10}],
+                    "small": [{"variable": "input_node.x", "operator": "less_than", "value": 10}],
+                }
+            ),
+            output_node({"v": "router.input_node.x"}, "out_big"),
+            output_node({"v": "router.input_node.x"}, "out_small"),
+        ],
+        [
+            link("input_node", "router"),
+            link("router", "out_big", "big"),
+            link("router", "out_small", "small"),
+        ],
     )
     from workflows import nodes
 
@@ -105,7 +121,12 @@ def test_untaken_route_skips_its_branch() -> None:
 
 def test_coalesce_runs_when_any_predecessor_sent_something() -> None:
     raw = definition(
-        [input_node(), python_node("a", "return {}"), python_node("b", "return {}"), node("c", "CoalesceNode")],
+        [
+            input_node(),
+            python_node("a", "return {}"),
+            python_node("b", "return {}"),
+            node("c", "CoalesceNode"),
+        ],
         [link("input_node", "a"), link("input_node", "b"), link("a", "c"), link("b", "c")],
     )
     state = graph.RunState(graph.GraphPlan.build(parse(raw)))
@@ -118,7 +139,12 @@ def test_coalesce_runs_when_any_predecessor_sent_something() -> None:
 
 def test_failing_node_fails_run_and_cancels_downstream_as_upstream_failure() -> None:
     raw = definition(
-        [input_node(), python_node("a", "return {}"), python_node("side", "return {}"), output_node({"y": "a.y"})],
+        [
+            input_node(),
+            python_node("a", "return {}"),
+            python_node("side", "return {}"),
+            output_node({"y": "a.y"}),
+        ],
         [link("input_node", "a"), link("input_node", "side"), link("a", "output_node")],
     )
     state = graph.RunState(graph.GraphPlan.build(parse(raw)))

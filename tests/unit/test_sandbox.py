@@ -219,6 +219,15 @@ async def test_os_exit_is_crashed_with_exit_code(pool: SandboxPool) -> None:
     assert "exited with code 3" in error.message
 
 
+async def test_exit_is_reported_promptly_even_if_a_detached_grandchild_holds_the_pipes(
+    pool: SandboxPool,
+) -> None:
+    code = "import os, subprocess\nsubprocess.Popen(['/bin/sleep', '5'], start_new_session=True)\nos._exit(3)"
+    started = time.monotonic()
+    await expect_error(pool, code, "crashed", limits=SandboxLimits(wall_seconds=30.0))
+    assert time.monotonic() - started < 4
+
+
 async def test_segfault_is_crashed_with_signal(pool: SandboxPool) -> None:
     error = await expect_error(pool, "import ctypes\nctypes.string_at(0)", "crashed")
     assert "SIGSEGV" in error.message
