@@ -28,7 +28,7 @@ class NodeDimensions(BaseModel):
 class WorkflowNode(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=200)
     title: str = ""
     parent_id: str | None = None
     node_type: str = Field(min_length=1)

@@ -19,6 +19,7 @@ wf_router = APIRouter(prefix="/wf", tags=["runs"])
 run_router = APIRouter(prefix="/run", tags=["runs"])
 Page = Annotated[int, Query(ge=1)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
+RunType = Annotated[str, Query(min_length=1, max_length=64)]
 
 
 def _eager(request: Request) -> bool:
@@ -34,7 +35,7 @@ async def run_blocking(
     client: ClientDep,
     settings: SettingsDep,
     who: PrincipalDep,
-    run_type: str = "interactive",
+    run_type: RunType = "interactive",
 ) -> Any:
     """Run and wait (bounded by RUN_BLOCKING_TIMEOUT_SECONDS): `{node_id: outputs}`; 202 with the run if still going."""
     inputs = _with_files(body)
@@ -81,7 +82,7 @@ async def start_run(
     client: ClientDep,
     settings: SettingsDep,
     who: PrincipalDep,
-    run_type: str = "interactive",
+    run_type: RunType = "interactive",
 ) -> RunResponse:
     run = await runs.start_run(
         session,
@@ -129,7 +130,7 @@ async def list_all_runs(
     page: Page = 1,
     page_size: PageSize = 10,
     parent_only: bool = True,
-    run_type: str | None = None,
+    run_type: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[RunResponse]:
     rows = await runs.list_runs(
         session, who, page=page, page_size=page_size, parent_only=parent_only, run_type=run_type

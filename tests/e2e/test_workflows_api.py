@@ -215,3 +215,19 @@ async def test_health_answers_without_credentials(app_client: httpx.AsyncClient)
     resp = await app_client.get("/health", headers={"Authorization": ""})
     assert resp.status_code == 200
     assert resp.json()["status"] == "ok"
+
+
+async def test_overlong_node_id_and_run_type_give_422(api: httpx.AsyncClient) -> None:
+    defn = double_graph()
+    defn["nodes"][2]["id"] = "n" * 201
+    assert (await api.post("/wf/", json={"name": "long", "definition": defn})).status_code == 422
+    wf = (
+        await api.post("/wf/", json={"name": f"rt-{uuid.uuid4().hex[:6]}", "definition": double_graph()})
+    ).json()
+    resp = await api.post(
+        f"/wf/{wf['id']}/start_run/",
+        params={"run_type": "x" * 65},
+        json={"initial_inputs": {"input_node": {"x": 1}}},
+    )
+    assert resp.status_code == 422
+    assert (await api.get(f"/wf/{wf['id']}/runs/")).json() == []

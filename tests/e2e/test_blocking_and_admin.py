@@ -1,0 +1,100 @@
+"""The blocking run's bounded wait, and the admin command line."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from tests.builders import double_graph
+from tests.conftest import ROOT, Stack, Tenant, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_blocking_run_answers_202_with_the_run_when_the_wait_runs_out(
+    stack: Stack, tenant: Tenant
+) -> None:
+    from api.app import create_app
+
+    app = create_app(stack.settings(run_blocking_timeout_seconds=0.5))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=tenant.headers, timeout=30
+        ) as api,
+    ):
+        code = "import time\ntime.sleep(2)\nreturn {'y': 1}"
+        wf = (
+            await api.post(
+                "/wf/", json={"name": f"slow-{uuid.uuid4().hex[:6]}", "definition": double_graph(code)}
+            )
+        ).json()
+        resp = await api.post(f"/wf/{wf['id']}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+        assert resp.status_code == 202
+        body = resp.json()
+        assert body["status"] in ("PENDING", "RUNNING")
+
+        async def done() -> bool:
+            return (await api.get(f"/run/{body['id']}/")).json()["status"] == "COMPLETED"
+
+        await wait_until(done)
+
+
+def test_admin_cli_creates_a_tenant_whose_key_works(stack: Stack, app_client: httpx.AsyncClient) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run(
+        [sys.executable, "admin.py", "create-tenant", name, "--owner-email", "o@example.com"],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    key = next(line.split()[1] for line in out.splitlines() if line.startswith("key"))
+    assert key.startswith("ks_")
+    user_out = subprocess.run(
+        [sys.executable, "admin.py", "create-user", name, "u@example.com", "--role", "USER"],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "role USER" in user_out
+    help_text = subprocess.run(
+        [sys.executable, "admin.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert "create-tenant" in help_text
+
+
+async def test_key_from_the_cli_reaches_only_its_own_tenant(
+    stack: Stack, app_client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    out = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "admin.py",
+                "create-tenant",
+                f"iso-{uuid.uuid4().hex[:6]}",
+                "--owner-email",
+                "o@example.com",
+            ],
+            cwd=ROOT,
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    ).stdout
+    key = next(line.split()[1] for line in out.splitlines() if line.startswith("key"))
+    mine = (await app_client.post("/wf/", json={"name": "mine"}, headers=tenant.headers)).json()
+    theirs = await app_client.get(f"/wf/{mine['id']}/", headers={"Authorization": f"Bearer {key}"})
+    assert theirs.status_code == 404
