@@ -1,4 +1,4 @@
-"""Sandbox for user Python code (PythonFuncNode): a warm pool of isolated one-shot children."""
+"""Sandbox for user Python code (PythonFuncNode): a zygote forks one isolated one-shot child per run."""
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 

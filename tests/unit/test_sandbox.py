@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import signal
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from activities.sandbox import SandboxError, SandboxLimits, SandboxPool
-from activities.sandbox.child import choose_interpreter, find_tool, nobody_can_execute
+from activities.sandbox.child import UID_BASE, UID_COUNT, choose_interpreter, find_tool, nobody_can_execute
 from activities.sandbox.pool import validate_output
 
 DOUBLE = 'return {"y": input_model.input_node.x * 2}'
@@ -254,9 +256,36 @@ async def test_child_starts_in_a_fresh_empty_writable_directory(pool: SandboxPoo
     assert first["cwd"] != second["cwd"]
 
 
-async def test_namespaced_child_runs_as_nobody(ns_pool: SandboxPool) -> None:
-    code = "import os\nreturn {'ids': [os.getuid(), os.geteuid(), os.getgid()], 'groups': os.getgroups()}"
-    assert await ns_pool.run(code, {}) == {"ids": [65534, 65534, 65534], "groups": []}
+async def test_child_inherits_no_descriptors_but_its_pipes(pool: SandboxPool) -> None:
+    # 0-2 are its stdin/stdout/stderr, 3 the private frame channel, 4 the listing itself.
+    code = (
+        "import os\nfds = {}\nfor fd in os.listdir('/proc/self/fd'):\n"
+        "    try:\n        fds[fd] = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        pass\n"
+        "return {'fds': fds}"
+    )
+    fds = (await pool.run(code, {}))["fds"]
+    assert sorted(fds, key=int)[:4] == ["0", "1", "2", "3"] and len(fds) <= 5
+    assert not any(target.startswith(("socket:", "anon_inode:")) for target in fds.values()), fds
+
+
+async def test_namespaced_child_runs_unprivileged_as_a_sandbox_uid(ns_pool: SandboxPool) -> None:
+    code = (
+        "import os\nstatus = open('/proc/self/status').read().splitlines()\n"
+        "return {'ids': [os.getuid(), os.geteuid(), os.getgid(), os.getegid()], 'groups': os.getgroups(),\n"
+        "        'status': dict(l.split(':\\t') for l in status if l.startswith(('Cap', 'NoNewPrivs')))}"
+    )
+    result = await ns_pool.run(code, {})
+    uid = result["ids"][0]
+    assert UID_BASE <= uid < UID_BASE + UID_COUNT
+    assert result["ids"] == [uid] * 4 and result["groups"] == []
+    assert result["status"] == {
+        "CapInh": "0" * 16,
+        "CapPrm": "0" * 16,
+        "CapEff": "0" * 16,
+        "CapBnd": "0" * 16,
+        "CapAmb": "0" * 16,
+        "NoNewPrivs": "1",
+    }
 
 
 async def test_namespaced_child_sees_no_other_processes(ns_pool: SandboxPool) -> None:
@@ -275,9 +304,47 @@ def root_only_secret(tmp_path: Path) -> Path:
 async def test_namespaced_child_cannot_read_root_only_directories(
     ns_pool: SandboxPool, root_only_secret: Path
 ) -> None:
+    # Under /tmp, which the child does not even see (it has a private tmpfs there).
     code = f"return {{'s': open({str(root_only_secret)!r}).read()}}"
     error = await expect_error(ns_pool, code, "user_error")
+    assert "FileNotFoundError" in error.message or "PermissionError" in error.message
+    root = os.stat("/root")
+    if root.st_uid != 0 or root.st_mode & 0o077:
+        pytest.skip("/root is not a root-only directory here")
+    error = await expect_error(ns_pool, "import os\nreturn {'l': os.listdir('/root')}", "user_error")
     assert "PermissionError" in error.message
+
+
+@pytest.fixture
+def open_socket_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="sandbox-test-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    for entry in directory.iterdir():
+        entry.unlink()
+    directory.rmdir()
+
+
+async def test_namespaced_child_has_private_tmp_and_no_host_unix_sockets(
+    ns_pool: SandboxPool, plain_pool: SandboxPool, open_socket_dir: Path
+) -> None:
+    # A world-accessible socket, as local services leave in /tmp or /run: net namespaces do
+    # not cover unix sockets bound to paths, so the sandbox must not see these paths at all.
+    path = open_socket_dir / "service.sock"
+    server = await asyncio.start_unix_server(lambda r, w: w.close(), path=str(path))
+    os.chmod(path, 0o777)
+    code = f"import socket\nsocket.socket(socket.AF_UNIX).connect({str(path)!r})\nreturn {{}}"
+    listing = "import os\nreturn {'tmp': os.listdir('/tmp'), 'cwd': os.getcwd(), 'run': os.listdir('/run')}"
+    try:
+        assert await plain_pool.run(code, {}) == {}  # control: reachable without isolation
+        error = await expect_error(ns_pool, code, "user_error")
+        assert "FileNotFoundError" in error.message
+        seen = await ns_pool.run(listing, {})
+        assert seen["tmp"] == [os.path.basename(seen["cwd"])]
+        assert seen["run"] == []
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_namespaced_child_has_no_network_even_to_loopback(
@@ -358,3 +425,114 @@ def test_sandbox_error_survives_pickling() -> None:
         "tail",
         "too slow",
     )
+
+
+# --- the zygote: per-run uids, separation of concurrent runs, restarts ---------------------------
+
+
+SLEEPER = "import os, time\nstarted = time.monotonic()\ntime.sleep({seconds})\nreturn {{'uid': os.getuid(), 'span': [started, time.monotonic()]}}"
+
+
+async def wait_for_running(pool: SandboxPool, count: int = 1) -> frozenset[int]:
+    deadline = time.monotonic() + 30
+    while len(pool.running_pids) < count:
+        assert time.monotonic() < deadline, "the run never started"
+        await asyncio.sleep(0.01)
+    return pool.running_pids
+
+
+async def test_concurrent_namespaced_runs_have_different_uids(ns_pool: SandboxPool) -> None:
+    first, second = await asyncio.gather(
+        ns_pool.run(SLEEPER.format(seconds=0.5), {}), ns_pool.run(SLEEPER.format(seconds=0.5), {})
+    )
+    assert first["span"][0] < second["span"][1] and second["span"][0] < first["span"][1], "did not overlap"
+    assert first["uid"] != second["uid"]
+    assert all(UID_BASE <= run["uid"] < UID_BASE + UID_COUNT for run in (first, second))
+
+
+async def test_a_namespaced_child_cannot_see_or_signal_another(ns_pool: SandboxPool) -> None:
+    victim = asyncio.create_task(ns_pool.run(SLEEPER.format(seconds=2), {}))
+    (victim_pid,) = await wait_for_running(ns_pool)
+    code = (
+        "import os, signal\nhits = []\n"
+        f"for pid in [-1, {victim_pid}, *range(2, 2000)]:\n"
+        "    try:\n        os.kill(pid, signal.SIGKILL)\n        hits.append(pid)\n"
+        "    except OSError:\n        pass\n"
+        f"return {{'hits': hits, 'sees': os.path.exists('/proc/{victim_pid}'), 'procs': [p for p in os.listdir('/proc') if p.isdigit()]}}"
+    )
+    assert await ns_pool.run(code, {}) == {"hits": [], "sees": False, "procs": ["1"]}
+    assert (await victim)["uid"] >= UID_BASE  # it ran to completion
+
+
+async def test_processes_started_by_user_code_die_with_the_run(ns_pool: SandboxPool) -> None:
+    marker = f"{time.time_ns() % 10**6}.25"  # a sleep duration nothing else uses
+    code = f"import subprocess\nsubprocess.Popen(['/bin/sleep', '{marker}'], start_new_session=True)\nreturn {{}}"
+    assert await ns_pool.run(code, {}) == {}
+
+    def survivors() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(entry.name)
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 5
+    while survivors():
+        assert time.monotonic() < deadline, "a process started by user code outlived the run"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(params=["auto", "none"])
+async def own_pool(request: pytest.FixtureRequest) -> AsyncIterator[SandboxPool]:
+    """A pool of its own, for tests that kill its zygote."""
+    pool = SandboxPool(python=None, isolation=request.param, pool_size=1, limits=RELAXED)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+def zygote_pid(pool: SandboxPool) -> int:
+    zygote = pool._zygote
+    assert zygote is not None and zygote.pid is not None
+    return zygote.pid
+
+
+async def test_zygote_is_restarted_after_being_killed(own_pool: SandboxPool) -> None:
+    old = zygote_pid(own_pool)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while own_pool._zygote is None or not own_pool._zygote.alive or zygote_pid(own_pool) == old:
+        assert time.monotonic() < deadline, "the zygote was not restarted"
+        await asyncio.sleep(0.02)
+    assert await own_pool.run(DOUBLE, {"input_node": {"x": 4}}) == {"y": 8}
+    assert not pid_alive(old)
+
+
+async def test_run_whose_zygote_dies_is_unavailable_and_the_next_run_works(own_pool: SandboxPool) -> None:
+    task = asyncio.create_task(own_pool.run("import time\ntime.sleep(60)\nreturn {}", {}))
+    pids = await wait_for_running(own_pool)
+    os.kill(zygote_pid(own_pool), signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(SandboxError) as caught:
+        await task
+    assert caught.value.kind == "unavailable"
+    assert "zygote died" in caught.value.message
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "the child outlived its zygote"
+        await asyncio.sleep(0.01)
+    assert await own_pool.run(DOUBLE, {"input_node": {"x": 5}}) == {"y": 10}
+
+
+async def test_close_kills_the_zygote_and_running_children(own_pool: SandboxPool) -> None:
+    task = asyncio.create_task(own_pool.run("import time\ntime.sleep(60)\nreturn {}", {}))
+    pids = await wait_for_running(own_pool) | {zygote_pid(own_pool)}
+    await own_pool.close()
+    with pytest.raises(SandboxError) as caught:
+        await task
+    assert caught.value.kind == "unavailable"
+    assert not any(pid_alive(pid) for pid in pids)

@@ -1,0 +1,294 @@
+"""The zygote: a long-lived fork server that starts each sandbox child in about a millisecond.
+
+Standalone and stdlib-only; the pool runs it as ``python3 -I -S -c`` (see
+``child.program_source``), in mode ``namespaces`` under ``unshare`` (new net,
+ipc, pid and mount namespaces; it is pid 1 there) and ``setpriv`` (capability
+bounding set cut to what forking children needs), or in mode ``none`` as a
+plain process. It imports everything a child needs once, then forks one child
+per request. It never runs or even sees user code: requests carry only limits
+and the child's pipes; the code and inputs go from the pool straight to the
+child's stdin.
+
+In ``namespaces`` mode each child, before user code, gets a pid namespace of its
+own (it is its pid 1, so when it exits the kernel kills everything it started),
+a mount namespace with a private /proc (it sees only its own processes) and
+fresh tmpfs on /tmp and /dev/shm (nothing survives the run, nothing of the host
+or of another run is visible there), an ipc namespace, an empty capability
+bounding set, a uid/gid of its own among concurrently running children, no
+supplementary groups, no_new_privs and a parent-death signal.
+
+Control protocol on a SOCK_SEQPACKET socket, one JSON object per message:
+  pool -> zygote: ``{"id", "cpu", "mem"}`` with fds [stdin, stdout, stderr]
+                  (mode none: plus a directory fd to use as cwd);
+  zygote -> pool: ``{"op": "ready"}`` + [the zygote's pidfd], once, after a
+                  self-test child succeeded (else ``{"op": "error", "message"}``);
+                  ``{"op": "started", "id"}`` + [the child's pidfd];
+                  ``{"op": "failed", "id", "message"}`` if it could not fork;
+                  ``{"op": "exit", "id", "status"}`` (a wait status) once reaped.
+The zygote exits when the pool's end of the socket closes.
+"""
+
+import ctypes
+import gc
+import heapq
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+
+# World-writable host directories: children get them fresh (tmpfs) or not at all,
+# so nothing written there outlives a run or reaches the next user of a uid.
+PRIVATE_DIRS = ("/tmp", "/dev/shm")
+HIDDEN_DIRS = ("/run", "/var/tmp")  # also where local services put their unix sockets
+
+ServeOne = Callable[[int, int], Any]
+
+
+class _Libc:
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL(None, use_errno=True)
+
+    def call(self, name: str, *args: Any) -> None:
+        if getattr(self.lib, name)(*args) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"{name}: {os.strerror(errno)}")
+
+    def prctl(self, option: int, arg: int) -> None:
+        # prctl is variadic and the kernel reads unsigned longs (and insists the
+        # unused ones are zero), so pass full-width values.
+        zero = ctypes.c_ulong(0)
+        self.call("prctl", ctypes.c_int(option), ctypes.c_ulong(arg), zero, zero, zero)
+
+    def mount(self, source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+        def encode(text: str | None) -> bytes | None:
+            return None if text is None else text.encode()
+
+        self.call(
+            "mount", encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)
+        )
+
+
+class Zygote:
+    def __init__(
+        self, control: socket.socket, namespaces: bool, uid_base: int, uid_count: int, exit_setup: int
+    ) -> None:
+        self.control = control
+        self.exit_setup = exit_setup
+        self.pid = os.getpid()
+        self.namespaces = namespaces
+        self.uid_base = uid_base
+        self.free_slots = list(range(uid_count))  # sorted, so already a heap
+        self.children: dict[int, tuple[int, int, int]] = {}  # pidfd -> (pid, request id, slot)
+        self.poller = select.poll()
+        self.poller.register(control, select.POLLIN)
+        self.libc = _Libc()
+        self.cap_last = 0
+        self.own_pidns = -1
+
+    # --- start-up -------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        if not self.namespaces:
+            return
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            self.cap_last = int(fh.read())
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        # We are in a mount namespace of our own (unshare); make sure nothing we
+        # or our children mount can propagate back to the host.
+        self.libc.mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+        for path in HIDDEN_DIRS:
+            if os.path.isdir(path):
+                self.libc.mount(
+                    "tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755"
+                )
+
+    def self_test(self) -> str | None:
+        """Fork one child through the full isolation path; None if it worked."""
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = self.fork(fds=[null, null, 2], slot=self.free_slots[0], limits=(1, 64), serve_one=None)
+        finally:
+            os.close(null)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            return f"sandbox isolation self-test failed (wait status {status}); see stderr"
+        return None
+
+    # --- serving --------------------------------------------------------------------
+
+    def loop(self, serve_one: ServeOne) -> None:
+        while True:
+            for fd, _events in self.poller.poll():
+                if fd == self.control.fileno():
+                    self.handle_request(serve_one)
+                else:
+                    self.reap(fd)
+
+    def handle_request(self, serve_one: ServeOne) -> None:
+        data, fds, _flags, _addr = socket.recv_fds(self.control, 65536, 8, socket.MSG_CMSG_CLOEXEC)
+        if not data:
+            os._exit(0)  # the pool is gone; our children die with us (pid 1 / parent-death signal)
+        request = json.loads(data)
+        try:
+            problem = self.start_child(request, fds, serve_one)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if problem is not None:
+            self.send({"op": "failed", "id": request["id"], "message": problem})
+
+    def start_child(self, request: dict[str, Any], fds: list[int], serve_one: ServeOne) -> str | None:
+        """Fork the child for ``request``; the reason if that was impossible."""
+        if not self.free_slots:
+            return "too many concurrent sandboxes"
+        slot = heapq.heappop(self.free_slots)
+        try:
+            pid = self.fork(fds, slot, (int(request["cpu"]), int(request["mem"])), serve_one)
+        except OSError as exc:
+            heapq.heappush(self.free_slots, slot)
+            return str(exc)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            # Without a pidfd nobody could kill it: it must not run.
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            heapq.heappush(self.free_slots, slot)
+            return str(exc)
+        self.children[pidfd] = (pid, request["id"], slot)
+        self.poller.register(pidfd, select.POLLIN)
+        self.send({"op": "started", "id": request["id"]}, [pidfd])
+        return None
+
+    def reap(self, pidfd: int) -> None:
+        pid, request_id, slot = self.children.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        # In namespaces mode the child was pid 1 of its pid namespace: the kernel has
+        # killed and reaped everything it started before we see it exit, so the uid
+        # has no process left and may be handed out again.
+        heapq.heappush(self.free_slots, slot)
+        self.send({"op": "exit", "id": request_id, "status": status})
+
+    def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        data = json.dumps(message).encode()
+        try:
+            if fds:
+                socket.send_fds(self.control, [data], fds)
+            else:
+                self.control.send(data)
+        except OSError:
+            os._exit(0)  # the pool is gone
+
+    # --- one child --------------------------------------------------------------------
+
+    def fork(self, fds: list[int], slot: int, limits: tuple[int, int], serve_one: ServeOne | None) -> int:
+        # Nothing buffered in the zygote may leak into a child's output.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self.namespaces:
+            # Affects only the next fork: that child becomes pid 1 of a new namespace.
+            self.libc.call("unshare", CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.become_child(fds, slot, limits, serve_one)
+        finally:
+            if self.namespaces and pid != 0:
+                # Back to our own namespace for children, so the next unshare is allowed.
+                self.libc.call("setns", self.own_pidns, CLONE_NEWPID)
+        return pid
+
+    def become_child(
+        self, fds: list[int], slot: int, limits: tuple[int, int], serve_one: ServeOne | None
+    ) -> None:
+        try:
+            os.setsid()
+            for target, fd in enumerate(fds[:3]):
+                os.dup2(fd, target)
+            if len(fds) > 3:
+                os.fchdir(fds[3])
+            # Only stdin/stdout/stderr survive: not the control socket, not the pidfds
+            # of other children.
+            os.closerange(3, 2**31 - 1)  # one close_range(2) call
+            if self.namespaces:
+                self.isolate(slot, limits[1])
+            else:
+                self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != self.pid:
+                    os._exit(self.exit_setup)  # the zygote died before the signal was armed
+            if serve_one is None:
+                os._exit(0)
+            serve_one(*limits)
+        except BaseException:
+            try:
+                traceback.print_exc()
+                sys.stderr.flush()
+            finally:
+                os._exit(self.exit_setup)
+        os._exit(0)
+
+    def isolate(self, slot: int, memory_mb: int) -> None:
+        libc = self.libc
+        libc.call("unshare", CLONE_NEWNS | CLONE_NEWIPC)
+        libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        # tmpfs is not counted by RLIMIT_AS; its size is capped at the memory limit.
+        options = f"size={memory_mb}m,nr_inodes=16384,mode=1777"
+        for path in PRIVATE_DIRS:
+            if os.path.isdir(path):
+                libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+        for cap in range(self.cap_last + 1):
+            libc.prctl(PR_CAPBSET_DROP, cap)
+        uid = self.uid_base + slot
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # from root to non-root: clears every capability
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        # Changing uid cleared any parent-death signal, so it is armed only now.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        workdir = "/tmp/" + os.urandom(8).hex()
+        os.mkdir(workdir, 0o700)
+        os.chdir(workdir)
+
+
+def main(argv: list[str], child_source: str) -> None:
+    """Entry point: ``argv`` is mode, uid base, uid count, control fd."""
+    mode, uid_base, uid_count, control_fd = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    scope: dict[str, Any] = {"__name__": "sandbox_child"}
+    exec(compile(child_source, "<sandbox-child>", "exec"), scope)
+    serve_one: ServeOne = scope["serve_one"]
+    control = socket.socket(fileno=control_fd)
+    os.set_inheritable(control_fd, False)
+    # One pidfd per running child: allow as many as the hard limit does. Children
+    # lower their own limit before user code runs.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    zygote = Zygote(control, mode == "namespaces", uid_base, uid_count, int(scope["EXIT_SETUP"]))
+    try:
+        zygote.prepare()
+        problem = zygote.self_test()
+    except Exception as exc:
+        traceback.print_exc()
+        problem = f"sandbox zygote could not start: {exc}"
+    if problem is not None:
+        zygote.send({"op": "error", "message": problem})
+        os._exit(1)
+    # Keep the children's garbage collector off the pages they share with us.
+    gc.freeze()
+    zygote.send({"op": "ready"}, [os.pidfd_open(os.getpid())])
+    zygote.loop(serve_one)
