@@ -27,7 +27,9 @@ async def _run(args: argparse.Namespace) -> None:
                 found_tenant = await accounts.find_tenant(session, args.tenant)
                 if found_tenant is None:
                     raise SystemExit(f"no tenant named {args.tenant!r}")
-                user = await accounts.create_user(session, found_tenant.id, args.email, accounts.Role(args.role))
+                user = await accounts.create_user(
+                    session, found_tenant.id, args.email, accounts.Role(args.role)
+                )
                 _, key = await accounts.create_api_key(session, user, "initial key")
                 print(f"user {user.id} <{user.email}> role {user.role}\nkey  {key}")
             elif args.command == "create-key":
@@ -41,7 +43,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Create tenants, users and API keys (keys are printed once).")
+    parser = argparse.ArgumentParser(
+        description="Create tenants, users and API keys (keys are printed once)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("create-tenant", help="a tenant with an OWNER user and that user's API key")
     t.add_argument("name")

@@ -46,7 +46,17 @@ def temporal_cli() -> str:
 
 
 def temporal_command(db_file: Path, port: int, ui_port: int | None, ip: str = "127.0.0.1") -> list[str]:
-    cmd = [temporal_cli(), "server", "start-dev", "--ip", ip, "--port", str(port), "--db-filename", str(db_file)]
+    cmd = [
+        temporal_cli(),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+    ]
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     for attr in SEARCH_ATTRIBUTES:
         cmd += ["--search-attribute", attr]
@@ -72,7 +82,9 @@ def stop_postgres(server: Any) -> None:
         server.cleanup()
 
 
-def wait_for_port(host: str, port: int, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     import socket
 
     deadline = time.monotonic() + timeout
@@ -85,10 +97,17 @@ def wait_for_port(host: str, port: int, timeout: float = 60.0, proc: subprocess.
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f} s")
 
 
-def spawn(cmd: Sequence[str], log: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: Sequence[str], log: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     out = log.open("ab") if log else None
     return subprocess.Popen(
-        list(cmd), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+        list(cmd),
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
     )
 
 
@@ -141,8 +160,12 @@ async def ensure_admin_key(database_url: str, data_dir: Path) -> str:
                 key = key_file.read_text().strip()
                 if await accounts.principal_for_key(session, key):
                     return key
-            tenant = await accounts.find_tenant(session, "local") or await accounts.create_tenant(session, "local")
-            user = await accounts.create_user(session, tenant.id, f"admin-{int(time.time())}@localhost", accounts.Role.OWNER, "Local admin")
+            tenant = await accounts.find_tenant(session, "local") or await accounts.create_tenant(
+                session, "local"
+            )
+            user = await accounts.create_user(
+                session, tenant.id, f"admin-{int(time.time())}@localhost", accounts.Role.OWNER, "Local admin"
+            )
             _, key = await accounts.create_api_key(session, user, "local admin")
     finally:
         await engine.dispose()
@@ -184,7 +207,10 @@ def main() -> None:
         upgrade(db_url)
         key = asyncio.run(ensure_admin_key(db_url, data))
         host, port = settings.temporal_address.rsplit(":", 1)
-        temporal = spawn(temporal_command(data / "temporal.db", int(port), settings.temporal_ui_port, host), logs / "temporal.log")
+        temporal = spawn(
+            temporal_command(data / "temporal.db", int(port), settings.temporal_ui_port, host),
+            logs / "temporal.log",
+        )
         wait_for_port(host, int(port), proc=temporal)
         env = service_env(settings, db_url)
         children = {
@@ -203,10 +229,16 @@ def main() -> None:
             time.sleep(0.5)
             if temporal.poll() is not None and not stopping:
                 print("temporal dev server exited; restarting", flush=True)
-                temporal = spawn(temporal_command(data / "temporal.db", int(port), settings.temporal_ui_port, host), logs / "temporal.log")
+                temporal = spawn(
+                    temporal_command(data / "temporal.db", int(port), settings.temporal_ui_port, host),
+                    logs / "temporal.log",
+                )
             for name, (cmd, proc) in list(children.items()):
                 if proc.poll() is not None and not stopping:
-                    print(f"{name} exited with {proc.returncode}; restarting (log: {logs / (name + '.log')})", flush=True)
+                    print(
+                        f"{name} exited with {proc.returncode}; restarting (log: {logs / (name + '.log')})",
+                        flush=True,
+                    )
                     time.sleep(1)
                     children[name] = (cmd, spawn(cmd, logs / f"{name}.log", env))
         print("stopping...", flush=True)

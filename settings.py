@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # Worker
     worker_max_concurrent_activities: int = 64
     worker_sandboxed_workflows: bool = Field(
-        False, description="Run workflow code in Temporal's import sandbox (slower; our interpreter is deterministic)"
+        False,
+        description="Run workflow code in Temporal's import sandbox (slower; our interpreter is deterministic)",
     )
     reconcile_interval_seconds: float = Field(30.0, gt=0)
     node_heartbeat_timeout_seconds: float = Field(5.0, gt=0)

@@ -57,5 +57,7 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=5),
         # The interpreter is our own deterministic code (checked by replay tests), so the per-run
         # cost of the import sandbox can be skipped when measured worth it.
-        workflow_runner=SandboxedWorkflowRunner() if settings.worker_sandboxed_workflows else UnsandboxedWorkflowRunner(),
+        workflow_runner=SandboxedWorkflowRunner()
+        if settings.worker_sandboxed_workflows
+        else UnsandboxedWorkflowRunner(),
     )

@@ -27,11 +27,18 @@ async def our_stack(**env_overrides: str) -> AsyncIterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
         port, tport, uiport = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-        env.update(DATA_DIR=f"{tmp}/d", PORT=str(port), TEMPORAL_ADDRESS=f"127.0.0.1:{tport}", TEMPORAL_UI_PORT=str(uiport))
+        env.update(
+            DATA_DIR=f"{tmp}/d",
+            PORT=str(port),
+            TEMPORAL_ADDRESS=f"127.0.0.1:{tport}",
+            TEMPORAL_UI_PORT=str(uiport),
+        )
         env.update(env_overrides)
         log = Path(tmp) / "devstack.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "devstack.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "devstack.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient() as probe:

@@ -28,7 +28,9 @@ LEVERS = {
 
 
 async def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--n-seq", type=int, default=100)
     parser.add_argument("--n-conc", type=int, default=300)

@@ -155,7 +155,11 @@ class RunWorkflow:
                 # A failed local activity surfaces as its ApplicationError itself, not wrapped.
                 cause = err.cause if isinstance(err, ActivityError) else err
                 timed_out = isinstance(cause, ApplicationError) and cause.type == "timeout"
-                if isinstance(cause, ApplicationError) and cause.non_retryable and not (timed_out and wall > fast):
+                if (
+                    isinstance(cause, ApplicationError)
+                    and cause.non_retryable
+                    and not (timed_out and wall > fast)
+                ):
                     raise
         # Slow path: a regular activity that heartbeats, so cancellation and worker loss reach it.
         # Only now is the run worth marking RUNNING for operators: a fast-path run is already done.

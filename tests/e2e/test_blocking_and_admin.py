@@ -41,7 +41,7 @@ async def test_blocking_run_answers_202_with_the_run_when_the_wait_runs_out(
         assert body["status"] in ("PENDING", "RUNNING")
 
         async def done() -> bool:
-            return (await api.get(f"/run/{body['id']}/")).json()["status"] == "COMPLETED"
+            return bool((await api.get(f"/run/{body['id']}/")).json()["status"] == "COMPLETED")
 
         await wait_until(done)
 

@@ -191,7 +191,7 @@ async def test_delete_run_is_refused_while_in_progress_and_allowed_after(api: ht
     assert (await api.delete(f"/run/{run['id']}/")).status_code == 409
 
     async def finished() -> bool:
-        return (await api.get(f"/run/{run['id']}/")).json()["status"] == "COMPLETED"
+        return bool((await api.get(f"/run/{run['id']}/")).json()["status"] == "COMPLETED")
 
     await wait_until(finished)
     assert (await api.delete(f"/run/{run['id']}/")).status_code == 204

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,7 @@ async def test_update_without_definition_gives_400(api: httpx.AsyncClient) -> No
     ],
 )
 async def test_invalid_definitions_are_refused_with_422_naming_the_fault(
-    api: httpx.AsyncClient, defn: dict, fragment: str
+    api: httpx.AsyncClient, defn: dict[str, Any], fragment: str
 ) -> None:
     resp = await api.post("/wf/", json={"name": "bad", "definition": defn})
     assert resp.status_code == 422, resp.text
@@ -163,7 +164,7 @@ async def test_unknown_ids_give_404(api: httpx.AsyncClient, path: str) -> None:
 
 
 @pytest.mark.parametrize("params", [{"page": 0}, {"page_size": 101}, {"page_size": 0}, {"page": "x"}])
-async def test_out_of_range_pagination_gives_422(api: httpx.AsyncClient, params: dict) -> None:
+async def test_out_of_range_pagination_gives_422(api: httpx.AsyncClient, params: dict[str, Any]) -> None:
     assert (await api.get("/wf/", params=params)).status_code == 422
     assert (await api.get("/run/", params=params)).status_code == 422
 

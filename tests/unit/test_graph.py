@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -15,11 +16,11 @@ from workflows.definition import WorkflowDefinition
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def parse(raw: dict) -> WorkflowDefinition:
+def parse(raw: dict[str, Any]) -> WorkflowDefinition:
     return WorkflowDefinition.model_validate(raw)
 
 
-def router(routes: dict[str, list[dict]]) -> dict:
+def router(routes: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return node("router", "RouterNode", route_map={k: {"conditions": v} for k, v in routes.items()})
 
 
@@ -59,7 +60,7 @@ def test_valid_graph_passes_validation() -> None:
         (definition([input_node(), node("p", "PythonFuncNode")], []), "code"),
     ],
 )
-def test_invalid_definitions_are_refused_with_the_fault_named(raw: dict, fragment: str) -> None:
+def test_invalid_definitions_are_refused_with_the_fault_named(raw: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InvalidDefinition) as err:
         graph.validate_definition(parse(raw))
     assert fragment in err.value.detail
