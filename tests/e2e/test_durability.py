@@ -137,3 +137,26 @@ async def test_operators_find_runs_by_search_attributes_and_see_node_titles(
         if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
     ]
     assert "py1" in summaries
+
+
+async def test_run_completes_after_the_temporal_server_restarts_mid_node(api: httpx.AsyncClient, stack: Stack) -> None:
+    wf = await create(api, double_graph(SLOW.format(secs=3)))
+    run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 5}}})).json()
+
+    async def node_running() -> bool:
+        tasks = (await api.get(f"/run/{run['id']}/tasks/")).json()
+        return any(t["node_id"] == "py1" and t["status"] == "RUNNING" for t in tasks)
+
+    await wait_until(node_running)
+    stack.kill_temporal()
+    await asyncio.sleep(1.0)
+    stack.start_temporal()
+
+    async def completed() -> dict[str, Any] | None:
+        body = (await api.get(f"/run/{run['id']}/")).json()
+        return body if body["status"] == "COMPLETED" else None
+
+    final = await wait_until(completed, within=90)
+    assert final["outputs"]["output_node"] == {"y": 10}
+    handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
