@@ -64,7 +64,6 @@ class Settings(BaseSettings):
         None, description="Interpreter for user code; default: first usable system python3"
     )
     sandbox_isolation: str = Field("auto", description="auto | namespaces | none")
-    sandbox_pool_size: int = Field(4, ge=0)
     sandbox_wall_seconds: float = Field(60.0, gt=0)
     sandbox_cpu_seconds: int = Field(60, gt=0)
     sandbox_memory_mb: int = Field(512, gt=0)

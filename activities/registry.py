@@ -31,7 +31,6 @@ async def sandbox_pool(settings: Settings) -> AsyncIterator[SandboxPool]:
     pool = SandboxPool(
         python=settings.sandbox_python,
         isolation=settings.sandbox_isolation,
-        pool_size=settings.sandbox_pool_size,
         limits=sandbox_limits(settings),
     )
     await pool.start()

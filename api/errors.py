@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
 import errors
@@ -60,6 +60,5 @@ async def _database(_: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
-    app.add_exception_handler(OperationalError, _database)
-    app.add_exception_handler(ConnectionError, _database)
-    app.add_exception_handler(OSError, _database)
+    for exc in (OperationalError, InterfaceError, ConnectionError):
+        app.add_exception_handler(exc, _database)

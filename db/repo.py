@@ -1,7 +1,8 @@
 """Every guarded write the engine makes: run transitions, task upserts and the idempotent terminal write.
 
-`transition` is the only code that changes a run's status; it is one UPDATE guarded by
-`run_status.ALLOWED_FROM`, so racing writers cannot move a run backwards or out of a terminal state.
+No other code changes a run's status. Every status write here (`transition`, and the single-statement
+progress and terminal writes) is one UPDATE guarded by `run_status.ALLOWED_FROM`, so racing writers
+cannot move a run backwards or out of a terminal state.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, select, text, update
+from sqlalchemy import TextClause, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Run, Task, utcnow
@@ -32,11 +33,6 @@ async def transition(session: AsyncSession, run_id: uuid.UUID, to: RunStatus, **
         update(Run).where(Run.id == run_id, Run.status.in_(allowed)).values(status=to.value, **fields)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def run_status(session: AsyncSession, run_id: uuid.UUID) -> RunStatus | None:
-    value = await session.scalar(select(Run.status).where(Run.id == run_id))
-    return RunStatus(value) if value else None
 
 
 def _sql_in(statuses: Iterable[str]) -> str:

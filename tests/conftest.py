@@ -58,7 +58,6 @@ class Stack:
             "api_embedded_worker": False,
             "reconcile_interval_seconds": 1.0,
             "node_heartbeat_timeout_seconds": 2.0,
-            "sandbox_pool_size": 2,
             "run_blocking_timeout_seconds": 60.0,
         }
         values.update(overrides)
@@ -73,7 +72,6 @@ class Stack:
             TEMPORAL_TASK_QUEUE=self.task_queue,
             RECONCILE_INTERVAL_SECONDS="1",
             NODE_HEARTBEAT_TIMEOUT_SECONDS="2",
-            SANDBOX_POOL_SIZE="2",
             API_EMBEDDED_WORKER="false",
         )
         env.update(extra)

@@ -1,8 +1,9 @@
 """`RunWorkflow`: the Temporal glue that interprets a definition snapshot with `graph.RunState`.
 
-Pure nodes are evaluated inline (they are deterministic); PythonFuncNode runs as the activity
-`run_python_node`, called by name; the terminal state is written by the local activity
-`finalize_run` before the execution closes.
+Pure nodes are evaluated inline (they are deterministic). PythonFuncNode runs the activity
+`run_python_node`, called by name: first as a local activity bounded by the fast-path limit, then,
+if it needs longer, as a regular heartbeating activity. The terminal state is written by the local
+activity `finalize_run` before the execution closes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from run_status import RunStatus, TaskStatus
+    from run_status import RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
     from workflows.schema import FinalizeInput, PythonNodeInput, RunInput, RunResult, TaskRecord
@@ -78,13 +79,12 @@ class RunWorkflow:
                     state.skip(node_id, now)
                     continue
                 node = plan.by_id[node_id]
+                state.start(node_id, decision.inputs, now)
                 if node.node_type == "PythonFuncNode":
-                    state.start(node_id, decision.inputs, now)
                     in_flight[node_id] = asyncio.create_task(
                         self._python_node(inp, state, flushed, node_id, decision.inputs)
                     )
                     continue
-                state.start(node_id, decision.inputs, now)
                 try:
                     out = nodes.evaluate_pure(node, decision.inputs)
                 except Exception as exc:
@@ -211,6 +211,3 @@ def _activity_error_text(err: ActivityError | ApplicationError) -> str:
     if isinstance(cause, CancelledError):
         return "Canceled"
     return str(cause or err)
-
-
-__all__ = ["RunWorkflow", "TaskStatus"]

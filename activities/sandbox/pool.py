@@ -38,17 +38,12 @@ _CHILD_KINDS = frozenset({"user_error", "bad_output", "memory_limit"})
 
 
 class SandboxPool:
-    """Runs user functions in sandboxed one-shot children.
+    """Runs user functions in sandboxed one-shot children, forked on demand by one zygote
+    (about a millisecond each, so there is nothing to keep warm)."""
 
-    ``pool_size`` is validated and otherwise unused: children are forked by the
-    zygote on demand in about a millisecond, so there is nothing to keep warm.
-    """
-
-    def __init__(self, *, python: str | None, isolation: str, pool_size: int, limits: SandboxLimits) -> None:
+    def __init__(self, *, python: str | None, isolation: str, limits: SandboxLimits) -> None:
         if isolation not in ("auto", "namespaces", "none"):
             raise ValueError(f"isolation must be auto, namespaces or none, not {isolation!r}")
-        if pool_size < 0:
-            raise ValueError("pool_size must be >= 0")
         self._python = python
         self._isolation = isolation
         self._limits = limits

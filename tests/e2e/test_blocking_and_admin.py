@@ -46,55 +46,42 @@ async def test_blocking_run_answers_202_with_the_run_when_the_wait_runs_out(
         await wait_until(done)
 
 
-def test_admin_cli_creates_a_tenant_whose_key_works(stack: Stack, app_client: httpx.AsyncClient) -> None:
+def admin(stack: Stack, *args: str) -> str:
+    """Run the admin command line against the test database; returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, "admin.py", *args],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def printed_key(out: str) -> str:
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("key"))
+
+
+def test_admin_cli_creates_tenants_and_users_with_keys(stack: Stack) -> None:
     name = f"cli-{uuid.uuid4().hex[:6]}"
-    out = subprocess.run(
-        [sys.executable, "admin.py", "create-tenant", name, "--owner-email", "o@example.com"],
-        cwd=ROOT,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    key = next(line.split()[1] for line in out.splitlines() if line.startswith("key"))
-    assert key.startswith("ks_")
-    user_out = subprocess.run(
-        [sys.executable, "admin.py", "create-user", name, "u@example.com", "--role", "USER"],
-        cwd=ROOT,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "role USER" in user_out
-    help_text = subprocess.run(
-        [sys.executable, "admin.py", "--help"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    assert "create-tenant" in help_text
+    assert printed_key(admin(stack, "create-tenant", name, "--owner-email", "o@example.com")).startswith(
+        "ks_"
+    )
+    assert "role USER" in admin(stack, "create-user", name, "u@example.com", "--role", "USER")
+    assert "create-tenant" in admin(stack, "--help")
 
 
 async def test_key_from_the_cli_reaches_only_its_own_tenant(
     stack: Stack, app_client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    out = (
-        await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "admin.py",
-                "create-tenant",
-                f"iso-{uuid.uuid4().hex[:6]}",
-                "--owner-email",
-                "o@example.com",
-            ],
-            cwd=ROOT,
-            env=stack.env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    ).stdout
-    key = next(line.split()[1] for line in out.splitlines() if line.startswith("key"))
+    out = await asyncio.to_thread(
+        admin, stack, "create-tenant", f"iso-{uuid.uuid4().hex[:6]}", "--owner-email", "o@x.io"
+    )
     mine = (await app_client.post("/wf/", json={"name": "mine"}, headers=tenant.headers)).json()
-    theirs = await app_client.get(f"/wf/{mine['id']}/", headers={"Authorization": f"Bearer {key}"})
+    theirs = await app_client.get(
+        f"/wf/{mine['id']}/", headers={"Authorization": f"Bearer {printed_key(out)}"}
+    )
     assert theirs.status_code == 404
+    own = await app_client.get("/wf/", headers={"Authorization": f"Bearer {printed_key(out)}"})
+    assert own.status_code == 200 and own.json() == []

@@ -37,27 +37,34 @@ async def status_of(api: httpx.AsyncClient, run_id: str) -> str:
     return str((await api.get(f"/run/{run_id}/")).json()["status"])
 
 
+async def node_running(api: httpx.AsyncClient, run_id: str, node_id: str = "py1") -> None:
+    async def running() -> bool:
+        tasks = (await api.get(f"/run/{run_id}/tasks/")).json()
+        return any(t["node_id"] == node_id and t["status"] == "RUNNING" for t in tasks)
+
+    await wait_until(running)
+
+
+async def reaches(api: httpx.AsyncClient, run_id: str, status: str, within: float = 60) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await api.get(f"/run/{run_id}/")).json()
+        return body if body["status"] == status else None
+
+    result: dict[str, Any] = await wait_until(reached, within=within)
+    return result
+
+
 async def test_run_completes_after_worker_is_killed_mid_python_node(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
     wf = await create(api, double_graph(SLOW.format(secs=3)))
     run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 4}}})).json()
-
-    async def node_running() -> bool:
-        tasks = (await api.get(f"/run/{run['id']}/tasks/")).json()
-        return any(t["node_id"] == "py1" and t["status"] == "RUNNING" for t in tasks)
-
-    await wait_until(node_running)
+    await node_running(api, run["id"])
     assert (await status_of(api, run["id"])) == "RUNNING"
     stack.kill_workers()
     await asyncio.sleep(0.5)
     stack.start_worker()
-
-    async def completed() -> dict[str, Any] | None:
-        body = (await api.get(f"/run/{run['id']}/")).json()
-        return body if body["status"] == "COMPLETED" else None
-
-    final = await wait_until(completed, within=60)
+    final = await reaches(api, run["id"], "COMPLETED", within=60)
     assert final["outputs"]["output_node"] == {"y": 8}
     handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
@@ -139,24 +146,16 @@ async def test_operators_find_runs_by_search_attributes_and_see_node_titles(
     assert "py1" in summaries
 
 
-async def test_run_completes_after_the_temporal_server_restarts_mid_node(api: httpx.AsyncClient, stack: Stack) -> None:
+async def test_run_completes_after_the_temporal_server_restarts_mid_node(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
     wf = await create(api, double_graph(SLOW.format(secs=3)))
     run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 5}}})).json()
-
-    async def node_running() -> bool:
-        tasks = (await api.get(f"/run/{run['id']}/tasks/")).json()
-        return any(t["node_id"] == "py1" and t["status"] == "RUNNING" for t in tasks)
-
-    await wait_until(node_running)
+    await node_running(api, run["id"])
     stack.kill_temporal()
     await asyncio.sleep(1.0)
     stack.start_temporal()
-
-    async def completed() -> dict[str, Any] | None:
-        body = (await api.get(f"/run/{run['id']}/")).json()
-        return body if body["status"] == "COMPLETED" else None
-
-    final = await wait_until(completed, within=90)
+    final = await reaches(api, run["id"], "COMPLETED", within=90)
     assert final["outputs"]["output_node"] == {"y": 10}
     handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED

@@ -26,7 +26,7 @@ RELAXED = SandboxLimits(wall_seconds=60.0, cpu_seconds=60, memory_mb=512)
 
 @pytest.fixture(scope="module")
 async def auto_pool() -> AsyncIterator[SandboxPool]:
-    pool = SandboxPool(python=None, isolation="auto", pool_size=2, limits=RELAXED)
+    pool = SandboxPool(python=None, isolation="auto", limits=RELAXED)
     await pool.start()
     yield pool
     await pool.close()
@@ -34,7 +34,7 @@ async def auto_pool() -> AsyncIterator[SandboxPool]:
 
 @pytest.fixture(scope="module")
 async def plain_pool() -> AsyncIterator[SandboxPool]:
-    pool = SandboxPool(python=None, isolation="none", pool_size=2, limits=RELAXED)
+    pool = SandboxPool(python=None, isolation="none", limits=RELAXED)
     await pool.start()
     yield pool
     await pool.close()
@@ -166,7 +166,7 @@ def test_lowered_by_takes_the_minimum_of_each_field() -> None:
 
 
 async def test_per_run_limits_cannot_raise_the_pool_limits() -> None:
-    pool = SandboxPool(python=None, isolation="auto", pool_size=0, limits=SandboxLimits(wall_seconds=1.0))
+    pool = SandboxPool(python=None, isolation="auto", limits=SandboxLimits(wall_seconds=1.0))
     await pool.start()
     try:
         error = await expect_error(
@@ -402,7 +402,7 @@ async def test_twenty_concurrent_runs_all_succeed(pool: SandboxPool) -> None:
 
 
 async def test_missing_interpreter_is_unavailable() -> None:
-    pool = SandboxPool(python="/nonexistent/python3", isolation="none", pool_size=1, limits=RELAXED)
+    pool = SandboxPool(python="/nonexistent/python3", isolation="none", limits=RELAXED)
     with pytest.raises(SandboxError) as caught:
         await pool.start()
     assert caught.value.kind == "unavailable"
@@ -410,7 +410,7 @@ async def test_missing_interpreter_is_unavailable() -> None:
 
 
 async def test_run_after_close_is_unavailable_and_close_is_idempotent() -> None:
-    pool = SandboxPool(python=None, isolation="none", pool_size=1, limits=RELAXED)
+    pool = SandboxPool(python=None, isolation="none", limits=RELAXED)
     await pool.start()
     await pool.close()
     await pool.close()
@@ -488,7 +488,7 @@ async def test_processes_started_by_user_code_die_with_the_run(ns_pool: SandboxP
 @pytest.fixture(params=["auto", "none"])
 async def own_pool(request: pytest.FixtureRequest) -> AsyncIterator[SandboxPool]:
     """A pool of its own, for tests that kill its zygote."""
-    pool = SandboxPool(python=None, isolation=request.param, pool_size=1, limits=RELAXED)
+    pool = SandboxPool(python=None, isolation=request.param, limits=RELAXED)
     await pool.start()
     yield pool
     await pool.close()
