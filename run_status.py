@@ -43,3 +43,9 @@ def is_terminal(status: RunStatus | str) -> bool:
 
 def can_transition(current: RunStatus | str, target: RunStatus | str) -> bool:
     return RunStatus(current) in ALLOWED_FROM[RunStatus(target)]
+
+
+class PauseAction(StrEnum):
+    APPROVE = "APPROVE"
+    DECLINE = "DECLINE"
+    OVERRIDE = "OVERRIDE"

@@ -64,6 +64,7 @@ async def reconcile_once(
         async with sessions() as session, session.begin():
             if await repo.transition(session, run_id, status, error=error, end_time=utcnow(), **extra):
                 await repo.cancel_unsettled_tasks(session, run_id, error)
+                await repo.close_open_pauses(session, run_id, f"Closed: {error}", utcnow())
                 repaired += 1
                 log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return repaired

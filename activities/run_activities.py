@@ -12,7 +12,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import repo
-from workflows.schema import FinalizeInput, PythonNodeInput, RunResult
+from workflows.schema import (
+    FinalizeInput,
+    PythonNodeInput,
+    RecordDecisionInput,
+    RecordPauseInput,
+    RunResult,
+)
 
 
 class RunActivities:
@@ -68,5 +74,17 @@ class RunActivities:
             recorded=recorded,
         )
 
+    @activity.defn(name="record_pause")
+    async def record_pause(self, arg: RecordPauseInput) -> None:
+        """Write a pause when it opens, so paused lists need no Temporal query."""
+        async with self._sessions() as session, session.begin():
+            await repo.record_pause(session, arg)
+
+    @activity.defn(name="record_decision")
+    async def record_decision(self, arg: RecordDecisionInput) -> None:
+        """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
+        async with self._sessions() as session, session.begin():
+            await repo.record_decision(session, arg)
+
     def all(self) -> list[Any]:
-        return [self.run_python_node, self.finalize_run]
+        return [self.run_python_node, self.finalize_run, self.record_pause, self.record_decision]

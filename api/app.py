@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
-from api.routes import meta, runs, workflows
+from api.routes import meta, pauses, runs, workflows
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(meta.health_router)
     for prefix in ("", "/api"):
+        app.include_router(pauses.router, prefix=prefix)  # before /wf/{workflow_id}/ shadows its paths
         app.include_router(workflows.router, prefix=prefix)
         app.include_router(runs.wf_router, prefix=prefix)
         app.include_router(runs.run_router, prefix=prefix)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api.schemas import RunResponse, TaskResponse, WorkflowResponse, WorkflowVersionResponse
-from db.models import Run, Task, Workflow, WorkflowVersion, utcnow
-from run_status import RunStatus, TaskStatus
+from api.schemas import (
+    PausedWorkflowResponse,
+    PauseHistoryResponse,
+    RunResponse,
+    TaskResponse,
+    WorkflowResponse,
+    WorkflowVersionResponse,
+)
+from db.models import Pause, Run, Task, Workflow, WorkflowVersion, utcnow
+from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
 
 
@@ -82,4 +89,25 @@ def run(r: Run, message: str | None = None) -> RunResponse:
         percentage_complete=100.0 * done / len(tasks)
         if tasks
         else (100.0 if r.status == RunStatus.COMPLETED else 0.0),
+    )
+
+
+def pause(p: Pause) -> PauseHistoryResponse:
+    return PauseHistoryResponse(
+        id=str(p.id),
+        run_id=str(p.run_id),
+        node_id=p.node_id,
+        pause_message=p.message,
+        pause_time=p.pause_time,
+        resume_time=p.resume_time,
+        resume_user_id=p.resume_user_id,
+        resume_action=PauseAction(p.resume_action) if p.resume_action else None,
+        input_data=p.input_data,
+        comments=p.comments,
+    )
+
+
+def paused(r: Run, p: Pause, wf: Workflow) -> PausedWorkflowResponse:
+    return PausedWorkflowResponse(
+        run=run(r), current_pause=pause(p), workflow=WorkflowDefinition.model_validate(wf.definition)
     )

@@ -24,7 +24,7 @@ from db import repo
 from db.accounts import Principal
 from db.models import Run, Workflow, utcnow
 from errors import Conflict, InvalidInput, NotFound, Unavailable
-from run_status import RunStatus, is_terminal
+from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
@@ -138,6 +138,34 @@ async def _start_execution(
                 session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
             )
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+
+
+async def wait_until_settled(
+    session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float
+) -> RunResult | None:
+    """Wait for the run's result, but stop early when it pauses (the database says so first).
+
+    Returns the result when the run closed normally, else None (paused, failed, or still going)."""
+    result = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+    try:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=0.1)
+            if done:
+                return result.result()
+            status = await session.scalar(select(Run.status).where(Run.id == run_id))
+            await session.commit()  # end the read transaction (without expiring loaded rows) to see new commits
+            if status == RunStatus.PAUSED.value:
+                return None
+    finally:
+        result.cancel()
+
+
+def outputs_so_far(run: Run) -> dict[str, Any]:
+    """`{node_id: outputs}` of settled nodes; a paused node shows its pass-through input, as PySpur."""
+    if run.outputs is not None:
+        return dict(run.outputs)
+    shown = (TaskStatus.COMPLETED.value, TaskStatus.PAUSED.value)
+    return {t.node_id: t.outputs for t in run.tasks if t.status in shown and t.outputs is not None}
 
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from run_status import RunStatus, TaskStatus
+from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
 
 
@@ -87,7 +86,28 @@ class RunResponse(BaseModel):
     percentage_complete: float
 
 
-class PauseAction(StrEnum):
-    APPROVE = "APPROVE"
-    DECLINE = "DECLINE"
-    OVERRIDE = "OVERRIDE"
+class ResumeRunRequest(BaseModel):
+    inputs: dict[str, Any]
+    user_id: str = Field(max_length=200)
+    action: PauseAction
+    comments: str | None = None
+    node_id: str | None = Field(None, max_length=200)
+
+
+class PauseHistoryResponse(BaseModel):
+    id: str
+    run_id: str
+    node_id: str
+    pause_message: str | None
+    pause_time: datetime
+    resume_time: datetime | None
+    resume_user_id: str | None
+    resume_action: PauseAction | None
+    input_data: dict[str, Any] | None
+    comments: str | None
+
+
+class PausedWorkflowResponse(BaseModel):
+    run: RunResponse
+    current_pause: PauseHistoryResponse
+    workflow: WorkflowDefinition

@@ -151,3 +151,25 @@ class Task(Base):
     end_time: Mapped[datetime | None] = mapped_column(default=None)
     subworkflow: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     subworkflow_output: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+
+
+class Pause(Base):
+    """One human-in-the-loop pause of a run's node; written when it opens, completed when decided."""
+
+    __tablename__ = "pauses"
+    __table_args__ = (UniqueConstraint("run_id", "seq"), Index("ix_pauses_open", "run_id", "resume_time"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(200))
+    # Per-run counter: it makes update ids unique even if a node pauses more than once.
+    seq: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    input_data: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    pause_time: Mapped[datetime] = mapped_column(default=utcnow)
+    timeout_at: Mapped[datetime | None] = mapped_column(default=None)
+    resume_time: Mapped[datetime | None] = mapped_column(default=None)
+    resume_user_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    resume_action: Mapped[str | None] = mapped_column(String(16), default=None)
+    resume_inputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    comments: Mapped[str | None] = mapped_column(Text, default=None)

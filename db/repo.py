@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Run, Task, utcnow
+from db.models import Pause, Run, Task, utcnow
 from run_status import ALLOWED_FROM, RunStatus, TaskStatus
-from workflows.schema import FinalizeInput, TaskRecord
+from workflows.schema import FinalizeInput, RecordDecisionInput, RecordPauseInput, TaskRecord
 
 _SETTLED = [TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELED.value]
 
@@ -51,13 +52,14 @@ ON CONFLICT (run_id, node_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}
 """
 
-# One statement, one round trip: mark the run RUNNING (if it may move there) and record progress.
+# One statement, one round trip: mark a PENDING run RUNNING and record progress. (A paused run stays
+# PAUSED while independent branches run: only the last decision moves it back to RUNNING.)
 # A settled task row never changes here, so a late, retried progress write cannot undo a terminal one.
 _PROGRESS = text(
     f"""
 WITH moved AS (
     UPDATE runs SET status = 'RUNNING'
-    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[RunStatus.RUNNING])})
+    WHERE id = :run_id AND status = 'PENDING'
 )
 {_UPSERT_TASKS.format(run=":run_id", source="")}
 WHERE tasks.status NOT IN ({_sql_in(_SETTLED)})
@@ -109,8 +111,60 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
         )
     ).one()
     if row.moved:
+        await close_open_pauses(
+            session, uuid.UUID(arg.run_id), f"Closed: run {arg.status.value}", arg.end_time
+        )
         return True, arg.status
     return False, RunStatus(row.before) if row.before else None
+
+
+async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
+    """The pause row (once per run and sequence number), the tasks, and the run PAUSED."""
+    run_id = uuid.UUID(arg.run_id)
+    p = arg.pause
+    await session.execute(
+        insert(Pause)
+        .values(
+            run_id=run_id,
+            node_id=p.node_id,
+            seq=p.seq,
+            message=p.message,
+            input_data=p.input_data,
+            pause_time=p.pause_time,
+            timeout_at=p.timeout_at,
+        )
+        .on_conflict_do_nothing(index_elements=[Pause.run_id, Pause.seq])
+    )
+    await transition(session, run_id, RunStatus.PAUSED)
+    await record_progress(session, run_id, arg.tasks)
+
+
+async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> None:
+    """Complete the pause row with who decided what, record the tasks, and resume the run when no
+    other pause is open."""
+    run_id = uuid.UUID(arg.run_id)
+    await session.execute(
+        update(Pause)
+        .where(Pause.run_id == run_id, Pause.seq == arg.seq, Pause.resume_time.is_(None))
+        .values(
+            resume_time=arg.resume_time,
+            resume_action=arg.action.value if arg.action else None,
+            resume_user_id=arg.user_id,
+            resume_inputs=arg.inputs,
+            comments=arg.comments,
+        )
+    )
+    if not arg.still_paused:
+        await transition(session, run_id, RunStatus.RUNNING)
+    await record_progress(session, run_id, arg.tasks)
+
+
+async def close_open_pauses(session: AsyncSession, run_id: uuid.UUID, reason: str, when: datetime) -> None:
+    await session.execute(
+        update(Pause)
+        .where(Pause.run_id == run_id, Pause.resume_time.is_(None))
+        .values(resume_time=when, comments=reason)
+    )
 
 
 async def cancel_unsettled_tasks(

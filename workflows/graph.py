@@ -191,6 +191,8 @@ class RunState:
     records: dict[str, TaskRecord] = field(default_factory=dict)
     failed_node: str | None = None
     canceled: bool = False
+    # A person declined a pause (without continue_on_decline): the run ends CANCELED.
+    declined: str | None = None
 
     def __post_init__(self) -> None:
         if not self.records:
@@ -227,7 +229,12 @@ class RunState:
             return RunStatus.CANCELED
         if self.failed_node is not None:
             return RunStatus.FAILED
-        return RunStatus.COMPLETED if self.done else RunStatus.RUNNING
+        if not self.done:
+            return RunStatus.PAUSED if self.paused() else RunStatus.RUNNING
+        return RunStatus.CANCELED if self.declined else RunStatus.COMPLETED
+
+    def paused(self) -> list[str]:
+        return [nid for nid in self.plan.order if self.records[nid].status == TaskStatus.PAUSED]
 
     def task_list(self) -> list[TaskRecord]:
         return sorted(self.records.values(), key=lambda r: r.seq)
@@ -267,6 +274,22 @@ class RunState:
         rec = self.records[node_id]
         rec.status, rec.outputs, rec.end_time = TaskStatus.COMPLETED, outputs, now
         rec.start_time = rec.start_time or now
+
+    def pause(self, node_id: str, passthrough: dict[str, Any], now: datetime) -> None:
+        """A HumanInterventionNode waits; its downstream stays PENDING until it is decided."""
+        rec = self.records[node_id]
+        rec.status, rec.outputs = TaskStatus.PAUSED, passthrough
+        rec.start_time = rec.start_time or now
+
+    def decline(self, node_id: str, reason: str, now: datetime) -> None:
+        """A declined pause cancels its node and everything downstream; other branches go on."""
+        self.declined = node_id
+        rec = self.records[node_id]
+        rec.status, rec.error, rec.end_time = TaskStatus.CANCELED, reason, now
+        for nid in self.plan.descendants(node_id):
+            other = self.records[nid]
+            if other.status not in SETTLED:
+                other.status, other.error, other.end_time = TaskStatus.CANCELED, reason, now
 
     def skip(self, node_id: str, now: datetime) -> None:
         rec = self.records[node_id]

@@ -246,6 +246,7 @@ NODE_TYPES_IMPLEMENTED: frozenset[str] = frozenset(
         "OutputNode",
         "StaticValueNode",
         "PythonFuncNode",
+        "HumanInterventionNode",
         "RouterNode",
         "CoalesceNode",
         "MergeNode",

@@ -9,6 +9,8 @@ activity `finalize_run` before the execution closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,18 +19,78 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from run_status import RunStatus
+    from run_status import PauseAction, RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
-    from workflows.schema import FinalizeInput, PythonNodeInput, RunInput, RunResult, TaskRecord
+    from workflows.schema import (
+        Decision,
+        DecisionResult,
+        FinalizeInput,
+        PauseRecord,
+        PythonNodeInput,
+        RecordDecisionInput,
+        RecordPauseInput,
+        RunInput,
+        RunResult,
+        TaskRecord,
+    )
 
 _LIMIT_KEYS = ("wall_seconds", "cpu_seconds", "memory_mb", "output_bytes")
+_DB_WRITE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+}
+
+
+@dataclass
+class _Pause:
+    node_id: str
+    seq: int
+    decision: Decision | None = None
+    recorded: bool = False
 
 
 @workflow.defn(name="RunWorkflow")
 class RunWorkflow:
     def __init__(self) -> None:
         self._state: graph.RunState | None = None
+        self._pauses: dict[str, _Pause] = {}  # open pauses by node id
+        self._pause_seq = 0
+        self._closing = False
+        self._flushed: dict[str, TaskRecord] = {}
+
+    def _open_pause(self, d: Decision) -> _Pause | None:
+        if d.node_id is not None:
+            return self._pauses.get(d.node_id)
+        undecided = [p for p in self._pauses.values() if p.decision is None]
+        return min(undecided, key=lambda p: p.seq) if undecided else None
+
+    @workflow.update(name="decide")
+    async def decide(self, d: Decision) -> DecisionResult:
+        """A person's decision on an open pause; returns once it is applied and recorded."""
+        pause = self._open_pause(d)
+        # Checked again here: two decisions can both pass the validator before either handler runs.
+        if pause is None or pause.decision is not None:
+            raise ApplicationError(
+                "This pause has already been decided", type="already_decided", non_retryable=True
+            )
+        pause.decision = d
+        await workflow.wait_condition(lambda: pause.recorded or self._closing)
+        if not pause.recorded:
+            raise ApplicationError(
+                "The run ended before the decision was applied", type="closed", non_retryable=True
+            )
+        return DecisionResult(node_id=pause.node_id, seq=pause.seq, action=d.action)
+
+    @decide.validator
+    def _validate_decide(self, d: Decision) -> None:
+        pause = self._open_pause(d)
+        if pause is None:
+            raise ValueError(
+                f"Node '{d.node_id}' is not paused" if d.node_id else "The run has no open pause"
+            )
+        if pause.decision is not None:
+            raise ValueError("This pause has already been decided")
 
     @workflow.query(name="tasks")
     def tasks(self) -> list[TaskRecord]:
@@ -38,18 +100,21 @@ class RunWorkflow:
     async def run(self, inp: RunInput) -> RunResult:
         state = graph.RunState(graph.GraphPlan.build(inp.definition))
         self._state = state
-        flushed: dict[str, TaskRecord] = {}
         in_flight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         try:
-            await self._drive(inp, state, flushed, in_flight)
+            await self._drive(inp, state, in_flight)
         except (asyncio.CancelledError, CancelledError):
             for task in in_flight.values():
                 task.cancel()
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
             state.cancel("Run canceled", workflow.now())
+            self._closing = True
             await self._finalize(inp, state)
+            await workflow.wait_condition(workflow.all_handlers_finished)
             raise
+        self._closing = True
         result = await self._finalize(inp, state)
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if result.status == RunStatus.FAILED:
             # Failing the execution makes the failure visible as such in the Temporal UI.
             raise ApplicationError(
@@ -61,7 +126,6 @@ class RunWorkflow:
         self,
         inp: RunInput,
         state: graph.RunState,
-        flushed: dict[str, TaskRecord],
         in_flight: dict[str, asyncio.Task[dict[str, Any]]],
     ) -> None:
         plan = state.plan
@@ -82,7 +146,12 @@ class RunWorkflow:
                 state.start(node_id, decision.inputs, now)
                 if node.node_type == "PythonFuncNode":
                     in_flight[node_id] = asyncio.create_task(
-                        self._python_node(inp, state, flushed, node_id, decision.inputs)
+                        self._python_node(inp, state, node_id, decision.inputs)
+                    )
+                    continue
+                if node.node_type == "HumanInterventionNode":
+                    in_flight[node_id] = asyncio.create_task(
+                        self._human_node(inp, state, node_id, decision.inputs)
                     )
                     continue
                 try:
@@ -109,7 +178,9 @@ class RunWorkflow:
                     continue
                 del in_flight[node_id]
                 try:
-                    state.complete(node_id, task.result(), workflow.now())
+                    output = task.result()
+                    if state.records[node_id].status not in graph.SETTLED:  # human nodes settle themselves
+                        state.complete(node_id, output, workflow.now())
                 except (ActivityError, ApplicationError) as err:
                     state.fail(node_id, _activity_error_text(err), workflow.now())
 
@@ -117,14 +188,11 @@ class RunWorkflow:
         self,
         inp: RunInput,
         state: graph.RunState,
-        flushed: dict[str, TaskRecord],
         node_id: str,
         inputs: dict[str, Any],
     ) -> dict[str, Any]:
         node = state.plan.by_id[node_id]
-        changed = [r for r in state.task_list() if flushed.get(r.node_id) != r]
-        for r in changed:
-            flushed[r.node_id] = r.model_copy()
+        changed = _unflushed(state, self._flushed)
         policy = inp.policy
         arg = PythonNodeInput(
             run_id=inp.run_id,
@@ -177,6 +245,106 @@ class RunWorkflow:
         )
         return result
 
+    async def _human_node(
+        self, inp: RunInput, state: graph.RunState, node_id: str, inputs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Pause until a person decides (or the node's timeout acts for them), then settle the node.
+
+        Raises:
+            ApplicationError: the pause timed out and the node's `on_timeout` is "fail".
+        """
+        node = state.plan.by_id[node_id]
+        config = node.config
+        self._pause_seq += 1
+        pause = self._pauses[node_id] = _Pause(node_id, self._pause_seq)
+        passthrough = dict(inputs)
+        now = workflow.now()
+        state.pause(node_id, passthrough, now)
+        timeout = config.get("timeout_seconds")
+        workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.PAUSED.value)])
+        await _db_write(
+            "record_pause",
+            RecordPauseInput(
+                run_id=inp.run_id,
+                pause=PauseRecord(
+                    node_id=node_id,
+                    seq=pause.seq,
+                    message=str(config.get("message") or "Human intervention required"),
+                    input_data=passthrough,
+                    pause_time=now,
+                    timeout_at=now + timedelta(seconds=timeout) if timeout else None,
+                ),
+                tasks=_unflushed(state, self._flushed),
+            ),
+            f"pause {node.title}",
+        )
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: pause.decision is not None, timeout=timeout)
+        decision = pause.decision
+        del self._pauses[node_id]
+        now = workflow.now()
+        failure: str | None = None
+        if decision is None:
+            on_timeout = config.get("on_timeout", "fail")
+            if on_timeout == "fail":
+                failure = f"No decision within {timeout} s (on_timeout: fail)"
+                state.fail(node_id, failure, now)
+            else:
+                action = PauseAction.APPROVE if on_timeout == "approve" else PauseAction.DECLINE
+                decision = Decision(
+                    action=action, user_id="timeout", comments=f"No decision within {timeout} s"
+                )
+        output: dict[str, Any] = {}
+        if decision is not None:
+            output = self._apply(
+                state, node_id, passthrough, decision, bool(config.get("continue_on_decline")), now
+            )
+        if state.run_status() == RunStatus.RUNNING:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
+        await _db_write(
+            "record_decision",
+            RecordDecisionInput(
+                run_id=inp.run_id,
+                seq=pause.seq,
+                action=decision.action if decision else None,
+                user_id=decision.user_id if decision else None,
+                comments=decision.comments if decision else failure,
+                inputs=decision.inputs if decision else None,
+                resume_time=now,
+                tasks=_unflushed(state, self._flushed),
+                still_paused=bool(state.paused()),
+            ),
+            f"decision {node.title}",
+        )
+        pause.recorded = True
+        if failure is not None:
+            raise ApplicationError(failure, type="pause_timeout", non_retryable=True)
+        return output
+
+    @staticmethod
+    def _apply(
+        state: graph.RunState,
+        node_id: str,
+        passthrough: dict[str, Any],
+        decision: Decision,
+        continue_on_decline: bool,
+        now: Any,
+    ) -> dict[str, Any]:
+        if decision.action == PauseAction.OVERRIDE:
+            output = dict(decision.inputs)
+        elif decision.action == PauseAction.APPROVE:
+            output = {**passthrough, **decision.inputs}
+        elif continue_on_decline:
+            output = {**passthrough, **decision.inputs, "approved": False}
+        else:
+            reason = f"Declined by {decision.user_id}" + (
+                f": {decision.comments}" if decision.comments else ""
+            )
+            state.decline(node_id, reason, now)
+            return {}
+        state.complete(node_id, output, now)
+        return output
+
     async def _finalize(self, inp: RunInput, state: graph.RunState) -> RunResult:
         status = state.run_status()
         error = None
@@ -185,8 +353,10 @@ class RunWorkflow:
             error = f"Node '{failed.node_id}' failed: {failed.error}"
         elif state.canceled:
             error = "Run canceled"
+        elif state.declined is not None:
+            error = state.records[state.declined].error
         workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
-        result: RunResult = await workflow.execute_local_activity(
+        result: RunResult = await _db_write(
             "finalize_run",
             FinalizeInput(
                 run_id=inp.run_id,
@@ -196,12 +366,31 @@ class RunWorkflow:
                 error=error,
                 end_time=workflow.now(),
             ),
-            result_type=RunResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-            summary="finalize run",
+            "finalize run",
+            RunResult,
         )
         return result
+
+
+async def _db_write(name: str, arg: Any, summary: str, result_type: type | None = None) -> Any:
+    """A database write as a local activity: it runs inside the workflow task (no round trip) and
+    retries with backoff for as long as the database is away."""
+    return await workflow.execute_local_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        summary=summary,
+    )
+
+
+def _unflushed(state: graph.RunState, flushed: dict[str, TaskRecord]) -> list[TaskRecord]:
+    """Task records changed since they were last handed to an activity for writing."""
+    changed = [r for r in state.task_list() if flushed.get(r.node_id) != r]
+    for r in changed:
+        flushed[r.node_id] = r.model_copy()
+    return changed
 
 
 def _activity_error_text(err: ActivityError | ApplicationError) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from run_status import RunStatus, TaskStatus
+from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
 
 
@@ -71,3 +71,48 @@ class RunResult(BaseModel):
     error: str | None = None
     # False when the database already held another terminal state (first terminal write wins).
     recorded: bool = True
+
+
+class PauseRecord(BaseModel):
+    node_id: str
+    seq: int
+    message: str | None = None
+    input_data: dict[str, Any] | None = None
+    pause_time: datetime
+    timeout_at: datetime | None = None
+
+
+class RecordPauseInput(BaseModel):
+    run_id: str
+    pause: PauseRecord
+    tasks: list[TaskRecord]
+
+
+class Decision(BaseModel):
+    """The argument of the `decide` update: a person's answer to an open pause."""
+
+    action: PauseAction
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    user_id: str
+    comments: str | None = None
+    node_id: str | None = None
+
+
+class DecisionResult(BaseModel):
+    node_id: str
+    seq: int
+    action: PauseAction
+
+
+class RecordDecisionInput(BaseModel):
+    run_id: str
+    seq: int
+    # None when the pause closed without a decision being taken by a person (timeout "fail").
+    action: PauseAction | None
+    user_id: str | None
+    comments: str | None
+    inputs: dict[str, Any] | None
+    resume_time: datetime
+    tasks: list[TaskRecord]
+    # Whether other pauses are still open: only the last one back moves the run to RUNNING.
+    still_paused: bool

@@ -37,7 +37,8 @@ async def run_blocking(
     who: PrincipalDep,
     run_type: RunType = "interactive",
 ) -> Any:
-    """Run and wait (bounded by RUN_BLOCKING_TIMEOUT_SECONDS): `{node_id: outputs}`; 202 with the run if still going."""
+    """Run and wait until it ends or pauses (bounded by RUN_BLOCKING_TIMEOUT_SECONDS): `{node_id: outputs}`
+    so far; 202 with the run if it is still going."""
     inputs = _with_files(body)
     run = await runs.start_run(
         session,
@@ -50,7 +51,7 @@ async def run_blocking(
         parent_run_id=body.parent_run_id,
         eager=_eager(request),
     )
-    result = await runs.wait_for_result(client, run.id, settings.run_blocking_timeout_seconds)
+    result = await runs.wait_until_settled(session, client, run.id, settings.run_blocking_timeout_seconds)
     if result is not None and result.recorded:
         return result.outputs
     fresh = await runs.get_run(session, who, run.id)
@@ -58,7 +59,7 @@ async def run_blocking(
         return JSONResponse(
             presenters.run(fresh, "Run still in progress").model_dump(mode="json"), status_code=202
         )
-    return fresh.outputs or {}
+    return runs.outputs_so_far(fresh)
 
 
 def _with_files(body: StartRunRequest) -> dict[str, Any] | None:

@@ -93,9 +93,8 @@ def test_supported_types_returns_a_fresh_copy() -> None:
     assert "mutated" not in nodes.supported_types()["Logic"][0]["input"]
 
 
-def test_human_intervention_is_catalogued_but_not_runnable() -> None:
-    assert "HumanInterventionNode" in NODE_CATALOGUE
-    assert "HumanInterventionNode" not in nodes.NODE_TYPES_IMPLEMENTED
+def test_catalogue_kinds_and_runnable_set() -> None:
+    assert "HumanInterventionNode" in nodes.NODE_TYPES_IMPLEMENTED
     assert NODE_CATALOGUE["HumanInterventionNode"].kind is NodeKind.CONTROL
     assert NODE_CATALOGUE["PythonFuncNode"].kind is NodeKind.ACTIVITY
     pure = {name for name, spec in NODE_CATALOGUE.items() if spec.kind is NodeKind.PURE}
@@ -110,9 +109,10 @@ def test_unknown_node_type_is_rejected() -> None:
         validate_node(node("FooNode", node_id="x"))
 
 
-def test_unrunnable_node_type_is_rejected() -> None:
-    with pytest.raises(InvalidDefinition, match="'HumanInterventionNode', which this service cannot run yet"):
-        validate_node(node("HumanInterventionNode", node_id="hin"))
+def test_human_intervention_node_config_is_checked() -> None:
+    validate_node(node("HumanInterventionNode", {"message": "ok?", "timeout_seconds": 5, "on_timeout": "approve"}, "hin"))
+    with pytest.raises(InvalidDefinition, match="on_timeout"):
+        validate_node(node("HumanInterventionNode", {"on_timeout": "later"}, "hin"))
 
 
 def test_missing_python_code_is_rejected_with_field_path() -> None:

@@ -1,0 +1,51 @@
+"""Human-in-the-loop and cancel endpoints under `/wf/` (registered before `/wf/{workflow_id}/`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api import pause_service, presenters
+from api.deps import ClientDep, PrincipalDep, SessionDep
+from api.schemas import PausedWorkflowResponse, PauseHistoryResponse, ResumeRunRequest, RunResponse
+from workflows.schema import Decision
+
+router = APIRouter(prefix="/wf", tags=["pauses"])
+Page = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.get("/paused_workflows/", response_model=list[PausedWorkflowResponse])
+async def paused_workflows(
+    session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
+) -> list[PausedWorkflowResponse]:
+    return [presenters.paused(*row) for row in await pause_service.paused_runs(session, who, page, page_size)]
+
+
+@router.get("/pause_history/{run_id}/", response_model=list[PauseHistoryResponse])
+async def pause_history(run_id: str, session: SessionDep, who: PrincipalDep) -> list[PauseHistoryResponse]:
+    return [presenters.pause(p) for p in await pause_service.pause_history(session, who, run_id)]
+
+
+@router.post("/process_pause_action/{run_id}/", response_model=RunResponse)
+async def process_pause_action(
+    run_id: str, body: ResumeRunRequest, session: SessionDep, client: ClientDep, who: PrincipalDep
+) -> RunResponse:
+    decision = Decision(
+        action=body.action,
+        inputs=body.inputs,
+        user_id=body.user_id,
+        comments=body.comments,
+        node_id=body.node_id,
+    )
+    run = await pause_service.decide(session, client, who, run_id, decision)
+    return presenters.run(run, "Decision recorded; the run continues as decided.")
+
+
+@router.post("/cancel_workflow/{run_id}/", response_model=RunResponse)
+async def cancel_workflow(
+    run_id: str, session: SessionDep, client: ClientDep, who: PrincipalDep
+) -> RunResponse:
+    run = await pause_service.cancel(session, client, who, run_id)
+    return presenters.run(run, "Workflow has been canceled successfully.")
