@@ -153,7 +153,8 @@ async def wait_until_settled(
             if done:
                 return result.result()
             status = await session.scalar(select(Run.status).where(Run.id == run_id))
-            await session.commit()  # end the read transaction (without expiring loaded rows) to see new commits
+            # End the read transaction (commit does not expire loaded rows) so the next poll sees new commits.
+            await session.commit()
             if status == RunStatus.PAUSED.value:
                 return None
     finally:

@@ -110,7 +110,11 @@ def test_unknown_node_type_is_rejected() -> None:
 
 
 def test_human_intervention_node_config_is_checked() -> None:
-    validate_node(node("HumanInterventionNode", {"message": "ok?", "timeout_seconds": 5, "on_timeout": "approve"}, "hin"))
+    validate_node(
+        node(
+            "HumanInterventionNode", {"message": "ok?", "timeout_seconds": 5, "on_timeout": "approve"}, "hin"
+        )
+    )
     with pytest.raises(InvalidDefinition, match="on_timeout"):
         validate_node(node("HumanInterventionNode", {"on_timeout": "later"}, "hin"))
 
