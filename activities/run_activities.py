@@ -14,6 +14,7 @@ from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import repo
 from workflows.schema import (
     FinalizeInput,
+    ProgressInput,
     PythonNodeInput,
     RecordDecisionInput,
     RecordPauseInput,
@@ -74,6 +75,12 @@ class RunActivities:
             recorded=recorded,
         )
 
+    @activity.defn(name="record_progress")
+    async def record_progress(self, arg: ProgressInput) -> None:
+        """Write task rows that settled while other nodes are still running or paused."""
+        async with self._sessions() as session, session.begin():
+            await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks)
+
     @activity.defn(name="record_pause")
     async def record_pause(self, arg: RecordPauseInput) -> None:
         """Write a pause when it opens, so paused lists need no Temporal query."""
@@ -87,4 +94,10 @@ class RunActivities:
             await repo.record_decision(session, arg)
 
     def all(self) -> list[Any]:
-        return [self.run_python_node, self.finalize_run, self.record_pause, self.record_decision]
+        return [
+            self.run_python_node,
+            self.finalize_run,
+            self.record_progress,
+            self.record_pause,
+            self.record_decision,
+        ]

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from api.workflow_service import get_workflow, parse_id, version_for_run
 from db import repo
 from db.accounts import Principal
-from db.models import Run, Workflow, utcnow
+from db.models import Run, Task, Workflow, utcnow
 from errors import Conflict, InvalidInput, NotFound, Unavailable
 from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
@@ -143,7 +143,7 @@ async def _start_execution(
 async def wait_until_settled(
     session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float
 ) -> RunResult | None:
-    """Wait for the run's result, but stop early when it pauses (the database says so first).
+    """Wait for the run's result, but stop early once it is paused with nothing else running.
 
     Returns the result when the run closed normally, else None (paused, failed, or still going)."""
     result = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
@@ -153,9 +153,13 @@ async def wait_until_settled(
             if done:
                 return result.result()
             status = await session.scalar(select(Run.status).where(Run.id == run_id))
+            busy = await session.scalar(
+                select(Task.id).where(Task.run_id == run_id, Task.status == TaskStatus.RUNNING.value).limit(1)
+            )
             # End the read transaction (commit does not expire loaded rows) so the next poll sees new commits.
             await session.commit()
-            if status == RunStatus.PAUSED.value:
+            # Paused, and every branch that does not wait on a person has finished (as PySpur returns).
+            if status == RunStatus.PAUSED.value and busy is None:
                 return None
     finally:
         result.cancel()
@@ -192,10 +196,9 @@ async def _get_run_row(session: AsyncSession, who: Principal, run_id: str | uuid
 
 async def get_run(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
     rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
-    session.expire_all()
-    run = await session.scalar(
-        _with_details(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
-    )
+    # populate_existing: a Run already in this session (just started) is refreshed, tasks included.
+    query = _with_details(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
+    run = await session.scalar(query.execution_options(populate_existing=True))
     if run is None:
         raise NotFound("Run not found")
     return run

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionResult,
         FinalizeInput,
         PauseRecord,
+        ProgressInput,
         PythonNodeInput,
         RecordDecisionInput,
         RecordPauseInput,
@@ -136,6 +137,7 @@ class RunWorkflow:
             workflow.now(),
         )
         while True:
+            started_python = False
             for node_id in state.ready():
                 decision = state.decide(node_id)
                 now = workflow.now()
@@ -145,6 +147,7 @@ class RunWorkflow:
                 node = plan.by_id[node_id]
                 state.start(node_id, decision.inputs, now)
                 if node.node_type == "PythonFuncNode":
+                    started_python = True
                     in_flight[node_id] = asyncio.create_task(
                         self._python_node(inp, state, node_id, decision.inputs)
                     )
@@ -172,6 +175,14 @@ class RunWorkflow:
                 if state.ready():
                     continue
                 return
+            # Nodes that settled while others still run (or wait on a person) are written now, so
+            # the database never shows a finished node as running. A Python node started in this
+            # pass writes the progress itself, so the common path makes no extra write.
+            if not started_python:
+                settled = _unflushed(state, self._flushed)
+                if settled:
+                    progress = ProgressInput(run_id=inp.run_id, tasks=settled)
+                    await _db_write("record_progress", progress, "progress")
             await workflow.wait(list(in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
             for node_id, task in list(in_flight.items()):
                 if not task.done():

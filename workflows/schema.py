@@ -116,3 +116,8 @@ class RecordDecisionInput(BaseModel):
     tasks: list[TaskRecord]
     # Whether other pauses are still open: only the last one back moves the run to RUNNING.
     still_paused: bool
+
+
+class ProgressInput(BaseModel):
+    run_id: str
+    tasks: list[TaskRecord]
