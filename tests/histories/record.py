@@ -22,12 +22,35 @@ from tests.builders import definition, double_graph, input_node, link, node, out
 from workflows.search_attributes import temporal_workflow_id
 
 HERE = Path(__file__).parent
+# Cases whose run pauses: answered with this decision before the history is taken.
+DECISIONS: dict[str, dict[str, Any]] = {
+    "paused_then_approved": {"inputs": {"ok": True}, "user_id": "recorder", "action": "APPROVE"},
+}
+
 
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "completed_python": (double_graph(), {"x": 21}),
     "failed_python": (double_graph("raise ValueError('boom')"), {"x": 1}),
     # Longer than the fast path: a timed-out local activity, then the heartbeating activity.
     "slow_python": (double_graph("import time\ntime.sleep(1.5)\nreturn {'y': 2}"), {"x": 1}),
+    "paused_then_approved": (
+        definition(
+            [
+                input_node(),
+                node("approve", "HumanInterventionNode", message="Check it"),
+                python_node("side", "return {'s': 1}", {"s": "integer"}),
+                python_node("after", "return {'a': 1}", {"a": "integer"}),
+                output_node({"a": "after.a"}),
+            ],
+            [
+                link("input_node", "approve"),
+                link("input_node", "side"),
+                link("approve", "after"),
+                link("after", "output_node"),
+            ],
+        ),
+        {"x": 1},
+    ),
     "router_branches": (
         definition(
             [
@@ -78,6 +101,9 @@ async def main(api: str, temporal: str, key: str) -> None:
             ).json()
             await http.post(f"/wf/{wf['id']}/run/", json={"initial_inputs": {"input_node": inputs}})
             run_id = (await http.get(f"/wf/{wf['id']}/runs/")).json()[0]["id"]
+            if name in DECISIONS:
+                await http.post(f"/wf/process_pause_action/{run_id}/", json=DECISIONS[name])
+                await client.get_workflow_handle(temporal_workflow_id(run_id)).result()
             history = await client.get_workflow_handle(temporal_workflow_id(run_id)).fetch_history()
             (HERE / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
             print("recorded", name)
