@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.run_service import get_run
+from api.run_service import ensure_can_mutate, get_run
 from db.accounts import Principal
 from db.models import Pause, Run, Workflow
 from errors import BadRequest, Conflict
@@ -81,6 +81,7 @@ async def decide(
         Conflict: the pause was decided otherwise, or the run ended.
     """
     run = await get_run(session, who, run_id)
+    ensure_can_mutate(who, run)
     q = select(Pause).where(Pause.run_id == run.id)
     if decision.node_id is not None:
         pause = await session.scalar(q.where(Pause.node_id == decision.node_id).order_by(Pause.seq.desc()))
@@ -131,6 +132,7 @@ async def cancel(
         NotFound: unknown run. BadRequest: any other state (PySpur's message).
     """
     run = await get_run(session, who, run_id)
+    ensure_can_mutate(who, run)
     if run.status not in (RunStatus.RUNNING.value, RunStatus.PAUSED.value):
         raise BadRequest(_cannot_cancel(run.status))
     handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run.id)))

@@ -21,9 +21,9 @@ from temporalio.service import RPCError
 
 from api.workflow_service import get_workflow, parse_id, version_for_run
 from db import repo
-from db.accounts import Principal
+from db.accounts import Principal, Role
 from db.models import Run, Task, Workflow, utcnow
-from errors import Conflict, InvalidInput, NotFound, Unavailable
+from errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
@@ -237,8 +237,19 @@ async def list_runs(
     return list((await session.scalars(_with_details(q))).all())
 
 
+def ensure_can_mutate(who: Principal, run: Run) -> None:
+    """Run mutations are for the user who triggered the run, or an OWNER/ADMIN of its tenant.
+
+    Raises:
+        Forbidden: a USER acting on someone else's run.
+    """
+    if who.role == Role.USER and run.triggered_by != who.user_id:
+        raise Forbidden("Only the user who started this run, or an owner or admin, may change it")
+
+
 async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None:
     run = await _get_run_row(session, who, run_id)
+    ensure_can_mutate(who, run)
     if not is_terminal(run.status):
         raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
     await session.execute(delete(Run).where(Run.id == run.id))

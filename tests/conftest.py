@@ -145,6 +145,24 @@ async def make_tenant(database_url: str, role: str = "OWNER") -> Tenant:
         await engine.dispose()
 
 
+async def add_user(database_url: str, tenant: Tenant, role: str) -> Tenant:
+    """Another user (with its own key) in an existing tenant."""
+    from db import accounts
+    from db.models import User
+    from db.session import make_engine, make_session_factory
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_session_factory(engine)() as session, session.begin():
+            user: User = await accounts.create_user(
+                session, tenant.tenant_id, f"{uuid.uuid4().hex[:8]}@example.com", accounts.Role(role)
+            )
+            _, key = await accounts.create_api_key(session, user)
+            return Tenant(key, tenant.tenant_id, user.id)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 async def tenant(stack: Stack) -> Tenant:
     return await make_tenant(stack.database_url)

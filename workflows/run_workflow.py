@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
     )
 
+T = TypeVar("T")
 _LIMIT_KEYS = ("wall_seconds", "cpu_seconds", "memory_mb", "output_bytes")
 _DB_WRITE = {
     "start_to_close_timeout": timedelta(seconds=30),
@@ -110,18 +112,19 @@ class RunWorkflow:
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
             state.cancel("Run canceled", workflow.now())
             self._closing = True
-            await self._finalize(inp, state)
+            result = await self._finalize(inp, state)
             await workflow.wait_condition(workflow.all_handlers_finished)
-            raise
+            if result.status == RunStatus.CANCELED:
+                raise
+            # The database already held another terminal state (a workflow task that wrote it was
+            # retried after the cancel arrived): Temporal closes as the database says.
+            return _close(result)
         self._closing = True
-        result = await self._finalize(inp, state)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if result.status == RunStatus.FAILED:
-            # Failing the execution makes the failure visible as such in the Temporal UI.
-            raise ApplicationError(
-                result.error or "Run failed", result.model_dump(mode="json"), non_retryable=True
-            )
-        return result
+        # Once the run has settled, a late cancel must not make Temporal disagree with the state
+        # just recorded: the terminal write and the close are finished regardless.
+        result = await _despite_cancel(self._finalize(inp, state))
+        await _despite_cancel(workflow.wait_condition(workflow.all_handlers_finished))
+        return _close(result)
 
     async def _drive(
         self,
@@ -366,7 +369,6 @@ class RunWorkflow:
             error = "Run canceled"
         elif state.declined is not None:
             error = state.records[state.declined].error
-        workflow.upsert_search_attributes([sa.STATUS.value_set(status.value)])
         result: RunResult = await _db_write(
             "finalize_run",
             FinalizeInput(
@@ -380,7 +382,29 @@ class RunWorkflow:
             "finalize run",
             RunResult,
         )
+        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
         return result
+
+
+def _close(result: RunResult) -> RunResult:
+    """End the execution the way the stored run ended."""
+    if result.status == RunStatus.FAILED:
+        # Failing the execution makes the failure visible as such in the Temporal UI.
+        raise ApplicationError(
+            result.error or "Run failed", result.model_dump(mode="json"), non_retryable=True
+        )
+    return result
+
+
+async def _despite_cancel(aw: Awaitable[T]) -> T:
+    """Await to completion even if the workflow is cancelled meanwhile (the cancel is then moot)."""
+    task = asyncio.ensure_future(aw)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
 
 
 async def _db_write(name: str, arg: Any, summary: str, result_type: type | None = None) -> Any:

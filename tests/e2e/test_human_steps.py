@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.builders import definition, input_node, link, node, output_node, python_node
-from tests.conftest import Stack, Tenant, api_process, free_port, wait_until
+from tests.conftest import Stack, Tenant, add_user, api_process, free_port, wait_until
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -306,3 +306,57 @@ async def test_pause_survives_restarting_temporal_the_worker_and_the_api(
             assert resp.status_code == 200, resp.text
             body = await reaches(client, run_id, "COMPLETED", within=60)
             assert body["outputs"]["output_node"] == {"seen": {"input_node": {"x": 1}}}
+
+
+async def test_only_the_triggering_user_or_an_admin_may_decide_or_cancel(
+    api: httpx.AsyncClient, stack: Stack, tenant: Tenant
+) -> None:
+    colleague = await add_user(stack.database_url, tenant, "USER")
+    admin = await add_user(stack.database_url, tenant, "ADMIN")
+    run_id, _ = await start(api, gated())  # started by the tenant's OWNER
+    refused = await api.post(
+        f"/wf/process_pause_action/{run_id}/", json=decision(), headers=colleague.headers
+    )
+    assert refused.status_code == 403
+    assert (await api.post(f"/wf/cancel_workflow/{run_id}/", headers=colleague.headers)).status_code == 403
+    assert (await run(api, run_id))["status"] == "PAUSED"  # nothing changed
+    ok = await api.post(f"/wf/process_pause_action/{run_id}/", json=decision(), headers=admin.headers)
+    assert ok.status_code == 200
+
+
+async def test_cancel_racing_the_last_node_leaves_one_terminal_state_that_temporal_agrees_with(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    defn = definition(
+        [
+            input_node(),
+            python_node("quick", "import time\ntime.sleep(0.3)\nreturn {'q': 1}", {"q": "integer"}),
+        ],
+        [link("input_node", "quick")],
+    )
+    wf = (await api.post("/wf/", json={"name": f"race-{uuid.uuid4().hex[:6]}", "definition": defn})).json()[
+        "id"
+    ]
+    client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    expected = {"COMPLETED": "COMPLETED", "CANCELED": "CANCELED"}
+    for delay in (0.2, 0.28, 0.32, 0.4):
+        run_id = (
+            await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+        ).json()["id"]
+        await asyncio.sleep(delay)
+        resp = await api.post(f"/wf/cancel_workflow/{run_id}/")
+        assert resp.status_code in (200, 400)
+
+        handle = client.get_workflow_handle(temporal_workflow_id(run_id))
+
+        async def closed(handle: Any = handle) -> Any:
+            # The terminal write precedes the close of the execution by a moment.
+            desc = await handle.describe()
+            return desc.status if desc.status and desc.status.name != "RUNNING" else None
+
+        temporal_status = await wait_until(closed)
+        body = await run(api, run_id)
+        assert body["status"] in ("COMPLETED", "CANCELED")
+        assert temporal_status.name == expected[body["status"]]
+        states = {t["status"] for t in body["tasks"]}
+        assert "RUNNING" not in states and "PENDING" not in states
