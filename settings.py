@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     # Worker
     worker_max_concurrent_activities: int = 64
+    worker_max_cached_workflows: int = Field(
+        200, ge=0, description="Executions kept in worker memory; paused runs beyond it cost only storage"
+    )
     worker_sandboxed_workflows: bool = Field(
         False,
         description="Run workflow code in Temporal's import sandbox (slower; our interpreter is deterministic)",

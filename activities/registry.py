@@ -51,6 +51,9 @@ def build_worker(
         workflows=[RunWorkflow],
         activities=acts.all(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
+        # are evicted and replayed (a few ms) when they next have work.
+        max_cached_workflows=settings.worker_max_cached_workflows,
         # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),

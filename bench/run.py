@@ -1,12 +1,15 @@
 """`make bench`: the graph input -> PythonFunc -> output, three ways, on this machine, in one run.
 
     python -m bench.run [--only floor,ours,pyspur] [--n-seq 100 --n-conc 300 --conc 16] [--levers]
+    python -m bench.run --only hitl [--n-paused 1000]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
    with and without eager start, on a dev server tuned like ours;
 2. ours: `POST /wf/{id}/run/` over HTTP against a fresh `make run` stack;
 3. PySpur 0.1.18 through its own `/api/wf/{id}/run/` (SQLite), installed into bench/.pyspur-venv.
 `--levers` adds rows for our service with single levers switched off, to show what each buys.
+`hitl` (not in the default set): human-step and cancel latencies and the cost of runs sitting paused
+(bench/hitl.py); it prints its own figures.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import argparse
 import asyncio
 import sys
 
+from bench.hitl import bench_hitl
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
 
-PARTS = ("floor", "ours", "pyspur")
+PARTS = ("floor", "ours", "pyspur", "hitl")
+DEFAULT_PARTS = ("floor", "ours", "pyspur")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
     "no embedded worker (no eager start)": {"API_EMBEDDED_WORKER": "false"},
@@ -31,12 +36,13 @@ async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default=",".join(PARTS))
+    parser.add_argument("--only", default=",".join(DEFAULT_PARTS), help=f"comma-separated subset of {PARTS}")
     parser.add_argument("--n-seq", type=int, default=100)
     parser.add_argument("--n-conc", type=int, default=300)
     parser.add_argument("--conc", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--levers", action="store_true", help="also measure ours with each lever off")
+    parser.add_argument("--n-paused", type=int, default=1000, help="hitl: runs left paused at once")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     rows: list[Measurement] = []
@@ -52,8 +58,11 @@ async def main(argv: list[str]) -> None:
                 rows += lever_rows
     if "pyspur" in parts:
         rows += await bench_pyspur(args.n_seq, args.n_conc, args.conc, args.warmup)
-    print()
-    print_table(rows)
+    if rows:
+        print()
+        print_table(rows)
+    if "hitl" in parts:
+        await bench_hitl(n_paused=args.n_paused)
 
 
 if __name__ == "__main__":
