@@ -186,11 +186,23 @@ def _database(settings: Settings) -> Iterator[str]:
         stop_postgres(server)
 
 
+def secure_data_dir(data: Path) -> None:
+    """Keep the data directory out of reach of sandboxed user code (which runs as an unprivileged uid).
+
+    pgserver opens every parent of its directory to o+rx so its own user can reach it; the data
+    directory is put back to traverse-only, and what lies in it to owner-only.
+    """
+    data.chmod(0o711)
+    for entry in data.iterdir():
+        if entry.name != "pg" and not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
+
+
 def main() -> None:
+    os.umask(0o077)  # everything this stack creates (Temporal's SQLite, logs, uploads) is owner-only
     settings = get_settings()
     data = settings.resolved_data_dir
     data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o700)  # sandboxed user code runs as nobody and must not read this
     logs = data / "logs"
     logs.mkdir(exist_ok=True)
     stopping = False
@@ -202,6 +214,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with _database(settings) as db_url:
+        secure_data_dir(data)
         from db.migrate import upgrade
 
         upgrade(db_url)
