@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
@@ -33,41 +34,55 @@ _CLOSED: dict[WorkflowExecutionStatus, tuple[RunStatus, str]] = {
 }
 
 
+@dataclass
+class Cursor:
+    """Where the next pass resumes, so runs paused for weeks cannot crowd out newer ones."""
+
+    after: tuple[datetime, uuid.UUID] | None = None
+
+
 async def reconcile_once(
     sessions: async_sessionmaker[AsyncSession],
     client: Client,
     *,
     grace: timedelta = timedelta(seconds=30),
     limit: int = 200,
+    cursor: Cursor | None = None,
 ) -> int:
-    """Check open runs older than `grace` against Temporal; returns how many were repaired."""
-    cutoff = utcnow() - grace
+    """Check up to `limit` open runs older than `grace` against Temporal, continuing after
+    `cursor` (and wrapping around); returns how many were repaired."""
+    cursor = cursor or Cursor()
+    q = select(Run.id, Run.start_time).where(
+        Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
+        Run.start_time < utcnow() - grace,
+    )
+    if cursor.after is not None:
+        q = q.where(tuple_(Run.start_time, Run.id) > tuple_(*cursor.after))
     async with sessions() as session:
-        rows = (
-            await session.scalars(
-                select(Run.id)
-                .where(
-                    Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
-                    Run.start_time < cutoff,
-                )
-                .order_by(Run.start_time)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await session.execute(q.order_by(Run.start_time, Run.id).limit(limit))).all()
+    cursor.after = (rows[-1][1], rows[-1][0]) if len(rows) == limit else None
     repaired = 0
-    for run_id in rows:
-        verdict = await _verdict(client, run_id)
-        if verdict is None:
-            continue
-        status, error, outputs = verdict
-        extra = {"outputs": outputs} if outputs is not None else {}
-        async with sessions() as session, session.begin():
-            if await repo.transition(session, run_id, status, error=error, end_time=utcnow(), **extra):
-                await repo.cancel_unsettled_tasks(session, run_id, error)
-                await repo.close_open_pauses(session, run_id, f"Closed: {error}", utcnow())
-                repaired += 1
-                log.warning("reconciled run %s to %s: %s", run_id, status, error)
+    for run_id, _ in rows:
+        try:
+            repaired += await _repair(sessions, client, run_id)
+        except Exception:  # one unreachable run must not stop the pass
+            log.exception("could not reconcile run %s", run_id)
     return repaired
+
+
+async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
+    verdict = await _verdict(client, run_id)
+    if verdict is None:
+        return 0
+    status, error, outputs = verdict
+    extra = {"outputs": outputs} if outputs is not None else {}
+    async with sessions() as session, session.begin():
+        if not await repo.transition(session, run_id, status, error=error, end_time=utcnow(), **extra):
+            return 0
+        await repo.cancel_unsettled_tasks(session, run_id, error)
+        await repo.close_open_pauses(session, run_id, f"Closed: {error}", utcnow())
+    log.warning("reconciled run %s to %s: %s", run_id, status, error)
+    return 1
 
 
 async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, dict[str, Any] | None] | None:
@@ -93,9 +108,10 @@ async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, d
 async def reconcile_forever(
     sessions: async_sessionmaker[AsyncSession], client: Client, interval: float, grace: timedelta
 ) -> None:
+    cursor = Cursor()
     while True:
         try:
-            await reconcile_once(sessions, client, grace=grace)
+            await reconcile_once(sessions, client, grace=grace, cursor=cursor)
         except Exception:  # a reconciler pass must never kill the worker; the next pass retries
             log.exception("reconcile pass failed")
         await asyncio.sleep(interval)

@@ -85,13 +85,15 @@ class RunActivities:
     async def record_pause(self, arg: RecordPauseInput) -> None:
         """Write a pause when it opens, so paused lists need no Temporal query."""
         async with self._sessions() as session, session.begin():
-            await repo.record_pause(session, arg)
+            if await repo.run_exists(session, uuid.UUID(arg.run_id)):
+                await repo.record_pause(session, arg)
 
     @activity.defn(name="record_decision")
     async def record_decision(self, arg: RecordDecisionInput) -> None:
         """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
         async with self._sessions() as session, session.begin():
-            await repo.record_decision(session, arg)
+            if await repo.run_exists(session, uuid.UUID(arg.run_id)):
+                await repo.record_decision(session, arg)
 
     def all(self) -> list[Any]:
         return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -68,3 +68,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ClientDep = Annotated[Client, Depends(_client)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+# PySpur's pagination: page >= 1 (bounded so OFFSET stays a valid integer), page_size 1..100.
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=100)]

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
 import errors
@@ -57,8 +57,15 @@ async def _database(_: Request, exc: Exception) -> JSONResponse:
     return _body(503, "Database unavailable")
 
 
+async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried (NaN in JSON, an out-of-range number).
+    log.info("value refused by the database: %s", exc)
+    return _body(422, "A value in the request cannot be stored (for example NaN or an out-of-range number)")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
+    app.add_exception_handler(DataError, _bad_value)
     for exc in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc, _database)

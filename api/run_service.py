@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from db import repo
 from db.accounts import Principal, Role
 from db.models import Run, Task, Workflow, utcnow
 from errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from run_status import RunStatus, TaskStatus, is_terminal
+from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
@@ -133,6 +134,10 @@ async def _start_execution(
             request_eager_start=eager,
         )
     except RPCError as err:
+        # A timed-out start may still have landed; if the execution exists, the run is started.
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
+            return
         async with session.begin():
             await repo.transition(
                 session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
@@ -252,5 +257,12 @@ async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None
     ensure_can_mutate(who, run)
     if not is_terminal(run.status):
         raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
+    busy_child = await session.scalar(
+        select(Run.id)
+        .where(Run.parent_run_id == run.id, Run.status.not_in([s.value for s in TERMINAL]))
+        .limit(1)
+    )
+    if busy_child is not None:
+        raise Conflict("The run has child runs that have not finished")
     await session.execute(delete(Run).where(Run.id == run.id))
     await session.commit()

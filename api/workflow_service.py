@@ -15,10 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.accounts import Principal
-from db.models import Workflow, WorkflowVersion, utcnow
+from db.models import Run, Workflow, WorkflowVersion, utcnow
 from errors import Conflict, NotFound
+from run_status import TERMINAL, RunStatus
 from workflows import graph
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
+
+_UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
+# Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.
+_NAME_ROOM = 460
 
 
 def parse_id(raw: str, what: str) -> uuid.UUID:
@@ -63,7 +68,7 @@ async def _name_taken(
 
 
 async def _unique_name(session: AsyncSession, tenant_id: uuid.UUID, wanted: str) -> str:
-    base = wanted.strip() or "Untitled Workflow"
+    base = (wanted.strip() or "Untitled Workflow")[:_NAME_ROOM]
     if not await _name_taken(session, tenant_id, base):
         return base
     stamped = f"{base} {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')}"
@@ -112,6 +117,16 @@ def test_files_dir(data_dir: Path, workflow_id: uuid.UUID) -> Path:
 
 
 async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -> None:
+    """Delete with its versions, runs and test files.
+
+    Raises:
+        Conflict: a run of it has not finished (its execution would be left writing into nothing).
+    """
+    unfinished = await session.scalar(
+        select(Run.id).where(Run.workflow_id == wf.id, Run.status.in_(_UNFINISHED)).limit(1)
+    )
+    if unfinished is not None:
+        raise Conflict("The workflow has runs that have not finished; cancel them or wait, then delete")
     await session.delete(wf)
     await session.commit()
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)

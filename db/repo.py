@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, text, update
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,11 +48,13 @@ SELECT gen_random_uuid(), {{run}}, r.node_id, r.seq, r.status, r.inputs, r.outpu
 FROM {{source}} jsonb_to_recordset(CAST(:tasks AS jsonb)) AS r(
     node_id text, seq int, status text, inputs jsonb, outputs jsonb, error text,
     start_time timestamptz, end_time timestamptz)
+{{where}}
 ON CONFLICT (run_id, node_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}
 """
 
-# One statement, one round trip: mark a PENDING run RUNNING and record progress. (A paused run stays
+# One statement, one round trip: mark a PENDING run RUNNING and record progress (nothing, if the
+# run was deleted meanwhile: a retried write must not fail forever on the foreign key). (A paused run stays
 # PAUSED while independent branches run: only the last decision moves it back to RUNNING.)
 # A settled task row never changes here, so a late, retried progress write cannot undo a terminal one.
 _PROGRESS = text(
@@ -61,7 +63,7 @@ WITH moved AS (
     UPDATE runs SET status = 'RUNNING'
     WHERE id = :run_id AND status = 'PENDING'
 )
-{_UPSERT_TASKS.format(run=":run_id", source="")}
+{_UPSERT_TASKS.format(run=":run_id", source="", where="WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id)")}
 WHERE tasks.status NOT IN ({_sql_in(_SETTLED)})
 """
 )
@@ -75,10 +77,10 @@ WITH moved AS (
     WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])})
     RETURNING id
 ), written AS (
-    {_UPSERT_TASKS.format(run="moved.id", source="moved,")}
+    {_UPSERT_TASKS.format(run="moved.id", source="moved,", where="")}
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM moved) AS moved, (SELECT status FROM runs WHERE id = :run_id) AS before
+SELECT (SELECT count(*) FROM moved) AS moved
 """
     )
 
@@ -110,12 +112,18 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
             },
         )
     ).one()
+    run_id = uuid.UUID(arg.run_id)
     if row.moved:
-        await close_open_pauses(
-            session, uuid.UUID(arg.run_id), f"Closed: run {arg.status.value}", arg.end_time
-        )
+        await close_open_pauses(session, run_id, f"Closed: run {arg.status.value}", arg.end_time)
         return True, arg.status
-    return False, RunStatus(row.before) if row.before else None
+    # Read again: a write that committed while this statement waited on the row is not in its snapshot.
+    stored = await session.scalar(select(Run.status).where(Run.id == run_id))
+    return False, RunStatus(stored) if stored else None
+
+
+async def run_exists(session: AsyncSession, run_id: uuid.UUID) -> bool:
+    """Writes for a deleted run are dropped rather than retried forever against the foreign key."""
+    return (await session.scalar(select(Run.id).where(Run.id == run_id))) is not None
 
 
 async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
@@ -154,7 +162,12 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
             comments=arg.comments,
         )
     )
-    if not arg.still_paused:
+    # Decided from the rows, not only the workflow's view: a pause opened by a write still in flight
+    # keeps the run PAUSED (that write moves it back to PAUSED if this one lands first).
+    open_pause = await session.scalar(
+        select(Pause.id).where(Pause.run_id == run_id, Pause.resume_time.is_(None)).limit(1)
+    )
+    if not arg.still_paused and open_pause is None:
         await transition(session, run_id, RunStatus.RUNNING)
     await record_progress(session, run_id, arg.tasks)
 

@@ -144,7 +144,7 @@ class HumanInterventionNodeConfig(NodeConfig):
 
     message: str = "Human intervention required"
     block_only_dependent_nodes: bool = True
-    timeout_seconds: int | None = Field(default=None, gt=0)
+    timeout_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
     on_timeout: Literal["approve", "decline", "fail"] = "fail"
     continue_on_decline: bool = False
 

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from run_status import PauseAction, RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
+    from workflows.node_configs import HumanInterventionNodeConfig
     from workflows.schema import (
         Decision,
         DecisionResult,
@@ -156,6 +157,10 @@ class RunWorkflow:
                     )
                     continue
                 if node.node_type == "HumanInterventionNode":
+                    # Paused here, before any progress snapshot is taken, so every write agrees.
+                    self._pause_seq += 1
+                    self._pauses[node_id] = _Pause(node_id, self._pause_seq)
+                    state.pause(node_id, dict(decision.inputs), now)
                     in_flight[node_id] = asyncio.create_task(
                         self._human_node(inp, state, node_id, decision.inputs)
                     )
@@ -197,6 +202,8 @@ class RunWorkflow:
                         state.complete(node_id, output, workflow.now())
                 except (ActivityError, ApplicationError) as err:
                     state.fail(node_id, _activity_error_text(err), workflow.now())
+                except Exception as err:  # a node's own fault fails the node, never the workflow task
+                    state.fail(node_id, f"{type(err).__name__}: {err}", workflow.now())
 
     async def _python_node(
         self,
@@ -268,13 +275,13 @@ class RunWorkflow:
             ApplicationError: the pause timed out and the node's `on_timeout` is "fail".
         """
         node = state.plan.by_id[node_id]
-        config = node.config
-        self._pause_seq += 1
-        pause = self._pauses[node_id] = _Pause(node_id, self._pause_seq)
+        # The typed config: the stored one may hold values pydantic coerced ("5", "false").
+        config = nodes.parse_config(node)
+        assert isinstance(config, HumanInterventionNodeConfig)
+        pause = self._pauses[node_id]
         passthrough = dict(inputs)
         now = workflow.now()
-        state.pause(node_id, passthrough, now)
-        timeout = config.get("timeout_seconds")
+        timeout = config.timeout_seconds
         workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.PAUSED.value)])
         await _db_write(
             "record_pause",
@@ -283,7 +290,7 @@ class RunWorkflow:
                 pause=PauseRecord(
                     node_id=node_id,
                     seq=pause.seq,
-                    message=str(config.get("message") or "Human intervention required"),
+                    message=config.message,
                     input_data=passthrough,
                     pause_time=now,
                     timeout_at=now + timedelta(seconds=timeout) if timeout else None,
@@ -299,7 +306,7 @@ class RunWorkflow:
         now = workflow.now()
         failure: str | None = None
         if decision is None:
-            on_timeout = config.get("on_timeout", "fail")
+            on_timeout = config.on_timeout
             if on_timeout == "fail":
                 failure = f"No decision within {timeout} s (on_timeout: fail)"
                 state.fail(node_id, failure, now)
@@ -310,9 +317,7 @@ class RunWorkflow:
                 )
         output: dict[str, Any] = {}
         if decision is not None:
-            output = self._apply(
-                state, node_id, passthrough, decision, bool(config.get("continue_on_decline")), now
-            )
+            output = self._apply(state, node_id, passthrough, decision, config.continue_on_decline, now)
         if state.run_status() == RunStatus.RUNNING:
             workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
         await _db_write(

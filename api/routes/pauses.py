@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from api import pause_service, presenters
-from api.deps import ClientDep, PrincipalDep, SessionDep
+from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep
 from api.schemas import PausedWorkflowResponse, PauseHistoryResponse, ResumeRunRequest, RunResponse
 from workflows.schema import Decision
 
 router = APIRouter(prefix="/wf", tags=["pauses"])
-Page = Annotated[int, Query(ge=1)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get("/paused_workflows/", response_model=list[PausedWorkflowResponse])

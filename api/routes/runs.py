@@ -10,15 +10,13 @@ from fastapi.responses import JSONResponse
 
 from api import presenters
 from api import run_service as runs
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
+from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep
 from api.schemas import RunResponse, StartRunRequest, TaskResponse
 from api.workflow_service import get_workflow, parse_id
 from run_status import RunStatus
 
 wf_router = APIRouter(prefix="/wf", tags=["runs"])
 run_router = APIRouter(prefix="/run", tags=["runs"])
-Page = Annotated[int, Query(ge=1)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
 RunType = Annotated[str, Query(min_length=1, max_length=64)]
 
 

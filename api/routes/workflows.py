@@ -6,20 +6,18 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from sqlalchemy import select
 
 from api import presenters
 from api import workflow_service as svc
-from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
 from api.schemas import OutputVariable, WorkflowCreateRequest, WorkflowResponse, WorkflowVersionResponse
 from db.models import Workflow, WorkflowVersion
 from errors import BadRequest, PayloadTooLarge
 from workflows.definition import default_definition
 
 router = APIRouter(prefix="/wf", tags=["workflows"])
-Page = Annotated[int, Query(ge=1)]
-PageSize = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.post("/", response_model=WorkflowResponse)

@@ -18,7 +18,7 @@ def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         # Several API and worker processes may start together; one migrates, the others wait.
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(815_001)")
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(815001)")
         context.run_migrations()
 
 

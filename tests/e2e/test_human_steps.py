@@ -360,3 +360,24 @@ async def test_cancel_racing_the_last_node_leaves_one_terminal_state_that_tempor
         assert temporal_status.name == expected[body["status"]]
         states = {t["status"] for t in body["tasks"]}
         assert "RUNNING" not in states and "PENDING" not in states
+
+
+async def test_human_config_values_are_read_as_their_types(api: httpx.AsyncClient) -> None:
+    # Stored as the client sent them ("1", "false"); the run must treat them as 1 and False.
+    run_id, _ = await start(
+        api, gated(timeout_seconds="1", on_timeout="decline", continue_on_decline="false")
+    )
+    body = await reaches(api, run_id, "CANCELED")
+    assert tasks_of(body)["after"]["status"] == "CANCELED"
+
+
+async def test_deleting_a_workflow_with_an_unfinished_run_is_refused(api: httpx.AsyncClient) -> None:
+    wf = (await api.post("/wf/", json={"name": f"d-{uuid.uuid4().hex[:6]}", "definition": gated()})).json()[
+        "id"
+    ]
+    await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    run_id = (await api.get(f"/wf/{wf}/runs/")).json()[0]["id"]
+    assert (await api.delete(f"/wf/{wf}/")).status_code == 409
+    assert (await run(api, run_id))["status"] == "PAUSED"
+    await api.post(f"/wf/cancel_workflow/{run_id}/")
+    assert (await api.delete(f"/wf/{wf}/")).status_code == 204
