@@ -104,6 +104,7 @@ def pause(p: Pause) -> PauseHistoryResponse:
         resume_action=PauseAction(p.resume_action) if p.resume_action else None,
         input_data=p.input_data,
         comments=p.comments,
+        decided_by=_sid(p.decided_by),
     )
 
 

@@ -105,6 +105,9 @@ class PauseHistoryResponse(BaseModel):
     resume_action: PauseAction | None
     input_data: dict[str, Any] | None
     comments: str | None
+    decided_by: str | None = (
+        None  # the authenticated user (not in PySpur: `resume_user_id` is the body's word)
+    )
 
 
 class PausedWorkflowResponse(BaseModel):

@@ -173,3 +173,5 @@ class Pause(Base):
     resume_action: Mapped[str | None] = mapped_column(String(16), default=None)
     resume_inputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     comments: Mapped[str | None] = mapped_column(Text, default=None)
+    # The authenticated user behind the decision; `resume_user_id` is what the request body said.
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(default=None)

@@ -160,6 +160,7 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
             resume_user_id=arg.user_id,
             resume_inputs=arg.inputs,
             comments=arg.comments,
+            decided_by=uuid.UUID(arg.decided_by) if arg.decided_by else None,
         )
     )
     # Decided from the rows, not only the workflow's view: a pause opened by a write still in flight

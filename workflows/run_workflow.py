@@ -329,6 +329,7 @@ class RunWorkflow:
                 user_id=decision.user_id if decision else None,
                 comments=decision.comments if decision else failure,
                 inputs=decision.inputs if decision else None,
+                decided_by=decision.decided_by if decision else None,
                 resume_time=now,
                 tasks=_unflushed(state, self._flushed),
                 still_paused=bool(state.paused()),

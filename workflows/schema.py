@@ -96,6 +96,8 @@ class Decision(BaseModel):
     user_id: str
     comments: str | None = None
     node_id: str | None = None
+    # Filled by the API from the credentials, never from the request body.
+    decided_by: str | None = None
 
 
 class DecisionResult(BaseModel):
@@ -112,6 +114,7 @@ class RecordDecisionInput(BaseModel):
     user_id: str | None
     comments: str | None
     inputs: dict[str, Any] | None
+    decided_by: str | None = None
     resume_time: datetime
     tasks: list[TaskRecord]
     # Whether other pauses are still open: only the last one back moves the run to RUNNING.

@@ -34,6 +34,7 @@ async def process_pause_action(
         user_id=body.user_id,
         comments=body.comments,
         node_id=body.node_id,
+        decided_by=str(who.user_id),
     )
     run = await pause_service.decide(session, client, who, run_id, decision)
     return presenters.run(run, "Decision recorded; the run continues as decided.")

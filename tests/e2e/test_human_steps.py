@@ -99,7 +99,7 @@ async def test_pause_blocks_only_its_downstream_and_is_listed(api: httpx.AsyncCl
 
 
 async def test_approve_resumes_with_passthrough_merged_with_inputs_and_is_recorded(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, tenant: Tenant
 ) -> None:
     run_id, _ = await start(api, gated())
     resp = await api.post(
@@ -112,6 +112,7 @@ async def test_approve_resumes_with_passthrough_merged_with_inputs_and_is_record
     (entry,) = (await api.get(f"/wf/pause_history/{run_id}/")).json()
     assert entry["resume_action"] == "APPROVE"
     assert entry["resume_user_id"] == "alice"
+    assert entry["decided_by"] == str(tenant.user_id)  # who really sent it, whatever the body says
     assert entry["comments"] == "looks fine"
     assert entry["resume_time"] >= entry["pause_time"]
     listed = (await api.get("/wf/paused_workflows/", params={"page_size": 100})).json()
