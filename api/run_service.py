@@ -88,6 +88,7 @@ async def start_run(
         initial_inputs={input_id: payload},
         start_time=utcnow(),
     )
+    run.version = version
     session.add(run)
     await session.commit()
     await _start_execution(session, client, settings, run, wf, defn, payload, eager=eager)
@@ -145,16 +146,28 @@ async def _start_execution(
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
 
 
+def may_pause(run: Run) -> bool:
+    """Whether the run's graph has a human step (only then is it worth watching for a pause)."""
+    nodes_ = (run.version.definition if run.version is not None else {}).get("nodes", [])
+    return any(n.get("node_type") == "HumanInterventionNode" for n in nodes_)
+
+
 async def wait_until_settled(
-    session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float
+    session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float, *, watch_pause: bool
 ) -> RunResult | None:
     """Wait for the run's result, but stop early once it is paused with nothing else running.
 
-    Returns the result when the run closed normally, else None (paused, failed, or still going)."""
+    Returns the result when the run closed normally, else None (paused, failed, or still going).
+    Pauses are watched in the database (with backoff) only when `watch_pause`: polling every waiting
+    request costs real CPU under load."""
     result = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+    if not watch_pause:
+        return await result
+    interval = 0.05
     try:
         while True:
-            done, _ = await asyncio.wait({result}, timeout=0.1)
+            done, _ = await asyncio.wait({result}, timeout=interval)
+            interval = min(interval * 2, 1.0)
             if done:
                 return result.result()
             status = await session.scalar(select(Run.status).where(Run.id == run_id))

@@ -49,7 +49,9 @@ async def run_blocking(
         parent_run_id=body.parent_run_id,
         eager=_eager(request),
     )
-    result = await runs.wait_until_settled(session, client, run.id, settings.run_blocking_timeout_seconds)
+    result = await runs.wait_until_settled(
+        session, client, run.id, settings.run_blocking_timeout_seconds, watch_pause=runs.may_pause(run)
+    )
     if result is not None and result.recorded:
         return result.outputs
     fresh = await runs.get_run(session, who, run.id)
