@@ -150,33 +150,6 @@ async def verify_run(
     return payload
 
 
-async def bench_http_service(
-    name: str,
-    api_root: str,
-    n_seq: int,
-    n_conc: int,
-    conc: int,
-    warmup: int = DEFAULT_WARMUP,
-    note: str = "",
-    tolerate_errors: bool = False,
-) -> tuple[Measurement, Measurement]:
-    """Create the benchmark workflow on a PySpur-compatible API, verify one run, then ``measure`` it.
-
-    ``api_root`` is where ``/wf/`` lives: ``http://host:port/api`` for PySpur.
-    """
-    async with new_client(conc) as client:
-        workflow_id = await create_workflow(client, api_root)
-        await verify_run(client, api_root, workflow_id)
-        print(f"[bench] {name}: workflow {workflow_id} verified at {api_root}", flush=True)
-        send = make_run_sender(client, f"{api_root.rstrip('/')}/wf/{workflow_id}/run/")
-        return await measure(name, send, n_seq, n_conc, conc, warmup, note, tolerate_errors)
-
-
 def make_pyspur_sender(client: httpx.AsyncClient, base_url: str, workflow_id: str) -> Send:
     """PySpur 0.1.18: everything is under ``/api``."""
     return make_run_sender(client, f"{base_url.rstrip('/')}/api/wf/{workflow_id}/run/")
-
-
-def make_ours_sender(client: httpx.AsyncClient, base_url: str, workflow_id: str) -> Send:
-    """Our service: ``POST /wf/{id}/run/`` at ``base_url`` (pass e.g. ``http://host:port/api`` if mounted)."""
-    return make_run_sender(client, f"{base_url.rstrip('/')}/wf/{workflow_id}/run/")
