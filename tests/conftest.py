@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def stack() -> Iterator[Stack]:
         if s.temporal is not None:
             devstack.stop(s.temporal)
         devstack.stop_postgres(pg)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
