@@ -41,10 +41,6 @@ def is_terminal(status: RunStatus | str) -> bool:
     return RunStatus(status) in TERMINAL
 
 
-def can_transition(current: RunStatus | str, target: RunStatus | str) -> bool:
-    return RunStatus(current) in ALLOWED_FROM[RunStatus(target)]
-
-
 class PauseAction(StrEnum):
     APPROVE = "APPROVE"
     DECLINE = "DECLINE"

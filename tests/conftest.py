@@ -204,6 +204,17 @@ async def wait_until(predicate: Any, within: float = 30.0, interval: float = 0.2
         await asyncio.sleep(interval)
 
 
+async def reaches(api: httpx.AsyncClient, run_id: str, status: str, within: float = 30) -> dict[str, Any]:
+    """Poll `GET /run/{id}/` until the run has `status`; returns the run."""
+
+    async def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await api.get(f"/run/{run_id}/")).json()
+        return body if body["status"] == status else None
+
+    result: dict[str, Any] = await wait_until(check, within=within)
+    return result
+
+
 @contextlib.contextmanager
 def api_process(stack: Stack, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = stack.env(HOST="127.0.0.1", PORT=str(port))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.builders import double_graph
-from tests.conftest import ROOT, Stack, Tenant, wait_until
+from tests.conftest import ROOT, Stack, Tenant, reaches
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +40,7 @@ async def test_blocking_run_answers_202_with_the_run_when_the_wait_runs_out(
         body = resp.json()
         assert body["status"] in ("PENDING", "RUNNING")
 
-        async def done() -> bool:
-            return bool((await api.get(f"/run/{body['id']}/")).json()["status"] == "COMPLETED")
-
-        await wait_until(done)
+        await reaches(api, body["id"], "COMPLETED")
 
 
 def admin(stack: Stack, *args: str) -> str:

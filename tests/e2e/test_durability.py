@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.reconciler import reconcile_once
 from db.session import make_engine, make_session_factory
 from tests.builders import double_graph
-from tests.conftest import Stack, Tenant, api_process, free_port, wait_until
+from tests.conftest import Stack, Tenant, api_process, free_port, reaches, wait_until
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -43,15 +43,6 @@ async def node_running(api: httpx.AsyncClient, run_id: str, node_id: str = "py1"
         return any(t["node_id"] == node_id and t["status"] == "RUNNING" for t in tasks)
 
     await wait_until(running)
-
-
-async def reaches(api: httpx.AsyncClient, run_id: str, status: str, within: float = 60) -> dict[str, Any]:
-    async def reached() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await api.get(f"/run/{run_id}/")).json()
-        return body if body["status"] == status else None
-
-    result: dict[str, Any] = await wait_until(reached, within=within)
-    return result
 
 
 async def test_run_completes_after_worker_is_killed_mid_python_node(

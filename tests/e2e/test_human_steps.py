@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.builders import definition, input_node, link, node, output_node, python_node
-from tests.conftest import Stack, Tenant, add_user, api_process, free_port, wait_until
+from tests.conftest import Stack, Tenant, add_user, api_process, free_port, reaches, wait_until
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -53,15 +53,6 @@ async def start(api: httpx.AsyncClient, defn: dict[str, Any], x: int = 1) -> tup
 async def run(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     body: dict[str, Any] = (await api.get(f"/run/{run_id}/")).json()
     return body
-
-
-async def reaches(api: httpx.AsyncClient, run_id: str, status: str, within: float = 30) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        body = await run(api, run_id)
-        return body if body["status"] == status else None
-
-    result: dict[str, Any] = await wait_until(check, within=within)
-    return result
 
 
 def decision(action: str = "APPROVE", **extra: Any) -> dict[str, Any]:

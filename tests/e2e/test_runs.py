@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
-from tests.conftest import Tenant, wait_until
+from tests.conftest import Tenant, reaches, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -190,10 +190,7 @@ async def test_delete_run_is_refused_while_in_progress_and_allowed_after(api: ht
     run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
     assert (await api.delete(f"/run/{run['id']}/")).status_code == 409
 
-    async def finished() -> bool:
-        return bool((await api.get(f"/run/{run['id']}/")).json()["status"] == "COMPLETED")
-
-    await wait_until(finished)
+    await reaches(api, run["id"], "COMPLETED")
     assert (await api.delete(f"/run/{run['id']}/")).status_code == 204
     assert (await api.get(f"/run/{run['id']}/")).status_code == 404
 
