@@ -122,8 +122,16 @@ class Run(Base):
     initial_inputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    input_dataset_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
-    output_file_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    input_dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), default=None
+    )
+    output_file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("output_files.id", ondelete="SET NULL"), default=None
+    )
+    # Batch parents only: dataset rows in the batch, rows settled, rows that did not complete.
+    rows_total: Mapped[int | None] = mapped_column(Integer, default=None)
+    rows_done: Mapped[int | None] = mapped_column(Integer, default=None)
+    rows_failed: Mapped[int | None] = mapped_column(Integer, default=None)
     start_time: Mapped[datetime] = mapped_column(default=utcnow)
     end_time: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -135,11 +143,13 @@ class Run(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (UniqueConstraint("run_id", "node_id"),)
+    __table_args__ = (UniqueConstraint("run_id", "scope", "node_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     node_id: Mapped[str] = mapped_column(String(200))
+    # "" for top-level nodes; "<loop node id>#<iteration>" (nested: joined by "/") for loop bodies.
+    scope: Mapped[str] = mapped_column(String(500), default="", server_default="")
     # Scheduling order within the run, so task lists read in the order nodes were reached.
     seq: Mapped[int] = mapped_column(Integer, default=0)
     parent_task_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
@@ -175,3 +185,58 @@ class Pause(Base):
     comments: Mapped[str | None] = mapped_column(Text, default=None)
     # The authenticated user behind the decision; `resume_user_id` is what the request body said.
     decided_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
+class Dataset(Base):
+    """An uploaded table of rows; rows are stored parsed, so any worker can read them by index."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text, default="")
+    file_name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(16))  # csv | jsonl | parquet
+    columns: Mapped[list[str]] = mapped_column(JsonType)
+    row_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetRow(Base):
+    __tablename__ = "dataset_rows"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any]]
+
+
+class OutputFile(Base):
+    """A batch run's JSON Lines result; its lines are rows of `output_lines`, in dataset order."""
+
+    __tablename__ = "output_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The batch parent run (no FK: the run points here, and either may be deleted first).
+    run_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutputLine(Base):
+    __tablename__ = "output_lines"
+
+    output_file_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("output_files.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[dict[str, Any]]

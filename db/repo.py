@@ -41,15 +41,16 @@ def _sql_in(statuses: Iterable[str]) -> str:
     return ", ".join(f"'{x}'" for x in sorted(statuses))
 
 
-_TASK_COLUMNS = "seq, status, inputs, outputs, error, start_time, end_time"
+_TASK_COLUMNS = "seq, status, inputs, outputs, error, start_time, end_time, subworkflow, subworkflow_output"
 _UPSERT_TASKS = f"""
-INSERT INTO tasks (id, run_id, node_id, {_TASK_COLUMNS})
-SELECT gen_random_uuid(), {{run}}, r.node_id, r.seq, r.status, r.inputs, r.outputs, r.error, r.start_time, r.end_time
+INSERT INTO tasks (id, run_id, node_id, scope, parent_task_id, {_TASK_COLUMNS})
+SELECT r.id, {{run}}, r.node_id, r.scope, r.parent_task_id, {", ".join("r." + c for c in _TASK_COLUMNS.split(", "))}
 FROM {{source}} jsonb_to_recordset(CAST(:tasks AS jsonb)) AS r(
-    node_id text, seq int, status text, inputs jsonb, outputs jsonb, error text,
-    start_time timestamptz, end_time timestamptz)
+    id uuid, node_id text, scope text, parent_task_id uuid, seq int, status text, inputs jsonb,
+    outputs jsonb, error text, start_time timestamptz, end_time timestamptz, subworkflow jsonb,
+    subworkflow_output jsonb)
 {{where}}
-ON CONFLICT (run_id, node_id) DO UPDATE SET
+ON CONFLICT (run_id, scope, node_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}
 """
 
@@ -85,13 +86,35 @@ SELECT (SELECT count(*) FROM moved) AS moved
     )
 
 
-def _tasks_json(records: list[TaskRecord]) -> str:
-    return json.dumps([r.model_dump(mode="json") for r in records])
+_TASK_IDS = uuid.UUID("5b0c4f9e-3c1a-4d8e-9f57-3d1e6c2b7a10")
+
+
+def task_id(run_id: uuid.UUID | str, scope: str, node_id: str) -> uuid.UUID:
+    """Task ids are derived from (run, scope, node), so a loop body's rows can name their loop's row."""
+    return uuid.uuid5(_TASK_IDS, f"{run_id}|{scope}|{node_id}")
+
+
+def _parent_task_id(run_id: uuid.UUID | str, scope: str) -> uuid.UUID | None:
+    if not scope:
+        return None
+    outer, _, last = scope.rpartition("/")
+    return task_id(run_id, outer, last.rpartition("#")[0])
+
+
+def _tasks_json(run_id: uuid.UUID | str, records: list[TaskRecord]) -> str:
+    rows = []
+    for r in records:
+        row = r.model_dump(mode="json")
+        row["id"] = str(task_id(run_id, r.scope, r.node_id))
+        parent = _parent_task_id(run_id, r.scope)
+        row["parent_task_id"] = str(parent) if parent else None
+        rows.append(row)
+    return json.dumps(rows)
 
 
 async def record_progress(session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord]) -> None:
     """Mark the run RUNNING (when allowed) and upsert the given task rows, in one statement."""
-    await session.execute(_PROGRESS, {"run_id": run_id, "tasks": _tasks_json(records)})
+    await session.execute(_PROGRESS, {"run_id": run_id, "tasks": _tasks_json(run_id, records)})
 
 
 async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, RunStatus | None]:
@@ -108,7 +131,7 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
                 "outputs": json.dumps(arg.outputs),
                 "error": arg.error,
                 "end_time": arg.end_time,
-                "tasks": _tasks_json(arg.tasks),
+                "tasks": _tasks_json(arg.run_id, arg.tasks),
             },
         )
     ).one()

@@ -35,12 +35,17 @@ class RunInput(BaseModel):
 class TaskRecord(BaseModel):
     node_id: str
     seq: int
+    # "" at top level; "<loop id>#<iteration>" inside a loop body (nested loops joined by "/").
+    scope: str = ""
     status: TaskStatus = TaskStatus.PENDING
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    # A loop node's body definition and its history `{body node id: [outputs per iteration]}`.
+    subworkflow: dict[str, Any] | None = None
+    subworkflow_output: dict[str, Any] | None = None
 
 
 class PythonNodeInput(BaseModel):
