@@ -36,6 +36,9 @@ ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.CANCELED: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED}),
 }
 
+# retry/resume (v1) re-arm a FAILED or stopped run for a new attempt; nothing else leaves a terminal state.
+RETRYABLE_FROM: frozenset[RunStatus] = frozenset({RunStatus.FAILED, RunStatus.CANCELED})
+
 
 def is_terminal(status: RunStatus | str) -> bool:
     return RunStatus(status) in TERMINAL

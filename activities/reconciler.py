@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 _CLOSED: dict[WorkflowExecutionStatus, tuple[RunStatus, str]] = {
     WorkflowExecutionStatus.TERMINATED: (RunStatus.CANCELED, "Terminated in Temporal"),
-    WorkflowExecutionStatus.TIMED_OUT: (RunStatus.FAILED, "Temporal execution timed out"),
+    WorkflowExecutionStatus.TIMED_OUT: (
+        RunStatus.FAILED,
+        "Run exceeded its maximum duration (Temporal execution timed out)",
+    ),
     WorkflowExecutionStatus.CANCELED: (RunStatus.CANCELED, "Run canceled"),
     WorkflowExecutionStatus.FAILED: (RunStatus.FAILED, "Run failed"),
     WorkflowExecutionStatus.CONTINUED_AS_NEW: (RunStatus.FAILED, "Unexpected continue-as-new"),
@@ -54,6 +57,7 @@ async def reconcile_once(
     cursor = cursor or Cursor()
     q = select(Run.id, Run.start_time).where(
         Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
+        Run.draft_state.is_(None),  # a v1 draft has no execution yet
         Run.start_time < utcnow() - grace,
     )
     if cursor.after is not None:

@@ -11,9 +11,11 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.ingest_activities import IngestActivities
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
+from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
 
 
@@ -48,8 +50,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RunWorkflow],
-        activities=acts.all(),
+        workflows=[RunWorkflow, IngestDocumentWorkflow],
+        activities=[*acts.all(), *IngestActivities(sessions, settings).all()],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
-from api.routes import meta, pauses, runs, workflows
+from api.routes import meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
@@ -71,6 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(runs.wf_router, prefix=prefix)
         app.include_router(runs.run_router, prefix=prefix)
         app.include_router(meta.node_router, prefix=prefix)
+    for router in (
+        v1_runs.router,  # /summary is routed before /{run_id} inside it
+        v1_definitions.router,
+        v1_misc.folders,
+        v1_misc.documents,
+        v1_misc.api_keys,
+        v1_misc.users,
+    ):
+        app.include_router(router)
     app.add_middleware(TrailingSlash)
     return app
 

@@ -1,12 +1,22 @@
-"""The one table from domain and Temporal errors to HTTP status codes, with PySpur's `{"detail": ...}` body."""
+"""The one table from domain and Temporal errors to HTTP status codes.
+
+The workflow API answers PySpur's `{"detail": ...}`; the v1 API (paths under `/v1/`) answers
+`{detail, code, request_id}` with a machine-readable `code` from ksapi's closed set. Request-validation
+errors keep FastAPI's `{"detail": [...]}` list shape on both, since that is what ksapi decodes.
+Every response carries an `x-request-id` header (see `RequestId`).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 import errors
@@ -25,6 +35,24 @@ STATUS_BY_TYPE: dict[type[errors.DomainError], int] = {
     errors.Unavailable: 503,
 }
 
+# v1's `code` for each status (ksapi's `ErrorResponse.code` values).
+CODE_BY_STATUS: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_request",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_entity",
+    429: "too_many_requests",
+    500: "internal_error",
+    501: "not_implemented",
+    502: "service_unavailable",
+    503: "service_unavailable",
+}
+
 _RPC_STATUS = {
     RPCStatusCode.NOT_FOUND: 404,
     RPCStatusCode.ALREADY_EXISTS: 409,
@@ -34,38 +62,83 @@ _RPC_STATUS = {
 }
 
 
-def _body(status: int, detail: str) -> JSONResponse:
+def request_id(request: Request) -> str:
+    rid: str = request.scope.setdefault("state", {}).get("request_id") or uuid.uuid4().hex
+    return rid
+
+
+def _body(request: Request, status: int, detail: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if request.url.path.startswith("/v1/"):
+        content = {"detail": detail, "code": CODE_BY_STATUS.get(status, "error"), "request_id": request_id(request)}
+        return JSONResponse(content, status_code=status, headers=headers)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.DomainError)
     status = next((code for typ, code in STATUS_BY_TYPE.items() if isinstance(exc, typ)), 400)
-    return _body(status, exc.detail)
+    return _body(request, status, exc.detail)
 
 
-async def _rpc(_: Request, exc: Exception) -> JSONResponse:
+async def _rpc(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RPCError)
     status = _RPC_STATUS.get(exc.status, 502)
     log.warning("temporal rpc error %s: %s", exc.status, exc.message)
-    return _body(status, f"Temporal: {exc.message}")
+    return _body(request, status, f"Temporal: {exc.message}")
 
 
-async def _database(_: Request, exc: Exception) -> JSONResponse:
+async def _database(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
-    return _body(503, "Database unavailable")
+    return _body(request, 503, "Database unavailable")
 
 
-async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value the request carried (NaN in JSON, an out-of-range number).
     log.info("value refused by the database: %s", exc)
-    return _body(422, "A value in the request cannot be stored (for example NaN or an out-of-range number)")
+    return _body(
+        request, 422, "A value in the request cannot be stored (for example NaN or an out-of-range number)"
+    )
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith("/v1/"):
+        return await http_exception_handler(request, exc)
+    response = _body(request, exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+class RequestId:
+    """Gives every request an id (the caller's `x-request-id`, or a new one) and echoes it in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming[:128] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(DataError, _bad_value)
+    app.add_exception_handler(StarletteHTTPException, _http)
     for exc in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc, _database)
+    app.add_middleware(RequestId)

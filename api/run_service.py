@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -91,54 +91,75 @@ async def start_run(
     run.version = version
     session.add(run)
     await session.commit()
-    await _start_execution(session, client, settings, run, wf, defn, payload, eager=eager)
+    run_input = RunInput(
+        run_id=str(run.id),
+        tenant_id=str(run.tenant_id),
+        workflow_id=str(wf.id),
+        workflow_name=wf.name,
+        definition=defn,
+        input_payload=payload,
+        policy=node_policy(settings),
+    )
+    await start_execution(session, client, settings, run, run_input, eager=eager)
     return run
 
 
-async def _start_execution(
+async def start_execution(
     session: AsyncSession,
     client: Client,
     settings: Settings,
     run: Run,
-    wf: Workflow,
-    defn: WorkflowDefinition,
-    payload: dict[str, Any],
+    run_input: RunInput,
     *,
     eager: bool,
+    execution_timeout: timedelta | None = None,
+    restart: bool = False,
 ) -> None:
+    """Start the run's Temporal execution (the run row is already stored).
+
+    `restart` (retry, resume) starts a new execution under the run's Temporal id, ending any execution
+    of an earlier attempt still open (a stopped run whose worker was away). `execution_timeout` bounds
+    the whole execution (v1 `max_run_duration_seconds`; the reconciler then fails the run).
+
+    Raises:
+        Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
+    """
     run_id = str(run.id)
     try:
         await client.start_workflow(
             "RunWorkflow",
-            RunInput(
-                run_id=run_id,
-                tenant_id=str(run.tenant_id),
-                workflow_id=str(wf.id),
-                workflow_name=wf.name,
-                definition=defn,
-                input_payload=payload,
-                policy=node_policy(settings),
-            ),
+            run_input,
             id=sa.temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
             # A retried start finds the open execution, or is refused once it closed: never a second run.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
+            if restart
+            else WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if restart
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=execution_timeout,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.RUN_ID, run_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
+                    SearchAttributePair(sa.WORKFLOW_ID, run_input.workflow_id),
                     SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
                 ]
             ),
-            memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
+            memo={
+                "workflow_name": run_input.workflow_name,
+                "workflow_id": run_input.workflow_id,
+                "run_type": run.run_type,
+            },
             request_eager_start=eager,
         )
     except RPCError as err:
         # A timed-out start may still have landed; if the execution exists, the run is started.
-        with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
-            return
+        # (Not on a restart: the earlier attempt's execution exists either way.)
+        if not restart:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
+                return
         async with session.begin():
             await repo.transition(
                 session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()

@@ -6,12 +6,13 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ApiKey, Tenant, User
+from db.models import ApiKey, Tenant, User, utcnow
 
 KEY_PREFIX = "ks_"
 
@@ -52,7 +53,9 @@ async def create_user(
     return user
 
 
-async def create_api_key(session: AsyncSession, user: User, name: str = "") -> tuple[ApiKey, str]:
+async def create_api_key(
+    session: AsyncSession, user: User, name: str = "", expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
     """Returns the stored row and the plaintext key, which is never stored and shown only once."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
@@ -61,6 +64,7 @@ async def create_api_key(session: AsyncSession, user: User, name: str = "") -> t
         name=name,
         prefix=plaintext[:10],
         key_hash=hash_key(plaintext),
+        expires_at=expires_at,
     )
     session.add(key)
     await session.flush()
@@ -72,7 +76,11 @@ async def principal_for_key(session: AsyncSession, plaintext: str) -> Principal 
         await session.execute(
             select(User.tenant_id, User.id, User.role)
             .join(ApiKey, ApiKey.user_id == User.id)
-            .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))
+            .where(
+                ApiKey.key_hash == hash_key(plaintext),
+                ApiKey.revoked_at.is_(None),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+            )
         )
     ).first()
     if row is None:

@@ -8,10 +8,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -61,6 +63,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Workflow(Base):
@@ -134,6 +137,25 @@ class Run(Base):
     rows_failed: Mapped[int | None] = mapped_column(Integer, default=None)
     start_time: Mapped[datetime] = mapped_column(default=utcnow)
     end_time: Mapped[datetime | None] = mapped_column(default=None)
+    # v1 workflow-runs API (migration 0005). `draft_state` is NOT_STARTED or PENDING (inputs still being
+    # ingested) while a v1 run is a draft, and null once started; the stored `status` is PENDING meanwhile.
+    v1: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(String(255), default=None)
+    path_part_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    draft_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    auto_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_start_user_message: Mapped[str | None] = mapped_column(Text, default=None)
+    input_scope: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
+    selected_skill_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    approval_state: Mapped[str] = mapped_column(String(16), default="not_required")
+    approval_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Executions started for this run (retry and resume start another under the same Temporal id).
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     version: Mapped[WorkflowVersion | None] = relationship(lazy="raise")
     tasks: Mapped[list[Task]] = relationship(
@@ -240,3 +262,78 @@ class OutputLine(Base):
     )
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     line: Mapped[dict[str, Any]]
+
+
+class Folder(Base):
+    """A folder path part: a tenant's root, a user's folder, or one of a v1 run's inputs/outputs/discussions."""
+
+    __tablename__ = "folders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    parent_path_part_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    name: Mapped[str] = mapped_column(String(255))
+    materialized_path: Mapped[str] = mapped_column(Text)
+    system_managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), default=None)
+    role: Mapped[str | None] = mapped_column(String(16), default=None)  # inputs | outputs | discussions
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(Base):
+    """A stored document with one version: uploads (ingested by a Temporal workflow), instructions, run outputs."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    version_id: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
+    version_path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    parent_path_part_id: Mapped[uuid.UUID] = mapped_column()
+    materialized_path: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), default=None)
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16), default="SOURCE")  # SOURCE | GENERATED
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    ingest_status: Mapped[str] = mapped_column(String(16), default="COMPLETED")  # PENDING|COMPLETED|FAILED
+    ingest_error: Mapped[str | None] = mapped_column(Text, default=None)
+    ingest_workflow_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    approval_state: Mapped[str] = mapped_column(String(16), default="not_required")
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class V1Definition(Base):
+    """The v1-only fields of a workflow: a v1 definition is the `workflows` row with the same id."""
+
+    __tablename__ = "v1_definitions"
+
+    workflow_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    parent_path_part_id: Mapped[uuid.UUID] = mapped_column()
+    instruction_path_part_id: Mapped[uuid.UUID] = mapped_column()
+    max_run_duration_seconds: Mapped[int] = mapped_column(Integer, default=1800)
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_template: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_from_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    selected_skill_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
+    common_file_path_part_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, select, text, update
+from sqlalchemy import TextClause, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Pause, Run, Task, utcnow
-from run_status import ALLOWED_FROM, RunStatus, TaskStatus
+from db import v1_repo
+from db.models import Document, Pause, Run, Task, utcnow
+from run_status import ALLOWED_FROM, RETRYABLE_FROM, RunStatus, TaskStatus
 from workflows.schema import FinalizeInput, RecordDecisionInput, RecordPauseInput, TaskRecord
 
 _SETTLED = [TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELED.value]
@@ -75,7 +76,7 @@ def _finalize_sql(status: RunStatus) -> TextClause:
         f"""
 WITH moved AS (
     UPDATE runs SET status = '{status.value}', outputs = CAST(:outputs AS jsonb), error = :error, end_time = :end_time
-    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])})
+    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])}) AND draft_state IS NULL
     RETURNING id
 ), written AS (
     {_UPSERT_TASKS.format(run="moved.id", source="moved,", where="")}
@@ -138,6 +139,7 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
     run_id = uuid.UUID(arg.run_id)
     if row.moved:
         await close_open_pauses(session, run_id, f"Closed: run {arg.status.value}", arg.end_time)
+        await v1_repo.on_terminal(session, run_id, arg.status, arg.outputs)
         return True, arg.status
     # Read again: a write that committed while this statement waited on the row is not in its snapshot.
     stored = await session.scalar(select(Run.status).where(Run.id == run_id))
@@ -212,3 +214,90 @@ async def cancel_unsettled_tasks(
         .where(Task.run_id == run_id, Task.status.not_in(_SETTLED))
         .values(status=TaskStatus.CANCELED.value, error=reason, end_time=now or utcnow())
     )
+
+
+# -- v1 runs: drafts, dispatch, stop and re-arm ---------------------------------------------------------
+# A v1 draft is stored PENDING with `draft_state` NOT_STARTED or PENDING (inputs still ingesting).
+
+
+async def set_draft_state(session: AsyncSession, run_id: uuid.UUID, from_: str, to: str) -> bool:
+    """Move a draft between NOT_STARTED and PENDING (ingesting); returns whether it moved."""
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state == from_)
+        .values(draft_state=to, updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def dispatch_draft(
+    session: AsyncSession, run_id: uuid.UUID, from_: list[str], **fields: Any
+) -> bool:
+    """Start a draft: it stops being a draft (IN_PROGRESS) with its snapshot and inputs pinned.
+
+    Only a PENDING run whose draft state is in `from_` moves, so of racing starts exactly one wins."""
+    now = utcnow()
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state.in_(from_))
+        .values(draft_state=None, start_time=now, updated_at=now, **fields)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def fail_draft(session: AsyncSession, run_id: uuid.UUID, error: str) -> bool:
+    """An armed draft whose input failed ingestion is FAILED without having started."""
+    now = utcnow()
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state.is_not(None))
+        .values(status=RunStatus.FAILED.value, draft_state=None, error=error, end_time=now, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str) -> bool:
+    """Mark a started, unfinished run CANCELED (a pure database write; the caller cancels Temporal).
+
+    A completion that committed first wins: the guard leaves terminal runs and drafts untouched."""
+    now = utcnow()
+    allowed = [s.value for s in ALLOWED_FROM[RunStatus.CANCELED]]
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(allowed), Run.draft_state.is_(None))
+        .values(status=RunStatus.CANCELED.value, error=reason, end_time=now, updated_at=now)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await cancel_unsettled_tasks(session, run_id, reason, now)
+    await close_open_pauses(session, run_id, f"Closed: {reason}", now)
+    return True
+
+
+async def rearm(session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool) -> bool:
+    """Retry/resume: a FAILED (or stopped) run becomes PENDING again for a new attempt, or a startable
+    draft when it never started. Tasks, pauses and output documents of the last attempt are dropped."""
+    now = utcnow()
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_([s.value for s in RETRYABLE_FROM]))
+        .values(
+            status=RunStatus.PENDING.value,
+            draft_state="NOT_STARTED" if to_draft else None,
+            error=None,
+            outputs=None,
+            end_time=None,
+            start_time=now,
+            updated_at=now,
+            attempt=Run.attempt + 1,
+            approval_state="not_required",
+            approved_at=None,
+            approval_reason=None,
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.execute(delete(Task).where(Task.run_id == run_id))
+    await session.execute(delete(Pause).where(Pause.run_id == run_id))
+    await session.execute(delete(Document).where(Document.run_id == run_id, Document.origin == "GENERATED"))
+    return True

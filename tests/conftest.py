@@ -238,3 +238,11 @@ def api_process(stack: Stack, port: int) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         devstack.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def live_api(stack: Stack) -> Iterator[str]:
+    """A real HTTP server (uvicorn subprocess) for clients that cannot use ASGI, such as ksapi."""
+    port = free_port()
+    with api_process(stack, port):
+        yield f"http://127.0.0.1:{port}"

@@ -1,0 +1,88 @@
+"""Activities of document ingestion: text extraction, and settling a v1 run's inputs once they are in."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from api.v1_dispatch import dispatch
+from api.v1_service import is_textual
+from db import repo
+from db import v1_repo as v1
+from db.models import Document, Folder, Run, utcnow
+from settings import Settings
+from workflows.ingest_schema import SettleResult
+
+
+class IngestActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    @activity.defn(name="ingest_document")
+    async def ingest_document(self, document_id: str) -> str:
+        """Extract text from a textual upload (UTF-8); other types are stored as they are.
+        Returns the document's ingest status (COMPLETED or FAILED); repeating it changes nothing."""
+        async with self._sessions() as session, session.begin():
+            doc = await session.get(Document, uuid.UUID(document_id), with_for_update=True)
+            if doc is None:
+                return "FAILED"
+            if doc.ingest_status != "PENDING":
+                return doc.ingest_status
+            text, error = None, None
+            if is_textual(doc.media_type, doc.name):
+                try:
+                    text = (doc.content or b"").decode("utf-8")
+                except UnicodeDecodeError as err:
+                    error = f"Not valid UTF-8 text (byte {err.start})"
+            doc.text = text
+            doc.ingest_status = "FAILED" if error else "COMPLETED"
+            doc.ingest_error = error
+            doc.updated_at = utcnow()
+            return doc.ingest_status
+
+    @activity.defn(name="settle_run_inputs")
+    async def settle_run_inputs(self, run_id: str) -> SettleResult:
+        """When no upload of a PENDING draft is still ingesting: back to NOT_STARTED, or (auto_start)
+        dispatch it, or fail it if an upload failed. Returns the run to start, if any."""
+        rid = uuid.UUID(run_id)
+        async with self._sessions() as session:
+            run = await session.scalar(select(Run).where(Run.id == rid).with_for_update())
+            if run is None or run.draft_state != v1.PENDING:
+                await session.rollback()
+                return SettleResult()
+            inputs = await session.scalar(select(Folder).where(Folder.run_id == rid, Folder.role == "inputs"))
+            statuses = (
+                await session.execute(
+                    select(Document.name, Document.ingest_status, Document.ingest_error).where(
+                        Document.parent_path_part_id == (inputs.path_part_id if inputs else None)
+                    )
+                )
+            ).all()
+            if any(s == "PENDING" for _, s, _ in statuses):
+                await session.rollback()
+                return SettleResult()
+            failed = [(n, e) for n, s, e in statuses if s == "FAILED"]
+            if not run.auto_start:
+                await repo.set_draft_state(session, rid, v1.PENDING, v1.NOT_STARTED)
+                await session.commit()
+                return SettleResult()
+            if failed:
+                name, err = failed[0]
+                await repo.fail_draft(session, rid, f"Input '{name}' failed ingestion: {err}")
+                await session.commit()
+                return SettleResult()
+            await session.execute(update(Run).where(Run.id == rid).values(updated_at=utcnow()))
+            dispatched = await dispatch(session, run, self._settings, None, [v1.PENDING])
+            if dispatched is None:
+                return SettleResult()
+            run_input, timeout = dispatched
+            return SettleResult(
+                run_input=run_input, execution_timeout_seconds=timeout.total_seconds(), run_type=run.run_type
+            )
+
+    def all(self) -> list[object]:
+        return [self.ingest_document, self.settle_run_inputs]

@@ -1,0 +1,119 @@
+"""What a v1 run needs to exist: `/v1/folders`, `/v1/documents/ingest`, `/v1/api-keys`, `/v1/users/me`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from api import v1_presenters as present
+from api import v1_schemas as w
+from api import v1_service as svc
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
+from api.routes.v1_runs import Limit, Offset
+from db.models import Folder
+from errors import PayloadTooLarge
+
+folders = APIRouter(prefix="/v1/folders", tags=["v1 folders"])
+documents = APIRouter(prefix="/v1/documents", tags=["v1 documents"])
+api_keys = APIRouter(prefix="/v1/api-keys", tags=["v1 api keys"])
+users = APIRouter(prefix="/v1/users", tags=["v1 users"])
+
+
+@folders.post("", status_code=201, response_model=w.FolderResponse)
+async def create_folder(body: w.CreateFolderRequest, session: SessionDep, who: PrincipalDep) -> w.FolderResponse:
+    return present.folder(await svc.create_folder(session, who, body.name, body.parent_path_part_id))
+
+
+@folders.get("", response_model=w.Page[w.FolderResponse])
+async def list_folders(
+    session: SessionDep,
+    who: PrincipalDep,
+    parent_path_part_id: uuid.UUID | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> w.Page[w.FolderResponse]:
+    """Folders under `parent_path_part_id` (default: the tenant's root folder)."""
+    rows, total = await svc.list_folders(session, who, parent_path_part_id, limit, offset)
+    return w.Page[w.FolderResponse](items=[present.folder(f) for f in rows], total=total, limit=limit, offset=offset)
+
+
+@folders.get("/{folder_id}", response_model=w.FolderResponse)
+async def get_folder(folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> w.FolderResponse:
+    return present.folder(await svc.folder_by_any_id(session, who, folder_id))
+
+
+@folders.get("/{folder_id}/contents")
+async def folder_contents(
+    folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    """Sub-folders and documents, each with its `part_type`."""
+    folder = await svc.folder_by_any_id(session, who, folder_id)
+    rows, total = await svc.folder_contents(session, who, folder, limit, offset)
+    items = [
+        (present.folder(r) if isinstance(r, Folder) else present.document(r)).model_dump(mode="json")
+        for r in rows
+    ]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@folders.delete("/{folder_id}", status_code=204)
+async def delete_folder(folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
+    await svc.delete_folder(session, who, folder_id)
+    return Response(status_code=204)
+
+
+@documents.post("/ingest", status_code=201, response_model=w.IngestDocumentResponse)
+async def ingest_document(
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    file: Annotated[UploadFile, File()],
+    path_part_id: Annotated[uuid.UUID, Form()],
+    name: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
+) -> w.IngestDocumentResponse:
+    """Store the upload and start its ingestion (a Temporal workflow). Into a run's `inputs/` folder,
+    the run is PENDING until every upload settles."""
+    content = await file.read()
+    if len(content) > settings.upload_max_bytes:
+        raise PayloadTooLarge(f"The file exceeds {settings.upload_max_bytes} bytes")
+    folder = await svc.folder_by_any_id(session, who, path_part_id)
+    doc = await svc.create_upload(session, who, folder, name or file.filename or "upload", content, file.content_type)
+    await session.commit()
+    await svc.start_ingestion(client, settings, doc)
+    return w.IngestDocumentResponse(
+        workflow_id=doc.ingest_workflow_id or "", document_id=doc.id, document_version_id=doc.version_id
+    )
+
+
+@documents.get("/{document_id}", response_model=w.DocumentResponse)
+async def get_document(document_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> w.DocumentResponse:
+    return present.document(await svc.document_by_any_id(session, who, document_id))
+
+
+@api_keys.post("", status_code=201, response_model=w.CreateApiKeyResponse)
+async def create_api_key(body: w.CreateApiKeyRequest, session: SessionDep, who: PrincipalDep) -> w.CreateApiKeyResponse:
+    """The plaintext key is in this response only; it is stored hashed."""
+    key, plaintext = await svc.create_api_key(session, who, body.name, body.expires_at)
+    return w.CreateApiKeyResponse(
+        id=key.id, name=key.name, key=plaintext, key_suffix=key.prefix, created_at=key.created_at, expires_at=key.expires_at
+    )
+
+
+@api_keys.get("", response_model=list[w.ApiKeyResponse])
+async def list_api_keys(session: SessionDep, who: PrincipalDep) -> list[w.ApiKeyResponse]:
+    return [present.api_key(k) for k in await svc.list_api_keys(session, who)]
+
+
+@api_keys.delete("/{api_key_id}", status_code=204)
+async def delete_api_key(api_key_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
+    await svc.delete_api_key(session, who, api_key_id)
+    return Response(status_code=204)
+
+
+@users.get("/me", response_model=w.UserResponse)
+async def me(session: SessionDep, who: PrincipalDep) -> w.UserResponse:
+    return present.user(await svc.me(session, who))
+

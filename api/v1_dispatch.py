@@ -1,0 +1,183 @@
+"""Starting a v1 run: pin its snapshot (graph version, instruction, inputs) and build the engine input.
+
+Shared by the API (`start`, PATCH `auto_start`, retry, resume) and the ingestion activity that
+auto-starts a run once its uploads settle. No FastAPI here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.run_service import node_policy
+from api.v1_definition_service import ensure_definition
+from api.workflow_service import version_for_run
+from db import repo
+from db import v1_repo as v1
+from db.models import Document, Folder, Run, Workflow, WorkflowVersion
+from settings import Settings
+from workflows import graph
+from workflows.definition import WorkflowDefinition
+from workflows.schema import RunInput
+
+
+class InputProblem(Exception):
+    """An input of the run failed ingestion (or is still being ingested)."""
+
+
+async def _input_documents(session: AsyncSession, run: Run) -> list[Document]:
+    folders = await v1.run_folders(session, run.id)
+    inputs = folders.get("inputs")
+    if inputs is None:
+        return []
+    rows = await session.scalars(
+        select(Document).where(Document.parent_path_part_id == inputs.path_part_id).order_by(Document.created_at)
+    )
+    return list(rows.all())
+
+
+async def check_inputs(session: AsyncSession, run: Run) -> None:
+    """Raises InputProblem when an upload is still ingesting or failed."""
+    for doc in await _input_documents(session, run):
+        if doc.ingest_status == "PENDING":
+            raise InputProblem(f"Input '{doc.name}' is still being ingested")
+        if doc.ingest_status == "FAILED":
+            raise InputProblem(f"Input '{doc.name}' failed ingestion: {doc.ingest_error}")
+
+
+def _doc_input(doc: Document, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    snap = {
+        "path_part_id": str(doc.version_path_part_id),
+        "materialized_path": doc.materialized_path,
+        "part_type": "DOCUMENT_VERSION",
+        "origin": origin,
+    }
+    payload = {
+        "name": doc.name,
+        "path_part_id": str(doc.version_path_part_id),
+        "media_type": doc.media_type,
+        "text": doc.text,
+    }
+    return snap, payload
+
+
+async def _scope_inputs(
+    session: AsyncSession, run: Run, ids: list[str], origin: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    snaps, payloads = [], []
+    for raw in ids:
+        doc = await session.scalar(
+            select(Document).where(
+                Document.tenant_id == run.tenant_id,
+                (Document.path_part_id == raw) | (Document.version_path_part_id == raw),
+            )
+        )
+        if doc is not None:
+            s, p = _doc_input(doc, origin)
+            snaps.append(s)
+            payloads.append(p)
+            continue
+        folder = await session.scalar(
+            select(Folder).where(Folder.tenant_id == run.tenant_id, Folder.path_part_id == raw)
+        )
+        if folder is not None:
+            snaps.append(
+                {
+                    "path_part_id": str(folder.path_part_id),
+                    "materialized_path": folder.materialized_path,
+                    "part_type": "FOLDER",
+                    "origin": origin,
+                }
+            )
+            payloads.append({"name": folder.name, "path_part_id": str(folder.path_part_id), "media_type": None, "text": None})
+    return snaps, payloads
+
+
+async def dispatch(
+    session: AsyncSession, run: Run, settings: Settings, user_message: str | None, from_: list[str]
+) -> tuple[RunInput, timedelta] | None:
+    """Pin the snapshot and move the draft to IN_PROGRESS (committed); None if another start won.
+
+    The caller then starts the Temporal execution with the returned input and execution timeout.
+    """
+    wf = await session.get(Workflow, run.workflow_id)
+    assert wf is not None
+    d = await ensure_definition(session, wf)
+    version = await version_for_run(session, wf)
+    instruction = await session.scalar(select(Document).where(Document.path_part_id == d.instruction_path_part_id))
+    snaps: list[dict[str, Any]] = []
+    payloads: list[dict[str, Any]] = []
+    for ids, origin in ((d.common_file_path_part_ids or [], "DEFINITION_COMMON"), (run.input_scope or [], "RUN_REFERENCE")):
+        s, p = await _scope_inputs(session, run, ids, origin)
+        snaps += s
+        payloads += p
+    for doc in await _input_documents(session, run):
+        s, p = _doc_input(doc, "RUN_UPLOAD")
+        snaps.append(s)
+        payloads.append(p)
+    message = user_message if user_message is not None else run.auto_start_user_message
+    snapshot = {
+        "workflow_name": wf.name,
+        "max_run_duration_seconds": d.max_run_duration_seconds,
+        "instruction": {
+            "path_part_id": str(instruction.version_path_part_id if instruction else d.instruction_path_part_id),
+            "materialized_path": instruction.materialized_path if instruction else "",
+            "part_type": "DOCUMENT_VERSION",
+            "source_s3_uri": None,
+        },
+        "inputs": snaps,
+        "excluded_common_files": [],
+        "user_message": message,
+        "selected_skill_ids": [*(d.selected_skill_ids or []), *(run.selected_skill_ids or [])],
+        # Beyond ksapi's model (ignored by it): the pinned graph version.
+        "workflow_version": version.version,
+        "workflow_version_id": str(version.id),
+    }
+    payload = {
+        "user_message": message,
+        "instruction": (instruction.text or "") if instruction else "",
+        "inputs": payloads,
+    }
+    defn = WorkflowDefinition.model_validate(version.definition)
+    input_id = graph.GraphPlan.build(defn).input_node_id
+    moved = await repo.dispatch_draft(
+        session,
+        run.id,
+        from_,
+        snapshot=snapshot,
+        workflow_version_id=version.id,
+        initial_inputs={input_id: payload},
+    )
+    await session.commit()
+    if not moved:
+        return None
+    return run_input(run, wf.name, defn, payload, settings), timedelta(seconds=d.max_run_duration_seconds)
+
+
+def run_input(
+    run: Run, workflow_name: str, defn: WorkflowDefinition, payload: dict[str, Any], settings: Settings
+) -> RunInput:
+    return RunInput(
+        run_id=str(run.id),
+        tenant_id=str(run.tenant_id),
+        workflow_id=str(run.workflow_id),
+        workflow_name=workflow_name,
+        definition=defn,
+        input_payload=payload,
+        policy=node_policy(settings),
+    )
+
+
+async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[RunInput, timedelta]:
+    """The engine input of a re-armed run (retry/resume): the pinned graph version and payload."""
+    version = await session.get(WorkflowVersion, run.workflow_version_id)
+    assert version is not None
+    wf = await session.get(Workflow, run.workflow_id)
+    assert wf is not None
+    d = await ensure_definition(session, wf)
+    defn = WorkflowDefinition.model_validate(version.definition)
+    payload = next(iter((run.initial_inputs or {}).values()), {})
+    return run_input(run, wf.name, defn, payload, settings), timedelta(seconds=d.max_run_duration_seconds)

@@ -1,0 +1,286 @@
+"""v1 folders, documents (upload + ingestion), API keys and the caller's user: rules below the routes."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from db import accounts, repo
+from db import v1_repo as v1
+from db.accounts import Principal, Role
+from db.models import ApiKey, Document, Folder, Run, User, V1Definition, utcnow
+from errors import BadRequest, Conflict, Forbidden, NotFound
+from settings import Settings
+from workflows.ingest_schema import IngestInput
+
+TEXTUAL = ("text/", "application/json", "application/x-yaml", "application/yaml", "application/xml")
+
+
+def is_admin(who: Principal) -> bool:
+    return who.role in (Role.OWNER, Role.ADMIN)
+
+
+# -- folders -------------------------------------------------------------------------------------------
+
+
+async def folder_by_any_id(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> Folder:
+    """A folder by its id or its path_part id (clients use both), in the caller's tenant."""
+    folder = await session.scalar(
+        select(Folder).where(
+            Folder.tenant_id == who.tenant_id, (Folder.id == folder_id) | (Folder.path_part_id == folder_id)
+        )
+    )
+    if folder is None:
+        if await _is_root_request(session, who, folder_id):
+            return await v1.root_folder(session, who.tenant_id)
+        raise NotFound("Folder not found")
+    return folder
+
+
+async def _is_root_request(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> bool:
+    root = await v1.root_folder(session, who.tenant_id)
+    await session.commit()
+    return folder_id in (root.id, root.path_part_id)
+
+
+async def parent_folder(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Folder:
+    """A folder that may hold user content (not a run's system folders)."""
+    await v1.root_folder(session, who.tenant_id)
+    folder = await session.scalar(
+        select(Folder).where(Folder.tenant_id == who.tenant_id, Folder.path_part_id == path_part_id)
+    )
+    if folder is None:
+        raise NotFound("Parent folder not found")
+    return folder
+
+
+async def create_folder(session: AsyncSession, who: Principal, name: str, parent_id: uuid.UUID) -> Folder:
+    parent = await parent_folder(session, who, parent_id)
+    if parent.run_id is not None:
+        raise BadRequest("A run's folders hold documents only")
+    folder = Folder(
+        tenant_id=who.tenant_id,
+        parent_path_part_id=parent.path_part_id,
+        name=name,
+        materialized_path=v1.child_path(parent.materialized_path, name),
+        owner_id=who.user_id,
+    )
+    session.add(folder)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"A folder named '{name}' already exists here") from None
+    return folder
+
+
+async def list_folders(
+    session: AsyncSession, who: Principal, parent_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[Folder], int]:
+    """Folders under `parent_id`; with no parent, the top of the tree: the tenant's root folder."""
+    root = await v1.root_folder(session, who.tenant_id)
+    await session.commit()
+    if parent_id is None:
+        return ([root] if offset == 0 else []), 1
+    q = select(Folder).where(Folder.tenant_id == who.tenant_id, Folder.parent_path_part_id == parent_id)
+    total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = await session.scalars(q.order_by(Folder.name, Folder.id).limit(limit).offset(offset))
+    return list(rows.all()), total
+
+
+async def folder_contents(
+    session: AsyncSession, who: Principal, folder: Folder, limit: int, offset: int
+) -> tuple[list[Folder | Document], int]:
+    folders = (
+        await session.scalars(
+            select(Folder)
+            .where(Folder.tenant_id == who.tenant_id, Folder.parent_path_part_id == folder.path_part_id)
+            .order_by(Folder.name)
+        )
+    ).all()
+    docs = (
+        await session.scalars(
+            select(Document)
+            .where(Document.tenant_id == who.tenant_id, Document.parent_path_part_id == folder.path_part_id)
+            .order_by(Document.name, Document.id)
+        )
+    ).all()
+    items: list[Folder | Document] = [*folders, *docs]
+    return items[offset : offset + limit], len(items)
+
+
+async def delete_folder(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> None:
+    folder = await folder_by_any_id(session, who, folder_id)
+    if folder.parent_path_part_id is None or folder.run_id is not None or folder.system_managed:
+        raise Conflict("System folders cannot be deleted")
+    if folder.owner_id != who.user_id and not is_admin(who):
+        raise Forbidden("Only the folder's owner or an owner or admin may delete it")
+    pp = folder.path_part_id
+    for model, column in (
+        (Folder, Folder.parent_path_part_id),
+        (Document, Document.parent_path_part_id),
+        (V1Definition, V1Definition.parent_path_part_id),
+    ):
+        if await session.scalar(select(func.count()).select_from(model).where(column == pp)):
+            raise Conflict("The folder is not empty")
+    await session.delete(folder)
+    await session.commit()
+
+
+# -- documents -----------------------------------------------------------------------------------------
+
+
+def media_type_of(name: str, declared: str | None) -> str:
+    if declared and declared != "application/octet-stream":
+        return declared
+    return mimetypes.guess_type(name)[0] or declared or "application/octet-stream"
+
+
+def is_textual(media_type: str, name: str) -> bool:
+    return media_type.startswith(TEXTUAL) or name.lower().endswith((".md", ".txt", ".csv", ".json", ".yaml"))
+
+
+async def create_upload(
+    session: AsyncSession,
+    who: Principal,
+    folder: Folder,
+    name: str,
+    content: bytes,
+    declared_type: str | None,
+) -> Document:
+    """Store an upload as a PENDING document in `folder`; a run's `inputs/` upload makes the run's
+    draft PENDING until ingestion settles. The caller commits, then starts the ingestion."""
+    if folder.run_id is not None:
+        if folder.role != "inputs":
+            raise BadRequest("Uploads into a run go to its inputs/ folder")
+        run = await session.scalar(select(Run).where(Run.id == folder.run_id))
+        assert run is not None
+        if who.role == Role.USER and run.triggered_by != who.user_id:
+            raise Forbidden("Only the user who created this run, or an owner or admin, may add its inputs")
+        if run.draft_state is None:
+            raise Conflict("The run has started; its inputs can no longer change")
+        await repo.set_draft_state(session, run.id, v1.NOT_STARTED, v1.PENDING)
+    doc_id = uuid.uuid4()
+    doc = Document(
+        id=doc_id,
+        ingest_workflow_id=f"ingest-{doc_id}",
+        tenant_id=who.tenant_id,
+        parent_path_part_id=folder.path_part_id,
+        materialized_path=v1.child_path(folder.materialized_path, name),
+        run_id=folder.run_id,
+        name=name,
+        media_type=media_type_of(name, declared_type),
+        origin="SOURCE",
+        size_bytes=len(content),
+        content=content,
+        ingest_status="PENDING",
+        uploaded_by=who.user_id,
+    )
+    session.add(doc)
+    await session.flush()
+    return doc
+
+
+async def start_ingestion(client: Client, settings: Settings, doc: Document) -> None:
+    """The ingestion is a Temporal workflow (text extraction, then settling the run's inputs)."""
+    await client.start_workflow(
+        "IngestDocumentWorkflow",
+        IngestInput(document_id=str(doc.id), run_id=str(doc.run_id) if doc.run_id else None),
+        id=doc.ingest_workflow_id or f"ingest-{doc.id}",
+        task_queue=settings.temporal_task_queue,
+    )
+
+
+async def create_text_document(
+    session: AsyncSession, tenant_id: uuid.UUID, parent: uuid.UUID, path: str, name: str, text: str
+) -> Document:
+    doc = Document(
+        tenant_id=tenant_id,
+        parent_path_part_id=parent,
+        materialized_path=v1.child_path(path, name),
+        name=name,
+        media_type="text/markdown",
+        size_bytes=len(text.encode()),
+        content=text.encode(),
+        text=text,
+        ingest_status="COMPLETED",
+    )
+    session.add(doc)
+    await session.flush()
+    return doc
+
+
+async def document_by_any_id(session: AsyncSession, who: Principal, doc_id: uuid.UUID) -> Document:
+    doc = await session.scalar(
+        select(Document).where(
+            Document.tenant_id == who.tenant_id, (Document.id == doc_id) | (Document.path_part_id == doc_id)
+        )
+    )
+    if doc is None:
+        raise NotFound("Document not found")
+    return doc
+
+
+async def document_by_path_part(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
+    doc = await session.scalar(
+        select(Document).where(Document.tenant_id == who.tenant_id, Document.path_part_id == path_part_id)
+    )
+    if doc is None:
+        raise NotFound("Document not found")
+    return doc
+
+
+# -- API keys and users --------------------------------------------------------------------------------
+
+
+async def create_api_key(
+    session: AsyncSession, who: Principal, name: str, expires_at: datetime | None
+) -> tuple[ApiKey, str]:
+    if expires_at is not None and expires_at <= utcnow():
+        raise BadRequest("expires_at must be in the future")
+    user = await session.get(User, who.user_id)
+    assert user is not None
+    key, plaintext = await accounts.create_api_key(session, user, name, expires_at)
+    await session.commit()
+    return key, plaintext
+
+
+async def list_api_keys(session: AsyncSession, who: Principal) -> list[ApiKey]:
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.user_id == who.user_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at)
+    )
+    return list(rows.all())
+
+
+async def delete_api_key(session: AsyncSession, who: Principal, key_id: uuid.UUID) -> None:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.user_id == who.user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("API key not found")
+    await session.commit()
+
+
+async def me(session: AsyncSession, who: Principal) -> User:
+    user = await session.get(User, who.user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def user_names(user: User | None) -> dict[str, Any]:
+    if user is None or not user.name:
+        return {"first_name": None, "last_name": None}
+    first, _, last = user.name.partition(" ")
+    return {"first_name": first or None, "last_name": last or None}

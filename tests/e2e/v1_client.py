@@ -1,0 +1,76 @@
+"""Helpers for driving the v1 API through the unmodified ksapi 3.18.2 client (synchronous, real HTTP)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ksapi
+from ksapi import (
+    ApiClient,
+    Configuration,
+    DocumentsApi,
+    FoldersApi,
+    WorkflowDefinitionsApi,
+    WorkflowRunsApi,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class V1:
+    """The ksapi APIs for one caller."""
+
+    client: ApiClient
+    runs: WorkflowRunsApi
+    defs: WorkflowDefinitionsApi
+    folders: FoldersApi
+    docs: DocumentsApi
+
+    def api(self, cls: type[T]) -> T:
+        return cls(self.client)  # type: ignore[call-arg]
+
+
+def connect(base_url: str, key: str, *, cookie: bool = False) -> V1:
+    config = (
+        Configuration(host=base_url, api_key={"cookieAuth": key})
+        if cookie
+        else Configuration(host=base_url, access_token=key)
+    )
+    client = ApiClient(config)
+    return V1(client, WorkflowRunsApi(client), WorkflowDefinitionsApi(client), FoldersApi(client), DocumentsApi(client))
+
+
+def root_folder(v1: V1) -> uuid.UUID:
+    """The tenant's root folder's path part: the top of `list_folders()`."""
+    return v1.folders.list_folders().items[0].path_part_id  # type: ignore[no-any-return]
+
+
+def new_definition(v1: V1, root: uuid.UUID, *, approval_required: bool = False, **extra: Any) -> Any:
+    return v1.defs.create_workflow_definition(
+        ksapi.CreateWorkflowDefinitionRequest(
+            name=f"wf-{uuid.uuid4().hex[:8]}",
+            parent_path_part_id=root,
+            approval_required=approval_required,
+            **extra,
+        )
+    )
+
+
+def poll(fetch: Callable[[], T], done: Callable[[T], bool], within: float = 30.0, interval: float = 0.1) -> T:
+    deadline = time.monotonic() + within
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s (last value {value!r})")
+        time.sleep(interval)
+
+
+def settled(v1: V1, run_id: Any, state: str, within: float = 30.0) -> Any:
+    return poll(lambda: v1.runs.get_workflow_run(run_id), lambda r: r.execution_state.value == state, within)

@@ -1,0 +1,55 @@
+"""`IngestDocumentWorkflow`: extract an upload's text, then settle its run's inputs (maybe starting the run).
+
+Activities are called by name. A run that auto-starts is started as an abandoned child, so the start
+is durable (retried by Temporal, never duplicated: its workflow id is the run's).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from run_status import RunStatus
+    from workflows import search_attributes as sa
+    from workflows.ingest_schema import IngestInput, SettleResult
+
+_ACTIVITY = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20),
+}
+
+
+@workflow.defn(name="IngestDocumentWorkflow")
+class IngestDocumentWorkflow:
+    @workflow.run
+    async def run(self, inp: IngestInput) -> str:
+        status: str = await workflow.execute_activity("ingest_document", inp.document_id, result_type=str, **_ACTIVITY)
+        if inp.run_id is None:
+            return status
+        settled: SettleResult = await workflow.execute_activity(
+            "settle_run_inputs", inp.run_id, result_type=SettleResult, **_ACTIVITY
+        )
+        if settled.run_input is not None:
+            ri = settled.run_input
+            await workflow.start_child_workflow(
+                "RunWorkflow",
+                ri,
+                id=sa.temporal_workflow_id(ri.run_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                execution_timeout=timedelta(seconds=settled.execution_timeout_seconds)
+                if settled.execution_timeout_seconds
+                else None,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.RUN_ID, ri.run_id),
+                        SearchAttributePair(sa.WORKFLOW_ID, ri.workflow_id),
+                        SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
+                    ]
+                ),
+                memo={"workflow_name": ri.workflow_name, "workflow_id": ri.workflow_id, "run_type": settled.run_type},
+            )
+        return status
