@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -84,5 +85,5 @@ class IngestActivities:
                 run_input=run_input, execution_timeout_seconds=timeout.total_seconds(), run_type=run.run_type
             )
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Any]:
         return [self.ingest_document, self.settle_run_inputs]

@@ -70,7 +70,11 @@ def request_id(request: Request) -> str:
 def _body(request: Request, status: int, detail: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if request.url.path.startswith("/v1/"):
-        content = {"detail": detail, "code": CODE_BY_STATUS.get(status, "error"), "request_id": request_id(request)}
+        content = {
+            "detail": detail,
+            "code": CODE_BY_STATUS.get(status, "error"),
+            "request_id": request_id(request),
+        }
         return JSONResponse(content, status_code=status, headers=headers)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 

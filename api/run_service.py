@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 from api.workflow_service import get_workflow, parse_id, version_for_run
 from db import repo
 from db.accounts import Principal, Role
-from db.models import Run, Task, Workflow, utcnow
+from db.models import Run, Task, utcnow
 from errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings

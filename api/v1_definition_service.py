@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,25 @@ from run_status import RunStatus
 INSTRUCTION_NAME = "instruction.md"
 
 
+@dataclass
+class Instantiation:
+    """What `instantiate` asks for; everything else is copied from the source definition."""
+
+    name: str
+    parent_path_part_id: uuid.UUID
+    description: str | None = None
+    instruction_path_part_id: uuid.UUID | None = None
+    max_run_duration_seconds: int | None = None
+    approval_required: bool | None = None
+    is_template: bool = False
+    selected_skill_ids: list[uuid.UUID] | None = None
+    common_file_path_part_ids: list[uuid.UUID] | None = None
+
+
 async def _definition_path(session: AsyncSession, d: V1Definition, wf: Workflow) -> str:
-    parent = await session.scalar(select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id))
+    parent = await session.scalar(
+        select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id)
+    )
     return v1.child_path(parent or "/", wf.name)
 
 
@@ -55,7 +73,9 @@ async def ensure_definition(session: AsyncSession, wf: Workflow) -> V1Definition
     return d
 
 
-async def get_definition(session: AsyncSession, who: Principal, definition_id: uuid.UUID) -> tuple[Workflow, V1Definition]:
+async def get_definition(
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID
+) -> tuple[Workflow, V1Definition]:
     wf = await session.scalar(
         select(Workflow).where(Workflow.id == definition_id, Workflow.tenant_id == who.tenant_id)
     )
@@ -69,7 +89,9 @@ async def _instruction(session: AsyncSession, who: Principal, path_part_id: uuid
     return doc
 
 
-async def create_definition(session: AsyncSession, who: Principal, body: Any, *, created_from: Workflow | None = None) -> tuple[Workflow, V1Definition]:
+async def create_definition(
+    session: AsyncSession, who: Principal, body: Any, *, created_from: Workflow | None = None
+) -> tuple[Workflow, V1Definition]:
     """A new definition starts from the default graph (or the source's graph when instantiated).
 
     Raises:
@@ -79,7 +101,9 @@ async def create_definition(session: AsyncSession, who: Principal, body: Any, *,
     parent = await svc.parent_folder(session, who, body.parent_path_part_id)
     if parent.run_id is not None:
         raise Conflict("A workflow cannot live in a run's folder")
-    if await session.scalar(select(Workflow.id).where(Workflow.tenant_id == who.tenant_id, Workflow.name == body.name)):
+    if await session.scalar(
+        select(Workflow.id).where(Workflow.tenant_id == who.tenant_id, Workflow.name == body.name)
+    ):
         raise Conflict(f"A workflow named '{body.name}' already exists")
     definition = dict(created_from.definition) if created_from is not None else prepare_definition(None)
     wf = Workflow(
@@ -103,13 +127,20 @@ async def create_definition(session: AsyncSession, who: Principal, body: Any, *,
         if created_from is not None:
             src = await session.get(V1Definition, created_from.id)
             src_doc = (
-                await session.scalar(select(Document).where(Document.path_part_id == src.instruction_path_part_id))
+                await session.scalar(
+                    select(Document).where(Document.path_part_id == src.instruction_path_part_id)
+                )
                 if src
                 else None
             )
             text = (src_doc.text or "") if src_doc else ""
         doc = await svc.create_text_document(
-            session, who.tenant_id, path_part, v1.child_path(parent.materialized_path, body.name), INSTRUCTION_NAME, text
+            session,
+            who.tenant_id,
+            path_part,
+            v1.child_path(parent.materialized_path, body.name),
+            INSTRUCTION_NAME,
+            text,
         )
         instruction_pp = doc.path_part_id
     src_d = await session.get(V1Definition, created_from.id) if created_from is not None else None
@@ -139,7 +170,9 @@ def _ids(values: list[uuid.UUID] | None) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
 
-async def update_definition(session: AsyncSession, who: Principal, definition_id: uuid.UUID, body: Any) -> tuple[Workflow, V1Definition]:
+async def update_definition(
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID, body: Any
+) -> tuple[Workflow, V1Definition]:
     """PUT semantics, except instruction, skills and common files, which null retains.
 
     Raises:
@@ -147,7 +180,9 @@ async def update_definition(session: AsyncSession, who: Principal, definition_id
     """
     wf, d = await get_definition(session, who, definition_id)
     if body.name != wf.name and await session.scalar(
-        select(Workflow.id).where(Workflow.tenant_id == who.tenant_id, Workflow.name == body.name, Workflow.id != wf.id)
+        select(Workflow.id).where(
+            Workflow.tenant_id == who.tenant_id, Workflow.name == body.name, Workflow.id != wf.id
+        )
     ):
         raise Conflict(f"A workflow named '{body.name}' already exists")
     if body.parent_path_part_id is not None and body.parent_path_part_id != d.parent_path_part_id:
@@ -187,7 +222,9 @@ async def update_definition(session: AsyncSession, who: Principal, definition_id
     return wf, d
 
 
-async def delete_definition(session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any) -> None:
+async def delete_definition(
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any
+) -> None:
     """Delete with its runs (as `DELETE /wf/{id}/`). Raises Conflict while a run has not finished."""
     wf, _ = await get_definition(session, who, definition_id)
     # Drafts never started have no execution to orphan; they go with the workflow.
@@ -221,8 +258,10 @@ async def list_definitions(
     )
     for wf in missing.all():
         await ensure_definition(session, wf)
-    q = select(Workflow, V1Definition).join(V1Definition, V1Definition.workflow_id == Workflow.id).where(
-        Workflow.tenant_id == who.tenant_id
+    q = (
+        select(Workflow, V1Definition)
+        .join(V1Definition, V1Definition.workflow_id == Workflow.id)
+        .where(Workflow.tenant_id == who.tenant_id)
     )
     q = q.where(V1Definition.is_template.is_(bool(is_template)))
     if search:
@@ -231,16 +270,16 @@ async def list_definitions(
         q = q.where(V1Definition.approval_required.is_(needs_approval))
     if mine:
         q = q.where(V1Definition.owner_id == who.user_id)
-    for column, after, before in (
+    for moment, after, before in (
         (Workflow.created_at, created_after, created_before),
         (Workflow.updated_at, updated_after, updated_before),
     ):
         if after is not None:
-            q = q.where(column >= after)
+            q = q.where(moment >= after)
         if before is not None:
-            q = q.where(column < before)
+            q = q.where(moment < before)
     total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    column = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
+    column: Any = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
     desc = (sort_dir or ("ASC" if sort_by == "NAME" else "DESC")) == "DESC"
     q = q.order_by(column.desc() if desc else column.asc(), Workflow.id).limit(limit).offset(offset)
     rows = (await session.execute(q)).all()

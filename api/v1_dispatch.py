@@ -34,7 +34,9 @@ async def _input_documents(session: AsyncSession, run: Run) -> list[Document]:
     if inputs is None:
         return []
     rows = await session.scalars(
-        select(Document).where(Document.parent_path_part_id == inputs.path_part_id).order_by(Document.created_at)
+        select(Document)
+        .where(Document.parent_path_part_id == inputs.path_part_id)
+        .order_by(Document.created_at)
     )
     return list(rows.all())
 
@@ -92,7 +94,14 @@ async def _scope_inputs(
                     "origin": origin,
                 }
             )
-            payloads.append({"name": folder.name, "path_part_id": str(folder.path_part_id), "media_type": None, "text": None})
+            payloads.append(
+                {
+                    "name": folder.name,
+                    "path_part_id": str(folder.path_part_id),
+                    "media_type": None,
+                    "text": None,
+                }
+            )
     return snaps, payloads
 
 
@@ -107,23 +116,30 @@ async def dispatch(
     assert wf is not None
     d = await ensure_definition(session, wf)
     version = await version_for_run(session, wf)
-    instruction = await session.scalar(select(Document).where(Document.path_part_id == d.instruction_path_part_id))
+    instruction = await session.scalar(
+        select(Document).where(Document.path_part_id == d.instruction_path_part_id)
+    )
     snaps: list[dict[str, Any]] = []
     payloads: list[dict[str, Any]] = []
-    for ids, origin in ((d.common_file_path_part_ids or [], "DEFINITION_COMMON"), (run.input_scope or [], "RUN_REFERENCE")):
+    for ids, origin in (
+        (d.common_file_path_part_ids or [], "DEFINITION_COMMON"),
+        (run.input_scope or [], "RUN_REFERENCE"),
+    ):
         s, p = await _scope_inputs(session, run, ids, origin)
         snaps += s
         payloads += p
     for doc in await _input_documents(session, run):
-        s, p = _doc_input(doc, "RUN_UPLOAD")
-        snaps.append(s)
-        payloads.append(p)
+        snap, item = _doc_input(doc, "RUN_UPLOAD")
+        snaps.append(snap)
+        payloads.append(item)
     message = user_message if user_message is not None else run.auto_start_user_message
     snapshot = {
         "workflow_name": wf.name,
         "max_run_duration_seconds": d.max_run_duration_seconds,
         "instruction": {
-            "path_part_id": str(instruction.version_path_part_id if instruction else d.instruction_path_part_id),
+            "path_part_id": str(
+                instruction.version_path_part_id if instruction else d.instruction_path_part_id
+            ),
             "materialized_path": instruction.materialized_path if instruction else "",
             "part_type": "DOCUMENT_VERSION",
             "source_s3_uri": None,
@@ -179,5 +195,5 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     assert wf is not None
     d = await ensure_definition(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
-    payload = next(iter((run.initial_inputs or {}).values()), {})
+    payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
     return run_input(run, wf.name, defn, payload, settings), timedelta(seconds=d.max_run_duration_seconds)

@@ -34,7 +34,9 @@ async def _users(session: AsyncSession, ids: set[uuid.UUID | None]) -> dict[uuid
     return {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(wanted)))).all()}
 
 
-async def _definition_paths(session: AsyncSession, wf_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
+async def _definition_paths(
+    session: AsyncSession, wf_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
     rows = (
         await session.execute(
             select(Workflow.id, Workflow.name, V1Definition.path_part_id, Folder.materialized_path)
@@ -43,9 +45,7 @@ async def _definition_paths(session: AsyncSession, wf_ids: set[uuid.UUID]) -> di
             .where(Workflow.id.in_(wf_ids))
         )
     ).all()
-    return {
-        r[0]: (r[2] or v1.derived_id(r[0], "definition"), v1.child_path(r[3] or "/", r[1])) for r in rows
-    }
+    return {r[0]: (r[2] or v1.derived_id(r[0], "definition"), v1.child_path(r[3] or "/", r[1])) for r in rows}
 
 
 def _asset(doc: Document) -> w.RunAsset:
@@ -55,7 +55,7 @@ def _asset(doc: Document) -> w.RunAsset:
         name=doc.name,
         part_type="DOCUMENT",
         materialized_path=doc.materialized_path,
-        approval_state=doc.approval_state,  # type: ignore[arg-type]
+        approval_state=doc.approval_state,
         origin="RUN_UPLOAD" if doc.origin == "SOURCE" else None,
     )
 
@@ -85,7 +85,9 @@ async def runs(
         path = v1.child_path(def_path, name)
         fs = folders.get(r.id, {})
 
-        def folder(role: str, r: Run = r, fs: dict[str, Folder] = fs, path: str = path) -> tuple[uuid.UUID, uuid.UUID, str]:
+        def folder(
+            role: str, r: Run = r, fs: dict[str, Folder] = fs, path: str = path
+        ) -> tuple[uuid.UUID, uuid.UUID, str]:
             f = fs.get(role)
             if f is not None:
                 return f.id, f.path_part_id, f.materialized_path
@@ -104,16 +106,26 @@ async def runs(
                 workflow_definition_id=r.workflow_id,
                 triggered_by=user_info(triggered, users) or w.UserInfo(user_id=triggered),
                 owner=user_info(r.triggered_by, users),
-                execution_state=v1.execution_state(r.status, r.draft_state),  # type: ignore[arg-type]
-                approval_state=r.approval_state,  # type: ignore[arg-type]
+                execution_state=v1.execution_state(r.status, r.draft_state),
+                approval_state=r.approval_state,
                 started_at=None if r.draft_state else r.start_time,
                 completed_at=r.end_time,
                 run_snapshot=r.snapshot,
                 error=r.error,
                 auto_start=r.auto_start,
                 auto_start_user_message=r.auto_start_user_message,
-                inputs=w.RunFolder(id=ins[0], path_part_id=ins[1], materialized_path=ins[2], assets=[_asset(d) for d in docs.get(ins[1], [])]),
-                outputs=w.RunFolder(id=outs[0], path_part_id=outs[1], materialized_path=outs[2], assets=[_asset(d) for d in docs.get(outs[1], [])]),
+                inputs=w.RunFolder(
+                    id=ins[0],
+                    path_part_id=ins[1],
+                    materialized_path=ins[2],
+                    assets=[_asset(d) for d in docs.get(ins[1], [])],
+                ),
+                outputs=w.RunFolder(
+                    id=outs[0],
+                    path_part_id=outs[1],
+                    materialized_path=outs[2],
+                    assets=[_asset(d) for d in docs.get(outs[1], [])],
+                ),
                 discussions=w.RunFolderRef(id=disc[0], path_part_id=disc[1], materialized_path=disc[2]),
                 excluded_common_files=[],
                 created_at=r.created_at,
@@ -125,12 +137,18 @@ async def runs(
     return out
 
 
-async def run(session: AsyncSession, who: Principal, row: Run, *, permissions: bool = False) -> w.WorkflowRunResponse:
+async def run(
+    session: AsyncSession, who: Principal, row: Run, *, permissions: bool = False
+) -> w.WorkflowRunResponse:
     return (await runs(session, who, [row], permissions=permissions))[0]
 
 
 async def definitions(
-    session: AsyncSession, who: Principal, rows: Sequence[tuple[Workflow, V1Definition]], *, permissions: bool = True
+    session: AsyncSession,
+    who: Principal,
+    rows: Sequence[tuple[Workflow, V1Definition]],
+    *,
+    permissions: bool = True,
 ) -> list[w.WorkflowDefinitionResponse]:
     if not rows:
         return []
@@ -174,7 +192,9 @@ async def definitions(
                 is_active=d.is_active,
                 approval_required=d.approval_required,
                 is_template=d.is_template,
-                selected_skill_ids=[uuid.UUID(i) for i in d.selected_skill_ids] if d.selected_skill_ids is not None else None,
+                selected_skill_ids=[uuid.UUID(i) for i in d.selected_skill_ids]
+                if d.selected_skill_ids is not None
+                else None,
                 common_file_path_part_ids=[uuid.UUID(i) for i in d.common_file_path_part_ids]
                 if d.common_file_path_part_ids is not None
                 else None,
@@ -183,8 +203,8 @@ async def definitions(
                 pending_approval_count=int(pending.get(wf.id, 0)),
                 last_run=w.LastRunSummary(
                     id=last.id,
-                    execution_state=v1.execution_state(last.status, last.draft_state),  # type: ignore[arg-type]
-                    approval_state=last.approval_state,  # type: ignore[arg-type]
+                    execution_state=v1.execution_state(last.status, last.draft_state),
+                    approval_state=last.approval_state,
                     created_at=last.created_at,
                     started_at=None if last.draft_state else last.start_time,
                     completed_at=last.end_time,
@@ -195,7 +215,9 @@ async def definitions(
                 owner=user_info(d.owner_id, users),
                 created_at=wf.created_at,
                 updated_at=wf.updated_at,
-                permissions=w.ItemPermissions(can_read=True, can_write=True, can_delete=True, can_approve=is_admin(who))
+                permissions=w.ItemPermissions(
+                    can_read=True, can_write=True, can_delete=True, can_approve=is_admin(who)
+                )
                 if permissions
                 else None,
             )
@@ -230,7 +252,11 @@ _DOC_TYPES = {
 def document(d: Document) -> w.DocumentResponse:
     uploader = d.uploaded_by or uuid.UUID(int=0)
     doc_type = _DOC_TYPES.get(d.media_type) or (
-        "PLAINTEXT" if d.media_type.startswith("text/") else "IMAGE" if d.media_type.startswith("image/") else "UNKNOWN"
+        "PLAINTEXT"
+        if d.media_type.startswith("text/")
+        else "IMAGE"
+        if d.media_type.startswith("image/")
+        else "UNKNOWN"
     )
     return w.DocumentResponse(
         id=d.id,
@@ -252,7 +278,7 @@ def document(d: Document) -> w.DocumentResponse:
             updated_at=d.updated_at,
         ),
         materialized_path=d.materialized_path,
-        approval_state=d.approval_state,  # type: ignore[arg-type]
+        approval_state=d.approval_state,
         tenant_id=d.tenant_id,
         owner=w.UserInfo(user_id=d.uploaded_by) if d.uploaded_by else None,
         created_at=d.created_at,

@@ -1,4 +1,4 @@
-"""v1 run rules (ksapi 3.18.2 state × operation table): drafts, start, stop, retry, resume, clone,
+"""v1 run rules (the ksapi 3.18.2 state-by-operation table): drafts, start, stop, retry, resume, clone,
 approval, callback, lists and the summary. Status changes go through `db.repo`; Temporal starts
 through `run_service.start_execution`."""
 
@@ -91,7 +91,9 @@ async def _check_scope(session: AsyncSession, who: Principal, ids: list[uuid.UUI
     return [str(i) for i in ids]
 
 
-async def _name_taken(session: AsyncSession, workflow_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None) -> bool:
+async def _name_taken(
+    session: AsyncSession, workflow_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
+) -> bool:
     q = select(Run.id).where(Run.workflow_id == workflow_id, Run.name == name)
     if exclude is not None:
         q = q.where(Run.id != exclude)
@@ -181,7 +183,10 @@ async def create_run(
         )
         session.add(made[role])
     await session.flush()
-    docs = [await svc.create_upload(session, who, made["inputs"], name, content, ctype) for name, content, ctype in files]
+    docs = [
+        await svc.create_upload(session, who, made["inputs"], name, content, ctype)
+        for name, content, ctype in files
+    ]
     await session.commit()
     for doc in docs:
         await svc.start_ingestion(client, settings, doc)
@@ -189,12 +194,20 @@ async def create_run(
 
 
 async def _definition_path(session: AsyncSession, d: V1Definition, wf: Workflow) -> tuple[uuid.UUID, str]:
-    parent = await session.scalar(select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id))
+    parent = await session.scalar(
+        select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id)
+    )
     return d.path_part_id, v1.child_path(parent or "/", wf.name)
 
 
 async def _launch(
-    session: AsyncSession, client: Client, settings: Settings, run: Run, user_message: str | None, from_: list[str], eager: bool
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    run: Run,
+    user_message: str | None,
+    from_: list[str],
+    eager: bool,
 ) -> None:
     dispatched = await dispatch(session, run, settings, user_message, from_)
     if dispatched is None:
@@ -206,7 +219,13 @@ async def _launch(
 
 
 async def start_run(
-    session: AsyncSession, client: Client, settings: Settings, who: Principal, run_id: uuid.UUID, user_message: str | None, eager: bool
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    run_id: uuid.UUID,
+    user_message: str | None,
+    eager: bool,
 ) -> Run:
     """NOT_STARTED → IN_PROGRESS (idempotent on IN_PROGRESS).
 
@@ -234,7 +253,13 @@ async def start_run(
 
 
 async def update_run(
-    session: AsyncSession, client: Client, settings: Settings, who: Principal, run_id: uuid.UUID, body: Any, eager: bool
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    run_id: uuid.UUID,
+    body: Any,
+    eager: bool,
 ) -> Run:
     """Edit a draft: name, input_scope, auto_start, user_message. Arming auto_start on a NOT_STARTED
     run dispatches it at once; on a PENDING run it starts when the uploads settle.
@@ -310,7 +335,14 @@ async def stop_run(session: AsyncSession, client: Client, who: Principal, run_id
 
 
 async def retry_run(
-    session: AsyncSession, client: Client, settings: Settings, who: Principal, run_id: uuid.UUID, *, warm: bool, eager: bool
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    run_id: uuid.UUID,
+    *,
+    warm: bool,
+    eager: bool,
 ) -> Run:
     """FAILED → IN_PROGRESS against the pinned snapshot (a never-started FAILED run re-arms as a draft).
 
@@ -489,7 +521,7 @@ class RunFilters:
     include_tag_ids: list[uuid.UUID] | None = None
 
 
-def _filtered(who: Principal, f: RunFilters) -> Select[tuple[Run]]:
+def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
     q = select(Run).where(Run.tenant_id == who.tenant_id)
     if f.states:
         q = q.where(v1.execution_state_sql().in_(f.states))
@@ -523,7 +555,9 @@ async def list_runs(session: AsyncSession, who: Principal, f: RunFilters) -> tup
     column = {"CREATED_AT": Run.created_at, "COMPLETED_AT": Run.end_time}.get(f.sort_by, started_at)
     desc = (f.sort_dir or "DESC") == "DESC"
     order = nulls_last(column.desc() if desc else column.asc())
-    rows = await session.scalars(q.order_by(order, Run.created_at.desc(), Run.id).limit(f.limit).offset(f.offset))
+    rows = await session.scalars(
+        q.order_by(order, Run.created_at.desc(), Run.id).limit(f.limit).offset(f.offset)
+    )
     return list(rows.all()), total
 
 
@@ -537,7 +571,11 @@ def _percentile(values: list[float], p: float) -> float | None:
 
 
 async def summary(
-    session: AsyncSession, who: Principal, since: datetime | None, until: datetime | None, definition_id: uuid.UUID | None
+    session: AsyncSession,
+    who: Principal,
+    since: datetime | None,
+    until: datetime | None,
+    definition_id: uuid.UUID | None,
 ) -> dict[str, Any]:
     now = utcnow()
     start = since or now - timedelta(days=7)
@@ -554,7 +592,9 @@ async def summary(
         if r.end_time is not None and r.draft_state is None and state_of(r) in (v1.COMPLETED, v1.FAILED):
             durations.append((r.end_time - r.start_time).total_seconds())
     terminal = counts[v1.COMPLETED] + counts[v1.FAILED]
-    pq = select(func.count(), func.min(Run.end_time)).where(Run.tenant_id == who.tenant_id, Run.approval_state == "pending")
+    pq = select(func.count(), func.min(Run.end_time)).where(
+        Run.tenant_id == who.tenant_id, Run.approval_state == "pending"
+    )
     if definition_id is not None:
         pq = pq.where(Run.workflow_id == definition_id)
     pending, oldest = (await session.execute(pq)).one()
@@ -584,4 +624,3 @@ async def summary(
             "distinct_triggerers": len({r.triggered_by for r in rows if r.triggered_by}),
         },
     }
-

@@ -230,9 +230,7 @@ async def set_draft_state(session: AsyncSession, run_id: uuid.UUID, from_: str, 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def dispatch_draft(
-    session: AsyncSession, run_id: uuid.UUID, from_: list[str], **fields: Any
-) -> bool:
+async def dispatch_draft(session: AsyncSession, run_id: uuid.UUID, from_: list[str], **fields: Any) -> bool:
     """Start a draft: it stops being a draft (IN_PROGRESS) with its snapshot and inputs pinned.
 
     Only a PENDING run whose draft state is in `from_` moves, so of racing starts exactly one wins."""

@@ -74,7 +74,9 @@ async def root_folder(session: AsyncSession, tenant_id: uuid.UUID) -> Folder:
             created_at=utcnow(),
             updated_at=utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=[Folder.tenant_id], index_where=Folder.parent_path_part_id.is_(None))
+        .on_conflict_do_nothing(
+            index_elements=[Folder.tenant_id], index_where=Folder.parent_path_part_id.is_(None)
+        )
     )
     root = await session.scalar(
         select(Folder).where(Folder.tenant_id == tenant_id, Folder.parent_path_part_id.is_(None))

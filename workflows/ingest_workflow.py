@@ -17,21 +17,29 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.ingest_schema import IngestInput, SettleResult
 
-_ACTIVITY = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20),
-}
+_TIMEOUT = timedelta(seconds=60)
+_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20)
 
 
 @workflow.defn(name="IngestDocumentWorkflow")
 class IngestDocumentWorkflow:
     @workflow.run
     async def run(self, inp: IngestInput) -> str:
-        status: str = await workflow.execute_activity("ingest_document", inp.document_id, result_type=str, **_ACTIVITY)
+        status: str = await workflow.execute_activity(
+            "ingest_document",
+            inp.document_id,
+            result_type=str,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )
         if inp.run_id is None:
             return status
         settled: SettleResult = await workflow.execute_activity(
-            "settle_run_inputs", inp.run_id, result_type=SettleResult, **_ACTIVITY
+            "settle_run_inputs",
+            inp.run_id,
+            result_type=SettleResult,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
         )
         if settled.run_input is not None:
             ri = settled.run_input
@@ -50,6 +58,10 @@ class IngestDocumentWorkflow:
                         SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
                     ]
                 ),
-                memo={"workflow_name": ri.workflow_name, "workflow_id": ri.workflow_id, "run_type": settled.run_type},
+                memo={
+                    "workflow_name": ri.workflow_name,
+                    "workflow_id": ri.workflow_id,
+                    "run_type": settled.run_type,
+                },
             )
         return status

@@ -45,7 +45,7 @@ async def list_definitions(
     updated_after: datetime | None = None,
     updated_before: datetime | None = None,
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
+    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowDefinitionResponse]:
     rows, total = await defs.list_definitions(
         session,
@@ -99,14 +99,12 @@ async def instantiate(
 ) -> w.WorkflowDefinitionResponse:
     """Copy a template (or any definition) into a runnable definition."""
     source, _ = await defs.get_definition(session, who, template_id)
-    copy = w.CreateDefinitionRequest.model_construct(
-        name=body.name or f"{source.name} (copy)",
-        parent_path_part_id=body.parent_path_part_id,
-        approval_required=None,
-        max_run_duration_seconds=None,
-        is_template=False,
+    row = await defs.create_definition(
+        session,
+        who,
+        defs.Instantiation(body.name or f"{source.name} (copy)", body.parent_path_part_id),
+        created_from=source,
     )
-    row = await defs.create_definition(session, who, copy, created_from=source)
     return (await present.definitions(session, who, [row], permissions=False))[0]
 
 

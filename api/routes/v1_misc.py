@@ -22,7 +22,9 @@ users = APIRouter(prefix="/v1/users", tags=["v1 users"])
 
 
 @folders.post("", status_code=201, response_model=w.FolderResponse)
-async def create_folder(body: w.CreateFolderRequest, session: SessionDep, who: PrincipalDep) -> w.FolderResponse:
+async def create_folder(
+    body: w.CreateFolderRequest, session: SessionDep, who: PrincipalDep
+) -> w.FolderResponse:
     return present.folder(await svc.create_folder(session, who, body.name, body.parent_path_part_id))
 
 
@@ -36,7 +38,9 @@ async def list_folders(
 ) -> w.Page[w.FolderResponse]:
     """Folders under `parent_path_part_id` (default: the tenant's root folder)."""
     rows, total = await svc.list_folders(session, who, parent_path_part_id, limit, offset)
-    return w.Page[w.FolderResponse](items=[present.folder(f) for f in rows], total=total, limit=limit, offset=offset)
+    return w.Page[w.FolderResponse](
+        items=[present.folder(f) for f in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @folders.get("/{folder_id}", response_model=w.FolderResponse)
@@ -80,7 +84,9 @@ async def ingest_document(
     if len(content) > settings.upload_max_bytes:
         raise PayloadTooLarge(f"The file exceeds {settings.upload_max_bytes} bytes")
     folder = await svc.folder_by_any_id(session, who, path_part_id)
-    doc = await svc.create_upload(session, who, folder, name or file.filename or "upload", content, file.content_type)
+    doc = await svc.create_upload(
+        session, who, folder, name or file.filename or "upload", content, file.content_type
+    )
     await session.commit()
     await svc.start_ingestion(client, settings, doc)
     return w.IngestDocumentResponse(
@@ -94,11 +100,18 @@ async def get_document(document_id: uuid.UUID, session: SessionDep, who: Princip
 
 
 @api_keys.post("", status_code=201, response_model=w.CreateApiKeyResponse)
-async def create_api_key(body: w.CreateApiKeyRequest, session: SessionDep, who: PrincipalDep) -> w.CreateApiKeyResponse:
+async def create_api_key(
+    body: w.CreateApiKeyRequest, session: SessionDep, who: PrincipalDep
+) -> w.CreateApiKeyResponse:
     """The plaintext key is in this response only; it is stored hashed."""
     key, plaintext = await svc.create_api_key(session, who, body.name, body.expires_at)
     return w.CreateApiKeyResponse(
-        id=key.id, name=key.name, key=plaintext, key_suffix=key.prefix, created_at=key.created_at, expires_at=key.expires_at
+        id=key.id,
+        name=key.name,
+        key=plaintext,
+        key_suffix=key.prefix,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
     )
 
 
@@ -116,4 +129,3 @@ async def delete_api_key(api_key_id: uuid.UUID, session: SessionDep, who: Princi
 @users.get("/me", response_model=w.UserResponse)
 async def me(session: SessionDep, who: PrincipalDep) -> w.UserResponse:
     return present.user(await svc.me(session, who))
-

@@ -58,7 +58,7 @@ async def list_runs(
     updated_before: datetime | None = None,
     approval_state: Annotated[list[w.ApprovalState] | None, Query()] = None,
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
+    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowRunResponse]:
     """Tenant-wide runs, newest first, with ksapi's filters."""
     filters = runs.RunFilters(
@@ -136,8 +136,15 @@ async def stop_run(
 
 
 async def _again(
-    run_id: uuid.UUID, request: Request, response: Response, session: SessionDep, client: ClientDep,
-    settings: SettingsDep, who: PrincipalDep, *, warm: bool,
+    run_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+    *,
+    warm: bool,
 ) -> w.WorkflowRunResponse:
     run = await runs.retry_run(session, client, settings, who, run_id, warm=warm, eager=_eager(request))
     _accepted(response, run_id)
@@ -146,8 +153,13 @@ async def _again(
 
 @router.post("/{run_id}/retry", status_code=202, response_model=w.WorkflowRunResponse)
 async def retry_run(
-    run_id: uuid.UUID, request: Request, response: Response, session: SessionDep, client: ClientDep,
-    settings: SettingsDep, who: PrincipalDep,
+    run_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
     """FAILED → IN_PROGRESS from scratch against the run's snapshot."""
     return await _again(run_id, request, response, session, client, settings, who, warm=False)
@@ -155,8 +167,13 @@ async def retry_run(
 
 @router.post("/{run_id}/resume", status_code=202, response_model=w.WorkflowRunResponse)
 async def resume_run(
-    run_id: uuid.UUID, request: Request, response: Response, session: SessionDep, client: ClientDep,
-    settings: SettingsDep, who: PrincipalDep,
+    run_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
     """FAILED → IN_PROGRESS reusing the outputs of nodes that completed."""
     return await _again(run_id, request, response, session, client, settings, who, warm=True)

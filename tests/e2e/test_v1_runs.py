@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import ksapi
 import pytest
 from ksapi.exceptions import ConflictException
 

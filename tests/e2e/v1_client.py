@@ -42,12 +42,19 @@ def connect(base_url: str, key: str, *, cookie: bool = False) -> V1:
         else Configuration(host=base_url, access_token=key)
     )
     client = ApiClient(config)
-    return V1(client, WorkflowRunsApi(client), WorkflowDefinitionsApi(client), FoldersApi(client), DocumentsApi(client))
+    return V1(
+        client,
+        WorkflowRunsApi(client),
+        WorkflowDefinitionsApi(client),
+        FoldersApi(client),
+        DocumentsApi(client),
+    )
 
 
 def root_folder(v1: V1) -> uuid.UUID:
     """The tenant's root folder's path part: the top of `list_folders()`."""
-    return v1.folders.list_folders().items[0].path_part_id  # type: ignore[no-any-return]
+    root: uuid.UUID = v1.folders.list_folders().items[0].path_part_id
+    return root
 
 
 def new_definition(v1: V1, root: uuid.UUID, *, approval_required: bool = False, **extra: Any) -> Any:
