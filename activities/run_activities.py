@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import repo
 from workflows.schema import (
+    CreateChildRunInput,
     FinalizeInput,
     ProgressInput,
     PythonNodeInput,
@@ -47,9 +48,10 @@ class RunActivities:
         info = activity.info()
         beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 1.0
         try:
-            # The progress write overlaps the user code instead of delaying it.
-            async with self._sessions() as session, session.begin():
-                await repo.record_progress(session, run_id, arg.tasks)
+            if arg.record:
+                # The progress write overlaps the user code instead of delaying it.
+                async with self._sessions() as session, session.begin():
+                    await repo.record_progress(session, run_id, arg.tasks)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:
@@ -74,6 +76,13 @@ class RunActivities:
             error=arg.error,
             recorded=recorded,
         )
+
+    @activity.defn(name="create_child_run")
+    async def create_child_run(self, arg: CreateChildRunInput) -> None:
+        """Write a SubworkflowNode's child run row before its execution starts (once)."""
+        async with self._sessions() as session, session.begin():
+            if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
+                await repo.create_child_run(session, arg)
 
     @activity.defn(name="record_progress")
     async def record_progress(self, arg: ProgressInput) -> None:
@@ -102,4 +111,5 @@ class RunActivities:
             self.record_progress,
             self.record_pause,
             self.record_decision,
+            self.create_child_run,
         ]

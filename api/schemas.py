@@ -50,6 +50,14 @@ class StartRunRequest(BaseModel):
     files: dict[str, list[str]] | None = None
 
 
+class PartialRunRequest(BaseModel):
+    node_id: str = Field(min_length=1, max_length=200)
+    rerun_predecessors: bool = False
+    initial_inputs: dict[str, dict[str, Any]] | None = None
+    # PySpur accepts lists (loop outputs) here and ignores them; this service refuses them by name.
+    partial_outputs: dict[str, Any] | None = None
+
+
 class TaskResponse(BaseModel):
     id: str
     run_id: str
@@ -114,3 +122,33 @@ class PausedWorkflowResponse(BaseModel):
     run: RunResponse
     current_pause: PauseHistoryResponse
     workflow: WorkflowDefinition
+
+
+class DatasetResponse(BaseModel):
+    """PySpur's `DatasetResponseSchema`; `filename` is the uploaded file's name (never a server path).
+    `format`, `columns` and `row_count` are extras."""
+
+    id: str
+    name: str
+    description: str | None
+    filename: str
+    created_at: datetime
+    updated_at: datetime
+    format: str
+    columns: list[str]
+    row_count: int
+
+
+class OutputFileResponse(BaseModel):
+    """PySpur's `OutputFileResponseSchema`; `run_id` (the batch run) and `line_count` are extras."""
+
+    id: str
+    file_name: str
+    created_at: datetime
+    updated_at: datetime
+    run_id: str | None
+    line_count: int
+
+
+class MessageResponse(BaseModel):
+    message: str

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from api import presenters
 from api import run_service as runs
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep
-from api.schemas import RunResponse, StartRunRequest, TaskResponse
+from api.schemas import PartialRunRequest, RunResponse, StartRunRequest, TaskResponse
 from api.workflow_service import get_workflow, parse_id
 from run_status import RunStatus
 
@@ -72,6 +72,21 @@ def _with_files(body: StartRunRequest) -> dict[str, Any] | None:
         if inputs is not None and node_id in inputs:
             inputs[node_id]["files"] = paths
     return inputs
+
+
+@wf_router.post("/{workflow_id}/run_partial/")
+async def run_partial(
+    workflow_id: str,
+    body: PartialRunRequest,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
+    """Run `node_id` with precomputed outputs for upstream nodes; nothing is stored: `{node_id: outputs}`."""
+    return await runs.run_partial(
+        session, client, settings, who, workflow_id, body.node_id, body.initial_inputs, body.partial_outputs
+    )
 
 
 @wf_router.post("/{workflow_id}/start_run/", response_model=RunResponse)
