@@ -14,6 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
+from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.run_workflow import RunWorkflow
 
 
@@ -48,7 +49,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RunWorkflow],
+        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow],
         activities=acts.all(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions

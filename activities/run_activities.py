@@ -11,14 +11,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
-from db import repo
+from db import batch_repo, repo
 from workflows.schema import (
     CreateChildRunInput,
+    FinalizeBatchInput,
     FinalizeInput,
+    LoadRowsInput,
     ProgressInput,
     PythonNodeInput,
     RecordDecisionInput,
     RecordPauseInput,
+    RecordRowsInput,
     RunResult,
 )
 
@@ -84,6 +87,24 @@ class RunActivities:
             if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
                 await repo.create_child_run(session, arg)
 
+    @activity.defn(name="load_dataset_rows")
+    async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
+        """A page of a dataset's rows, in order, for a batch chunk."""
+        async with self._sessions() as session:
+            return await batch_repo.load_rows(session, uuid.UUID(arg.dataset_id), arg.start, arg.limit)
+
+    @activity.defn(name="record_batch_rows")
+    async def record_batch_rows(self, arg: RecordRowsInput) -> int:
+        """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
+        async with self._sessions() as session, session.begin():
+            return await batch_repo.record_rows(session, arg)
+
+    @activity.defn(name="finalize_batch")
+    async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
+        """The batch parent's terminal write (first terminal write wins)."""
+        async with self._sessions() as session, session.begin():
+            return await batch_repo.finalize_batch(session, arg)
+
     @activity.defn(name="record_progress")
     async def record_progress(self, arg: ProgressInput) -> None:
         """Write task rows that settled while other nodes are still running or paused."""
@@ -112,4 +133,7 @@ class RunActivities:
             self.record_pause,
             self.record_decision,
             self.create_child_run,
+            self.load_dataset_rows,
+            self.record_batch_rows,
+            self.finalize_batch,
         ]

@@ -50,6 +50,12 @@ class StartRunRequest(BaseModel):
     files: dict[str, list[str]] | None = None
 
 
+class BatchRunRequest(BaseModel):
+    dataset_id: str = Field(min_length=1, max_length=100)
+    # PySpur sets no bounds; 1..100 keeps a batch from crowding out every other run on the workers.
+    mini_batch_size: int = Field(default=10, ge=1, le=100)
+
+
 class PartialRunRequest(BaseModel):
     node_id: str = Field(min_length=1, max_length=200)
     rerun_predecessors: bool = False
@@ -71,6 +77,8 @@ class TaskResponse(BaseModel):
     end_time: datetime | None = None
     subworkflow: Any = None
     subworkflow_output: Any = None
+    # Loop-body tasks: the iteration (1-based) of the loop named by `parent_task_id`.
+    iteration: int | None = None
 
 
 class RunResponse(BaseModel):
@@ -92,6 +100,10 @@ class RunResponse(BaseModel):
     error: str | None = None
     duration: float | None
     percentage_complete: float
+    # Batch parents: rows in the dataset, rows finished, and how many of those did not complete.
+    rows_total: int | None = None
+    rows_done: int | None = None
+    rows_failed: int | None = None
 
 
 class ResumeRunRequest(BaseModel):
