@@ -15,6 +15,7 @@ from activities.ingest_activities import IngestActivities
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
+from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
 
@@ -50,7 +51,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RunWorkflow, IngestDocumentWorkflow],
+        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
         activities=[*acts.all(), *IngestActivities(sessions, settings).all()],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions

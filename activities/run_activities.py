@@ -11,13 +11,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
-from db import repo
+from db import batch_repo, repo
 from workflows.schema import (
+    CreateChildRunInput,
+    FinalizeBatchInput,
     FinalizeInput,
+    LoadRowsInput,
     ProgressInput,
     PythonNodeInput,
     RecordDecisionInput,
     RecordPauseInput,
+    RecordRowsInput,
     RunResult,
 )
 
@@ -47,9 +51,10 @@ class RunActivities:
         info = activity.info()
         beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 1.0
         try:
-            # The progress write overlaps the user code instead of delaying it.
-            async with self._sessions() as session, session.begin():
-                await repo.record_progress(session, run_id, arg.tasks)
+            if arg.record:
+                # The progress write overlaps the user code instead of delaying it.
+                async with self._sessions() as session, session.begin():
+                    await repo.record_progress(session, run_id, arg.tasks)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:
@@ -74,6 +79,31 @@ class RunActivities:
             error=arg.error,
             recorded=recorded,
         )
+
+    @activity.defn(name="create_child_run")
+    async def create_child_run(self, arg: CreateChildRunInput) -> None:
+        """Write a SubworkflowNode's child run row before its execution starts (once)."""
+        async with self._sessions() as session, session.begin():
+            if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
+                await repo.create_child_run(session, arg)
+
+    @activity.defn(name="load_dataset_rows")
+    async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
+        """A page of a dataset's rows, in order, for a batch chunk."""
+        async with self._sessions() as session:
+            return await batch_repo.load_rows(session, uuid.UUID(arg.dataset_id), arg.start, arg.limit)
+
+    @activity.defn(name="record_batch_rows")
+    async def record_batch_rows(self, arg: RecordRowsInput) -> int:
+        """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
+        async with self._sessions() as session, session.begin():
+            return await batch_repo.record_rows(session, arg)
+
+    @activity.defn(name="finalize_batch")
+    async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
+        """The batch parent's terminal write (first terminal write wins)."""
+        async with self._sessions() as session, session.begin():
+            return await batch_repo.finalize_batch(session, arg)
 
     @activity.defn(name="record_progress")
     async def record_progress(self, arg: ProgressInput) -> None:
@@ -102,4 +132,8 @@ class RunActivities:
             self.record_progress,
             self.record_pause,
             self.record_decision,
+            self.create_child_run,
+            self.load_dataset_rows,
+            self.record_batch_rows,
+            self.finalize_batch,
         ]

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
-from api.routes import meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
+from api.routes import datasets, meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
@@ -23,7 +23,7 @@ from temporal_client import connect
 
 log = logging.getLogger(__name__)
 
-_PYSPUR_PREFIXES = ("/wf", "/run", "/node", "/api/wf", "/api/run", "/api/node")
+_PYSPUR_PREFIXES = tuple(p + s for p in ("", "/api") for s in ("/wf", "/run", "/node", "/ds", "/of"))
 
 
 class TrailingSlash:
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(runs.wf_router, prefix=prefix)
         app.include_router(runs.run_router, prefix=prefix)
         app.include_router(meta.node_router, prefix=prefix)
+        app.include_router(datasets.ds_router, prefix=prefix)
+        app.include_router(datasets.of_router, prefix=prefix)
     for router in (
         v1_runs.router,  # /summary is routed before /{run_id} inside it
         v1_definitions.router,

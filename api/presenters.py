@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from api.schemas import (
+    DatasetResponse,
+    OutputFileResponse,
     PausedWorkflowResponse,
     PauseHistoryResponse,
     RunResponse,
@@ -12,7 +14,7 @@ from api.schemas import (
     WorkflowResponse,
     WorkflowVersionResponse,
 )
-from db.models import Pause, Run, Task, Workflow, WorkflowVersion, utcnow
+from db.models import Dataset, OutputFile, Pause, Run, Task, Workflow, WorkflowVersion, utcnow
 from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
 
@@ -58,6 +60,7 @@ def task(t: Task) -> TaskResponse:
         end_time=t.end_time,
         subworkflow=t.subworkflow,
         subworkflow_output=t.subworkflow_output,
+        iteration=int(t.scope.rpartition("#")[2]) if t.scope else None,
     )
 
 
@@ -86,10 +89,19 @@ def run(r: Run, message: str | None = None) -> RunResponse:
         message=message,
         error=r.error,
         duration=_duration(r.start_time, r.end_time),
-        percentage_complete=100.0 * done / len(tasks)
-        if tasks
-        else (100.0 if r.status == RunStatus.COMPLETED else 0.0),
+        percentage_complete=_percentage(r, done, len(tasks)),
+        rows_total=r.rows_total,
+        rows_done=r.rows_done,
+        rows_failed=r.rows_failed,
     )
+
+
+def _percentage(r: Run, done: int, total: int) -> float:
+    if r.rows_total:  # a batch parent: its rows are its progress
+        return 100.0 * (r.rows_done or 0) / r.rows_total
+    if total:
+        return 100.0 * done / total
+    return 100.0 if r.status == RunStatus.COMPLETED else 0.0
 
 
 def pause(p: Pause) -> PauseHistoryResponse:
@@ -111,4 +123,30 @@ def pause(p: Pause) -> PauseHistoryResponse:
 def paused(r: Run, p: Pause, wf: Workflow) -> PausedWorkflowResponse:
     return PausedWorkflowResponse(
         run=run(r), current_pause=pause(p), workflow=WorkflowDefinition.model_validate(wf.definition)
+    )
+
+
+def dataset(ds: Dataset) -> DatasetResponse:
+    # Datasets are immutable once uploaded, so both timestamps are the upload time (as PySpur).
+    return DatasetResponse(
+        id=str(ds.id),
+        name=ds.name,
+        description=ds.description,
+        filename=ds.file_name,
+        created_at=ds.uploaded_at,
+        updated_at=ds.uploaded_at,
+        format=ds.format,
+        columns=list(ds.columns),
+        row_count=ds.row_count,
+    )
+
+
+def output_file(of: OutputFile, line_count: int) -> OutputFileResponse:
+    return OutputFileResponse(
+        id=str(of.id),
+        file_name=of.file_name,
+        created_at=of.created_at,
+        updated_at=of.updated_at,
+        run_id=_sid(of.run_id),
+        line_count=line_count,
     )

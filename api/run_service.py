@@ -20,11 +20,11 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from api.workflow_service import get_workflow, parse_id, version_for_run
+from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, version_for_run
 from db import repo
 from db.accounts import Principal, Role
-from db.models import Run, Task, utcnow
-from errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from db.models import Run, Task, Workflow, utcnow
+from errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
@@ -75,6 +75,7 @@ async def start_run(
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
     input_id, payload = _run_inputs(defn, initial_inputs)
+    subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     parent = await _get_run_row(session, who, parent_run_id) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
@@ -99,8 +100,10 @@ async def start_run(
         definition=defn,
         input_payload=payload,
         policy=node_policy(settings),
+        subworkflows=subworkflows,
+        triggered_by=str(who.user_id),
     )
-    await start_execution(session, client, settings, run, run_input, eager=eager)
+    await start_execution(session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager)
     return run
 
 
@@ -109,17 +112,20 @@ async def start_execution(
     client: Client,
     settings: Settings,
     run: Run,
-    run_input: RunInput,
+    wf: Workflow,
+    workflow_type: str,
+    arg: Any,
     *,
     eager: bool,
     execution_timeout: timedelta | None = None,
     restart: bool = False,
 ) -> None:
-    """Start the run's Temporal execution (the run row is already stored).
+    """Start the run's Temporal execution (id derived from the run id, so a retried start is a no-op).
 
-    `restart` (retry, resume) starts a new execution under the run's Temporal id, ending any execution
-    of an earlier attempt still open (a stopped run whose worker was away). `execution_timeout` bounds
-    the whole execution (v1 `max_run_duration_seconds`; the reconciler then fails the run).
+    `restart` (v1 retry, resume) starts a new execution under the run's Temporal id, ending any
+    execution of an earlier attempt still open (a stopped run whose worker was away).
+    `execution_timeout` bounds the whole execution (v1 `max_run_duration_seconds`; the reconciler
+    then fails the run).
 
     Raises:
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
@@ -127,8 +133,8 @@ async def start_execution(
     run_id = str(run.id)
     try:
         await client.start_workflow(
-            "RunWorkflow",
-            run_input,
+            workflow_type,
+            arg,
             id=sa.temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
             # A retried start finds the open execution, or is refused once it closed: never a second run.
@@ -142,15 +148,11 @@ async def start_execution(
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.RUN_ID, run_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, run_input.workflow_id),
+                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
                     SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
                 ]
             ),
-            memo={
-                "workflow_name": run_input.workflow_name,
-                "workflow_id": run_input.workflow_id,
-                "run_type": run.run_type,
-            },
+            memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
             request_eager_start=eager,
         )
     except RPCError as err:
@@ -165,6 +167,83 @@ async def start_execution(
                 session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
             )
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+
+
+async def run_partial(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    workflow_id: str,
+    node_id: str,
+    initial_inputs: dict[str, Any] | None,
+    partial_outputs: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Run one node of the current definition, with given outputs for upstream nodes; nothing is stored.
+
+    Returns `{node_id: outputs}` of the precomputed, executed upstream and target nodes.
+
+    Raises:
+        NotFound: unknown workflow.
+        InvalidInput: unknown node, malformed precomputed outputs or inputs, or a human step to execute.
+        BadRequest: a node failed (its error is named) or the run did not finish in time.
+    """
+    wf = await get_workflow(session, who, workflow_id)
+    defn = WorkflowDefinition.model_validate(wf.definition)
+    top = {n.id: n for n in defn.nodes if n.parent_id is None}
+    precomputed: dict[str, dict[str, Any]] = {}
+    for nid, output in (partial_outputs or {}).items():
+        if nid not in top:
+            raise InvalidInput(f"partial_outputs names '{nid}', which is not a node of this workflow")
+        if not isinstance(output, dict):
+            raise InvalidInput(f"partial_outputs['{nid}'] must be an object of output fields")
+        precomputed[nid] = output
+    include = graph.partial_run_nodes(defn, node_id, set(precomputed))
+    waits = [
+        nid for nid in include if nid not in precomputed and top[nid].node_type == "HumanInterventionNode"
+    ]
+    if waits:
+        raise InvalidInput(
+            f"A partial run cannot wait for a person: give precomputed outputs for '{waits[0]}'"
+        )
+    plan = graph.GraphPlan.build(defn)
+    if plan.input_node_id in precomputed:
+        payload = precomputed[plan.input_node_id]
+    else:
+        _, payload = _run_inputs(defn, initial_inputs)
+    run_id = str(uuid.uuid4())
+    handle = await client.start_workflow(
+        "RunWorkflow",
+        RunInput(
+            run_id=run_id,
+            tenant_id=str(who.tenant_id),
+            workflow_id=str(wf.id),
+            workflow_name=wf.name,
+            definition=defn,
+            input_payload=payload,
+            policy=node_policy(settings),
+            precomputed=precomputed,
+            target_node_id=node_id,
+            persist=False,
+            subworkflows=await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False),
+            triggered_by=str(who.user_id),
+        ),
+        id=f"partial-{run_id}",
+        task_queue=settings.temporal_task_queue,
+        result_type=RunResult,
+        memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": "partial"},
+    )
+    try:
+        result = await asyncio.wait_for(handle.result(), settings.run_blocking_timeout_seconds)
+    except TimeoutError:
+        with contextlib.suppress(RPCError):
+            await handle.cancel()
+        raise BadRequest(
+            f"The partial run did not finish within {settings.run_blocking_timeout_seconds:g} s"
+        ) from None
+    if result.status != RunStatus.COMPLETED:
+        raise BadRequest(result.error or f"The partial run ended {result.status.value}")
+    return {**precomputed, **result.outputs}
 
 
 def may_pause(run: Run) -> bool:

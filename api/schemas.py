@@ -50,6 +50,20 @@ class StartRunRequest(BaseModel):
     files: dict[str, list[str]] | None = None
 
 
+class BatchRunRequest(BaseModel):
+    dataset_id: str = Field(min_length=1, max_length=100)
+    # PySpur sets no bounds; 1..100 keeps a batch from crowding out every other run on the workers.
+    mini_batch_size: int = Field(default=10, ge=1, le=100)
+
+
+class PartialRunRequest(BaseModel):
+    node_id: str = Field(min_length=1, max_length=200)
+    rerun_predecessors: bool = False
+    initial_inputs: dict[str, dict[str, Any]] | None = None
+    # PySpur accepts lists (loop outputs) here and ignores them; this service refuses them by name.
+    partial_outputs: dict[str, Any] | None = None
+
+
 class TaskResponse(BaseModel):
     id: str
     run_id: str
@@ -63,6 +77,8 @@ class TaskResponse(BaseModel):
     end_time: datetime | None = None
     subworkflow: Any = None
     subworkflow_output: Any = None
+    # Loop-body tasks: the iteration (1-based) of the loop named by `parent_task_id`.
+    iteration: int | None = None
 
 
 class RunResponse(BaseModel):
@@ -84,6 +100,10 @@ class RunResponse(BaseModel):
     error: str | None = None
     duration: float | None
     percentage_complete: float
+    # Batch parents: rows in the dataset, rows finished, and how many of those did not complete.
+    rows_total: int | None = None
+    rows_done: int | None = None
+    rows_failed: int | None = None
 
 
 class ResumeRunRequest(BaseModel):
@@ -114,3 +134,33 @@ class PausedWorkflowResponse(BaseModel):
     run: RunResponse
     current_pause: PauseHistoryResponse
     workflow: WorkflowDefinition
+
+
+class DatasetResponse(BaseModel):
+    """PySpur's `DatasetResponseSchema`; `filename` is the uploaded file's name (never a server path).
+    `format`, `columns` and `row_count` are extras."""
+
+    id: str
+    name: str
+    description: str | None
+    filename: str
+    created_at: datetime
+    updated_at: datetime
+    format: str
+    columns: list[str]
+    row_count: int
+
+
+class OutputFileResponse(BaseModel):
+    """PySpur's `OutputFileResponseSchema`; `run_id` (the batch run) and `line_count` are extras."""
+
+    id: str
+    file_name: str
+    created_at: datetime
+    updated_at: datetime
+    run_id: str | None
+    line_count: int
+
+
+class MessageResponse(BaseModel):
+    message: str

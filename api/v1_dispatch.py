@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.run_service import node_policy
 from api.v1_definition_service import ensure_definition
-from api.workflow_service import version_for_run
+from api.workflow_service import resolve_subworkflows, version_for_run
 from db import repo
 from db import v1_repo as v1
 from db.models import Document, Folder, Run, Workflow, WorkflowVersion
@@ -170,20 +170,29 @@ async def dispatch(
     await session.commit()
     if not moved:
         return None
-    return run_input(run, wf.name, defn, payload, settings), timedelta(seconds=d.max_run_duration_seconds)
+    return await run_input(session, run, wf, defn, payload, settings), timedelta(
+        seconds=d.max_run_duration_seconds
+    )
 
 
-def run_input(
-    run: Run, workflow_name: str, defn: WorkflowDefinition, payload: dict[str, Any], settings: Settings
+async def run_input(
+    session: AsyncSession,
+    run: Run,
+    wf: Workflow,
+    defn: WorkflowDefinition,
+    payload: dict[str, Any],
+    settings: Settings,
 ) -> RunInput:
     return RunInput(
         run_id=str(run.id),
         tenant_id=str(run.tenant_id),
         workflow_id=str(run.workflow_id),
-        workflow_name=workflow_name,
+        workflow_name=wf.name,
         definition=defn,
         input_payload=payload,
         policy=node_policy(settings),
+        subworkflows=await resolve_subworkflows(session, run.tenant_id, defn, wf, pin=True),
+        triggered_by=str(run.triggered_by) if run.triggered_by else None,
     )
 
 
@@ -196,4 +205,6 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     d = await ensure_definition(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
     payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
-    return run_input(run, wf.name, defn, payload, settings), timedelta(seconds=d.max_run_duration_seconds)
+    return await run_input(session, run, wf, defn, payload, settings), timedelta(
+        seconds=d.max_run_duration_seconds
+    )

@@ -213,8 +213,10 @@ async def _launch(
     if dispatched is None:
         return
     run_input, timeout = dispatched
+    wf = await session.get(Workflow, run.workflow_id)
+    assert wf is not None
     await run_service.start_execution(
-        session, client, settings, run, run_input, eager=eager, execution_timeout=timeout
+        session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager, execution_timeout=timeout
     )
 
 
@@ -364,10 +366,20 @@ async def retry_run(
     run = await get_run(session, who, run_id)
     if started:
         run_input, timeout = await again(session, run, settings)
-        if precomputed and "precomputed" in type(run_input).model_fields:
-            run_input = run_input.model_copy(update={"precomputed": precomputed})
+        run_input = run_input.model_copy(update={"precomputed": precomputed})
+        wf = await session.get(Workflow, run.workflow_id)
+        assert wf is not None
         await run_service.start_execution(
-            session, client, settings, run, run_input, eager=eager, execution_timeout=timeout, restart=True
+            session,
+            client,
+            settings,
+            run,
+            wf,
+            "RunWorkflow",
+            run_input,
+            eager=eager,
+            execution_timeout=timeout,
+            restart=True,
         )
         run = await get_run(session, who, run_id)
     return run

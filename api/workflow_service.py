@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.accounts import Principal
 from db.models import Run, Workflow, WorkflowVersion, utcnow
-from errors import Conflict, NotFound
+from errors import Conflict, InvalidDefinition, NotFound
 from run_status import TERMINAL, RunStatus
 from workflows import graph
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
+from workflows.schema import SubworkflowSnapshot
 
 _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 # Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.
@@ -35,9 +36,13 @@ def parse_id(raw: str, what: str) -> uuid.UUID:
 
 
 async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) -> Workflow:
+    return await _tenant_workflow(session, who.tenant_id, workflow_id)
+
+
+async def _tenant_workflow(session: AsyncSession, tenant_id: uuid.UUID, workflow_id: str) -> Workflow:
     wf = await session.scalar(
         select(Workflow).where(
-            Workflow.id == parse_id(workflow_id, "Workflow"), Workflow.tenant_id == who.tenant_id
+            Workflow.id == parse_id(workflow_id, "Workflow"), Workflow.tenant_id == tenant_id
         )
     )
     if wf is None:
@@ -56,6 +61,56 @@ def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
         defn = chatbot_definition() if spur == SpurType.CHATBOT else default_definition()
     graph.validate_definition(defn)
     return defn.model_dump(mode="json")
+
+
+async def resolve_subworkflows(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    defn: WorkflowDefinition,
+    root: Workflow | None,
+    *,
+    pin: bool,
+) -> dict[str, SubworkflowSnapshot]:
+    """Every workflow reachable through SubworkflowNodes (loop bodies included), by id.
+
+    With `pin`, each is pinned to the version matching its current definition (run start).
+
+    Raises:
+        InvalidDefinition: a SubworkflowNode names a workflow this tenant does not have, or the
+            workflows call each other in a cycle.
+    """
+    found: dict[str, SubworkflowSnapshot] = {}
+
+    async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]]) -> None:
+        for node in defn.nodes:
+            if node.node_type != "SubworkflowNode":
+                continue
+            target = str(node.config.get("workflow_id", ""))
+            if any(target == wid for wid, _ in path):
+                names = [name for _, name in path[[wid for wid, _ in path].index(target) :]]
+                raise InvalidDefinition(
+                    "Subworkflows call each other in a cycle: " + " -> ".join([*names, names[0]])
+                )
+            if target in found:
+                continue
+            try:
+                wf = await _tenant_workflow(session, tenant_id, target)
+            except NotFound:
+                raise InvalidDefinition(
+                    f"Node '{node.id}' (SubworkflowNode): workflow '{target}' not found"
+                ) from None
+            child = WorkflowDefinition.model_validate(wf.definition)
+            version = await version_for_run(session, wf) if pin else None
+            found[target] = SubworkflowSnapshot(
+                workflow_id=str(wf.id),
+                name=wf.name,
+                version_id=str(version.id) if version else None,
+                definition=child,
+            )
+            await visit(child, [*path, (target, wf.name)])
+
+    await visit(defn, [(str(root.id), root.name)] if root is not None else [])
+    return found
 
 
 async def _name_taken(
@@ -82,6 +137,9 @@ async def create_workflow(
     session: AsyncSession, who: Principal, name: str, description: str, definition: dict[str, Any]
 ) -> Workflow:
     """Create with a name made unique (PySpur's timestamp suffix); retried if a racing create takes it."""
+    await resolve_subworkflows(
+        session, who.tenant_id, WorkflowDefinition.model_validate(definition), None, pin=False
+    )
     for _ in range(5):
         wf = Workflow(
             tenant_id=who.tenant_id,
@@ -103,6 +161,9 @@ async def update_workflow(
 ) -> Workflow:
     if await _name_taken(session, wf.tenant_id, name, exclude=wf.id):
         raise Conflict(f"A workflow named '{name}' already exists")
+    await resolve_subworkflows(
+        session, wf.tenant_id, WorkflowDefinition.model_validate(definition), wf, pin=False
+    )
     wf.name, wf.description, wf.definition, wf.updated_at = name, description, definition, utcnow()
     try:
         await session.commit()

@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import v1_repo
 from db.models import Document, Pause, Run, Task, utcnow
 from run_status import ALLOWED_FROM, RETRYABLE_FROM, RunStatus, TaskStatus
-from workflows.schema import FinalizeInput, RecordDecisionInput, RecordPauseInput, TaskRecord
+from workflows.schema import (
+    CreateChildRunInput,
+    FinalizeInput,
+    RecordDecisionInput,
+    RecordPauseInput,
+    TaskRecord,
+)
 
 _SETTLED = [TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELED.value]
 
@@ -144,6 +150,26 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
     # Read again: a write that committed while this statement waited on the row is not in its snapshot.
     stored = await session.scalar(select(Run.status).where(Run.id == run_id))
     return False, RunStatus(stored) if stored else None
+
+
+async def create_child_run(session: AsyncSession, arg: CreateChildRunInput) -> None:
+    """The row of a SubworkflowNode's child run (once: a retried write changes nothing)."""
+    await session.execute(
+        insert(Run)
+        .values(
+            id=uuid.UUID(arg.run_id),
+            tenant_id=uuid.UUID(arg.tenant_id),
+            workflow_id=uuid.UUID(arg.workflow_id),
+            workflow_version_id=uuid.UUID(arg.version_id) if arg.version_id else None,
+            parent_run_id=uuid.UUID(arg.parent_run_id),
+            triggered_by=uuid.UUID(arg.triggered_by) if arg.triggered_by else None,
+            status=RunStatus.PENDING.value,
+            run_type="subworkflow",
+            initial_inputs=arg.initial_inputs,
+            start_time=arg.start_time,
+        )
+        .on_conflict_do_nothing(index_elements=[Run.id])
+    )
 
 
 async def run_exists(session: AsyncSession, run_id: uuid.UUID) -> bool:

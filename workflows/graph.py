@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from errors import InvalidDefinition
+from errors import InvalidDefinition, InvalidInput
 from run_status import RunStatus, TaskStatus
 from workflows import nodes
 from workflows.definition import SpurType, WorkflowDefinition, WorkflowLink, WorkflowNode
@@ -34,16 +34,74 @@ def validate_definition(defn: WorkflowDefinition) -> None:
         if node.id in seen:
             raise InvalidDefinition(f"Duplicate node id '{node.id}'")
         seen.add(node.id)
+    by_id = {n.id: n for n in defn.nodes}
     for node in defn.nodes:
         nodes.validate_node(node)
-        if node.parent_id is not None and node.parent_id not in seen:
+        if node.parent_id is None:
+            continue
+        parent = by_id.get(node.parent_id)
+        if parent is None:
             raise InvalidDefinition(f"Node '{node.id}' has parent_id '{node.parent_id}', which is not a node")
+        if parent.node_type != "ForLoopNode":
+            raise InvalidDefinition(
+                f"Node '{node.id}' has parent_id '{node.parent_id}', which is a {parent.node_type}; "
+                "only a ForLoopNode has a body"
+            )
     for link in defn.links:
         for end in (link.source_id, link.target_id):
             if end not in seen:
                 raise InvalidDefinition(
                     f"Link {link.source_id} -> {link.target_id} points at missing node '{end}'"
                 )
+        if by_id[link.source_id].parent_id != by_id[link.target_id].parent_id:
+            raise InvalidDefinition(
+                f"Link {link.source_id} -> {link.target_id} crosses a loop body's boundary "
+                "(a body is fed by its loop's input map)"
+            )
+    _validate_graph(defn)
+    for node in defn.nodes:
+        if node.node_type == "ForLoopNode" and node.parent_id is None:
+            _validate_body(node, loop_body(defn, node))
+
+
+def _validate_body(loop: WorkflowNode, body: WorkflowDefinition) -> None:
+    where = f"The body of loop '{loop.id}'"
+    if not body.nodes:
+        raise InvalidDefinition(f"{where} is empty: give it child nodes (parent_id '{loop.id}')")
+    if sum(1 for n in body.nodes if n.parent_id is None and n.node_type == "OutputNode") != 1:
+        raise InvalidDefinition(f"{where} needs exactly one OutputNode")
+    if any(n.node_type == "HumanInterventionNode" for n in body.nodes):
+        raise InvalidDefinition(f"{where} cannot contain a HumanInterventionNode")
+    try:
+        validate_definition(body)  # nested loops are checked level by level
+    except InvalidDefinition as err:
+        raise InvalidDefinition(f"{where}: {err.detail}") from None
+
+
+def loop_body(defn: WorkflowDefinition, loop: WorkflowNode) -> WorkflowDefinition:
+    """A ForLoopNode's body as a definition of its own: its children (parent_id cleared), their
+    descendants (nested loop bodies), and the links among them; else the config's `subworkflow`."""
+    members: set[str] = set()
+    frontier = {loop.id}
+    while frontier:
+        frontier = {n.id for n in defn.nodes if n.parent_id in frontier}
+        members |= frontier
+    if not members:
+        raw = loop.config.get("subworkflow")
+        if isinstance(raw, dict) and raw.get("nodes"):
+            return WorkflowDefinition.model_validate(raw)
+        return WorkflowDefinition(nodes=[], links=[])
+    body_nodes = [
+        n.model_copy(update={"parent_id": None}) if n.parent_id == loop.id else n
+        for n in defn.nodes
+        if n.id in members
+    ]
+    links = [link for link in defn.links if link.source_id in members and link.target_id in members]
+    return WorkflowDefinition(nodes=body_nodes, links=links)
+
+
+def _validate_graph(defn: WorkflowDefinition) -> None:
+    """The checks of one graph level (the workflow, or one loop body)."""
     top = [n for n in defn.nodes if n.parent_id is None]
     targets = {link.target_id for link in defn.links}
     inputs = [n for n in top if n.node_type == "InputNode"]
@@ -138,8 +196,9 @@ class GraphPlan:
     input_node_id: str
 
     @classmethod
-    def build(cls, defn: WorkflowDefinition) -> GraphPlan:
-        top = [n for n in defn.nodes if n.parent_id is None]
+    def build(cls, defn: WorkflowDefinition, include: set[str] | None = None) -> GraphPlan:
+        """The plan of the top-level graph, or of only the nodes in `include` (partial runs)."""
+        top = [n for n in defn.nodes if n.parent_id is None and (include is None or n.id in include)]
         by_id = {n.id: n for n in top}
         preds: dict[str, list[WorkflowLink]] = {n.id: [] for n in top}
         succs: dict[str, list[str]] = {n.id: [] for n in top}
@@ -160,6 +219,33 @@ class GraphPlan:
                 found.add(nid)
                 stack.extend(self.succs[nid])
         return found
+
+
+def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[str]) -> set[str]:
+    """The nodes a partial run of `target` needs: the target, the upstream nodes reached from it
+    without passing through a node that has a precomputed output (those are included, not passed),
+    and the InputNode.
+
+    Raises:
+        InvalidInput: `target` is not a top-level node of the definition.
+    """
+    top = {n.id: n for n in defn.nodes if n.parent_id is None}
+    if target not in top:
+        raise InvalidInput(f"Node '{target}' is not a node of this workflow")
+    preds: dict[str, list[str]] = {nid: [] for nid in top}
+    for link in defn.links:
+        if link.source_id in top and link.target_id in top:
+            preds[link.target_id].append(link.source_id)
+    needed = {next(nid for nid, n in top.items() if n.node_type == "InputNode"), target}
+    stack = [target]
+    while stack:
+        nid = stack.pop()
+        for src in preds[nid]:
+            if src not in needed:
+                needed.add(src)
+                if src not in precomputed:
+                    stack.append(src)
+    return needed
 
 
 def _topological(top: list[WorkflowNode], preds: dict[str, list[WorkflowLink]]) -> list[str]:
@@ -189,6 +275,10 @@ class RunState:
 
     plan: GraphPlan
     records: dict[str, TaskRecord] = field(default_factory=dict)
+    # Where this graph sits: "" for the run's own graph, "<loop id>#<iteration>" for a loop body.
+    scope: str = ""
+    # Task sequence numbers start here, so the tasks of loop bodies read after what came before.
+    seq_base: int = 0
     failed_node: str | None = None
     canceled: bool = False
     # A person declined a pause (without continue_on_decline): the run ends CANCELED.
@@ -196,7 +286,10 @@ class RunState:
 
     def __post_init__(self) -> None:
         if not self.records:
-            self.records = {nid: TaskRecord(node_id=nid, seq=i) for i, nid in enumerate(self.plan.order)}
+            self.records = {
+                nid: TaskRecord(node_id=nid, seq=self.seq_base + i, scope=self.scope)
+                for i, nid in enumerate(self.plan.order)
+            }
 
     # -- queries ---------------------------------------------------------------------------------
     def ready(self) -> list[str]:

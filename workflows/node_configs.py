@@ -149,10 +149,40 @@ class HumanInterventionNodeConfig(NodeConfig):
     continue_on_decline: bool = False
 
 
+MAX_LOOP_ITERATIONS = 1000
+
+
+class ForLoopNodeConfig(NodeConfig):
+    """Runs its body (the nodes whose parent_id is this node) `num_iterations` times.
+
+    Each iteration's input is the mapped input plus `loop_history` (`{body node id: [outputs of
+    earlier iterations]}`); the body's OutputNode result is merged into the input of the next one."""
+
+    num_iterations: int = Field(default=1, ge=1, le=MAX_LOOP_ITERATIONS, title="Number of iterations")
+    input_map: dict[str, str] | None = Field(
+        default=None,
+        title="Input map",
+        description="Body input field -> dot path into this node's inputs; empty passes all inputs.",
+    )
+    # PySpur's editor sends `{nodes: [], links: []}` and puts the body in child nodes; both are accepted.
+    subworkflow: dict[str, Any] | None = None
+
+
+class SubworkflowNodeConfig(NodeConfig):
+    """Runs another stored workflow of the same tenant as a child run; outputs its OutputNode's result."""
+
+    workflow_id: str = Field(title="Workflow", description="Id of the stored workflow to run")
+    input_map: dict[str, str] | None = Field(
+        default=None,
+        title="Input map",
+        description="Child input field -> dot path into this node's inputs; empty passes all inputs.",
+    )
+
+
 class NodeKind(StrEnum):
     PURE = "pure"  # evaluated inline in workflow code
     ACTIVITY = "activity"  # runs as a Temporal activity
-    CONTROL = "control"  # waits on Temporal messages (pauses)
+    CONTROL = "control"  # waits on Temporal messages (pauses), runs bodies or child runs
 
 
 def _object_schema(title: str, description: str | None = None, *, open_: bool = False) -> dict[str, Any]:
@@ -214,6 +244,12 @@ _SPECS = [
         "HIN",
         "#6610F2",
     ),
+    NodeSpec(
+        "SubworkflowNode", "Subworkflow", "Logic", NodeKind.CONTROL, SubworkflowNodeConfig, "SN", "#17A2B8"
+    ),
+    NodeSpec(
+        "ForLoopNode", "ForLoopNode", "Experimental", NodeKind.CONTROL, ForLoopNodeConfig, "FLN", "#00BFFF"
+    ),
 ]
 
 # PySpur serves the schemas of its node classes' class-level input/output models. Router, Coalesce and
@@ -235,6 +271,11 @@ _IO_SCHEMAS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         ),
         _object_schema("HumanInterventionNodeOutput", open_=True),
     ),
+    "SubworkflowNode": (
+        _object_schema("SubworkflowNodeInput", open_=True),
+        _object_schema("SubworkflowNodeOutput", open_=True),
+    ),
+    "ForLoopNode": (_object_schema("ForLoopNodeInput"), _object_schema("ForLoopNodeOutput")),
 }
 
 NODE_CATALOGUE: dict[str, NodeSpec] = {spec.node_type: spec for spec in _SPECS}
@@ -250,6 +291,8 @@ NODE_TYPES_IMPLEMENTED: frozenset[str] = frozenset(
         "RouterNode",
         "CoalesceNode",
         "MergeNode",
+        "SubworkflowNode",
+        "ForLoopNode",
     }
 )
 

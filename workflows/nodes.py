@@ -368,3 +368,30 @@ def evaluate_pure(node: WorkflowNode, inputs: dict[str, Any]) -> dict[str, Any] 
             for name, route in config.route_map.items()
         }
     raise NodeEvaluationError(f"Node '{node.id}' ({node.node_type}) is not evaluated inline")
+
+
+def map_inputs(node: WorkflowNode, inputs: dict[str, Any], input_map: dict[str, str]) -> dict[str, Any]:
+    """`{field: value at path}` for a container node's `input_map` (paths start with a predecessor title).
+
+    Raises:
+        NodeEvaluationError: a path does not resolve.
+    """
+    mapped: dict[str, Any] = {}
+    for field, path in input_map.items():
+        value = _lookup(inputs, path)
+        if value is _MISSING:
+            raise NodeEvaluationError(
+                f"Node '{node.id}' ({node.node_type}): input_map.{field} = '{path}' does not resolve "
+                f"(inputs: {', '.join(inputs) or 'none'})"
+            )
+        mapped[field] = copy.deepcopy(value)
+    return mapped
+
+
+def merged_fields(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The fields of every input merged into one object (later inputs win), for a child run's input."""
+    merged: dict[str, Any] = {}
+    for output in inputs.values():
+        if isinstance(output, dict):
+            merged.update(copy.deepcopy(output))
+    return merged

@@ -22,6 +22,15 @@ class NodePolicy(BaseModel):
     fast_path_seconds: float = 1.0
 
 
+class SubworkflowSnapshot(BaseModel):
+    """A workflow a SubworkflowNode runs, pinned when the top-level run starts."""
+
+    workflow_id: str
+    name: str
+    version_id: str | None = None
+    definition: WorkflowDefinition
+
+
 class RunInput(BaseModel):
     run_id: str
     tenant_id: str
@@ -30,6 +39,27 @@ class RunInput(BaseModel):
     definition: WorkflowDefinition
     input_payload: dict[str, Any]
     policy: NodePolicy = Field(default_factory=NodePolicy)
+    # Outputs given for nodes, which are then not executed (partial runs, resumes).
+    precomputed: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Partial runs: only this node and the upstream nodes it needs are part of the run.
+    target_node_id: str | None = None
+    # False for runs that leave nothing in the database (partial runs, batch rows: their rows are
+    # written by the batch).
+    persist: bool = True
+    # Every workflow reachable through SubworkflowNodes, by workflow id.
+    subworkflows: dict[str, SubworkflowSnapshot] = Field(default_factory=dict)
+    triggered_by: str | None = None
+
+
+class CreateChildRunInput(BaseModel):
+    run_id: str
+    parent_run_id: str
+    tenant_id: str
+    workflow_id: str
+    version_id: str | None
+    initial_inputs: dict[str, Any]
+    triggered_by: str | None = None
+    start_time: datetime
 
 
 class TaskRecord(BaseModel):
@@ -55,6 +85,8 @@ class PythonNodeInput(BaseModel):
     inputs: dict[str, Any]
     output_schema: dict[str, str] | None = None
     limits: dict[str, float] = Field(default_factory=dict)
+    # False when the run is not stored (partial runs, batch rows): the activity then writes nothing.
+    record: bool = True
     # Tasks the workflow settled since its last write, flushed with this node's RUNNING row in one
     # transaction so the database shows progress without an extra round trip.
     tasks: list[TaskRecord] = Field(default_factory=list)
@@ -129,3 +161,71 @@ class RecordDecisionInput(BaseModel):
 class ProgressInput(BaseModel):
     run_id: str
     tasks: list[TaskRecord]
+
+
+class BatchInput(BaseModel):
+    """A batch parent's input; `next_row` moves on as chunks finish (and across continue-as-new)."""
+
+    run_id: str
+    tenant_id: str
+    workflow_id: str
+    workflow_name: str = ""
+    version_id: str | None = None
+    triggered_by: str | None = None
+    definition: WorkflowDefinition
+    dataset_id: str
+    output_file_id: str
+    row_count: int
+    mini_batch_size: int
+    # Rows per child workflow: bounds each chunk's history; the parent continues-as-new between chunks.
+    chunk_rows: int = 500
+    policy: NodePolicy = Field(default_factory=NodePolicy)
+    subworkflows: dict[str, SubworkflowSnapshot] = Field(default_factory=dict)
+    next_row: int = 0
+
+
+class BatchChunkInput(BaseModel):
+    batch: BatchInput
+    start: int
+    end: int
+
+
+class ChunkResult(BaseModel):
+    # The first row this chunk did not run (== end unless it stopped early to keep its history small).
+    next_row: int
+
+
+class LoadRowsInput(BaseModel):
+    dataset_id: str
+    start: int
+    limit: int
+
+
+class BatchRow(BaseModel):
+    """One dataset row's run, as the batch records it (a child run, its tasks and its output line)."""
+
+    idx: int
+    run_id: str
+    status: RunStatus
+    initial_inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    error: str | None = None
+    start_time: datetime
+    end_time: datetime
+    tasks: list[TaskRecord] = Field(default_factory=list)
+
+
+class RecordRowsInput(BaseModel):
+    parent_run_id: str
+    tenant_id: str
+    workflow_id: str
+    version_id: str | None = None
+    triggered_by: str | None = None
+    output_file_id: str
+    rows: list[BatchRow]
+
+
+class FinalizeBatchInput(BaseModel):
+    run_id: str
+    canceled: bool = False
+    end_time: datetime

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api import batch_service as batches
 from api import presenters
 from api import run_service as runs
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep
-from api.schemas import RunResponse, StartRunRequest, TaskResponse
+from api.schemas import BatchRunRequest, PartialRunRequest, RunResponse, StartRunRequest, TaskResponse
 from api.workflow_service import get_workflow, parse_id
 from run_status import RunStatus
 
@@ -72,6 +73,45 @@ def _with_files(body: StartRunRequest) -> dict[str, Any] | None:
         if inputs is not None and node_id in inputs:
             inputs[node_id]["files"] = paths
     return inputs
+
+
+@wf_router.post("/{workflow_id}/start_batch_run/", response_model=RunResponse)
+async def start_batch_run(
+    workflow_id: str,
+    body: BatchRunRequest,
+    request: Request,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> RunResponse:
+    """A run per dataset row, at most `mini_batch_size` at once, under one parent run (returned PENDING)."""
+    run = await batches.start_batch_run(
+        session,
+        client,
+        settings,
+        who,
+        workflow_id,
+        body.dataset_id,
+        body.mini_batch_size,
+        eager=_eager(request),
+    )
+    return presenters.run(await runs.get_run(session, who, run.id))
+
+
+@wf_router.post("/{workflow_id}/run_partial/")
+async def run_partial(
+    workflow_id: str,
+    body: PartialRunRequest,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
+    """Run `node_id` with precomputed outputs for upstream nodes; nothing is stored: `{node_id: outputs}`."""
+    return await runs.run_partial(
+        session, client, settings, who, workflow_id, body.node_id, body.initial_inputs, body.partial_outputs
+    )
 
 
 @wf_router.post("/{workflow_id}/start_run/", response_model=RunResponse)

@@ -39,7 +39,15 @@ def test_supported_types_groups_nodes_like_pyspur() -> None:
     assert {group: [n["name"] for n in entries] for group, entries in body.items()} == {
         "Input/Output": ["InputNode", "OutputNode"],
         "Code Execution": ["PythonFuncNode"],
-        "Logic": ["RouterNode", "CoalesceNode", "MergeNode", "StaticValueNode", "HumanInterventionNode"],
+        "Logic": [
+            "RouterNode",
+            "CoalesceNode",
+            "MergeNode",
+            "StaticValueNode",
+            "HumanInterventionNode",
+            "SubworkflowNode",
+        ],
+        "Experimental": ["ForLoopNode"],
     }
 
 
@@ -55,6 +63,8 @@ def test_supported_types_entries_have_pyspur_keys_and_display_titles() -> None:
         "MergeNode": "Merge",
         "StaticValueNode": "Static Value",
         "HumanInterventionNode": "HumanIntervention",
+        "SubworkflowNode": "Subworkflow",
+        "ForLoopNode": "ForLoopNode",
     }
     for entry in entries.values():
         assert set(entry) == {"name", "input", "output", "config", "visual_tag", "has_fixed_output"}

@@ -1,0 +1,299 @@
+"""Datasets (uploaded tables stored as rows) and output files (batch results stored as JSON lines)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from api.dataset_files import parse_dataset
+from db.accounts import Principal, Role
+from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run
+from errors import Conflict, Forbidden, InvalidInput, NotFound
+from run_status import TERMINAL, RunStatus, is_terminal
+
+_UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
+_INSERT_CHUNK = 1000  # rows per INSERT statement: bounds the bind parameters of one statement
+DOWNLOAD_PAGE = 1000  # output lines read per query while streaming a download
+
+
+def _parse_id(raw: str | uuid.UUID, what: str) -> uuid.UUID:
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+def _ensure_can_mutate(who: Principal, owner: uuid.UUID | None, refusal: str) -> None:
+    # The run rule (`run_service.ensure_can_mutate`) applied to the user who uploaded or triggered.
+    if who.role == Role.USER and owner != who.user_id:
+        raise Forbidden(refusal)
+
+
+def upload_name(raw: str | None) -> str:
+    """The client's file name without any directories (a name, never a path)."""
+    name = PurePosixPath((raw or "").replace("\\", "/")).name.strip()
+    return name or "dataset"
+
+
+# ---- datasets --------------------------------------------------------------------------------------
+
+
+async def create_dataset(
+    session: AsyncSession, who: Principal, *, name: str, description: str, file_name: str, data: bytes
+) -> Dataset:
+    """Parse the upload and store the dataset with all its rows in one transaction.
+
+    Raises:
+        InvalidInput: empty name, or the file cannot be parsed (see `dataset_files`); nothing is stored.
+        Conflict: the tenant already has a dataset with this name.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidInput("A dataset name is required")
+    if await _dataset_name_taken(session, who.tenant_id, name):
+        raise Conflict(f"A dataset named '{name}' already exists")
+    # Parsing a large file is CPU work; keep the event loop serving other requests meanwhile.
+    parsed = await asyncio.to_thread(parse_dataset, file_name, data)
+    ds = Dataset(
+        id=uuid.uuid4(),
+        tenant_id=who.tenant_id,
+        name=name,
+        description=description,
+        file_name=file_name,
+        format=parsed.format,
+        columns=parsed.columns,
+        row_count=len(parsed.rows),
+        size_bytes=len(data),
+        uploaded_by=who.user_id,
+    )
+    session.add(ds)
+    try:
+        await session.flush()
+        for start in range(0, len(parsed.rows), _INSERT_CHUNK):
+            chunk = parsed.rows[start : start + _INSERT_CHUNK]
+            await session.execute(
+                insert(DatasetRow),
+                [{"dataset_id": ds.id, "idx": start + i, "data": row} for i, row in enumerate(chunk)],
+            )
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"A dataset named '{name}' already exists") from None
+    except BaseException:
+        await session.rollback()
+        raise
+    return ds
+
+
+async def _dataset_name_taken(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
+    found = await session.scalar(
+        select(Dataset.id).where(Dataset.tenant_id == tenant_id, Dataset.name == name).limit(1)
+    )
+    return found is not None
+
+
+async def get_dataset(session: AsyncSession, who: Principal, dataset_id: str | uuid.UUID) -> Dataset:
+    """The caller's tenant's dataset.
+
+    Raises:
+        NotFound: "Dataset not found" for unknown or malformed ids and other tenants' datasets.
+    """
+    ds = await session.scalar(
+        select(Dataset).where(
+            Dataset.id == _parse_id(dataset_id, "Dataset"), Dataset.tenant_id == who.tenant_id
+        )
+    )
+    if ds is None:
+        raise NotFound("Dataset not found")
+    return ds
+
+
+async def list_datasets(
+    session: AsyncSession, who: Principal, *, page: int = 1, page_size: int | None = None
+) -> list[Dataset]:
+    """Newest first; all of them when `page_size` is None (PySpur's list is not paginated)."""
+    q = (
+        select(Dataset)
+        .where(Dataset.tenant_id == who.tenant_id)
+        .order_by(Dataset.uploaded_at.desc(), Dataset.id)
+    )
+    if page_size is not None:
+        q = q.offset((page - 1) * page_size).limit(page_size)
+    return list((await session.scalars(q)).all())
+
+
+async def dataset_rows(
+    session: AsyncSession, dataset_id: uuid.UUID, start: int, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` rows from index `start` (0-based), in dataset order. No tenant check: call
+    `get_dataset` first. Rows are indexed 0..row_count-1 without gaps, so this is a keyset read."""
+    rows = await session.scalars(
+        select(DatasetRow.data)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.idx >= start)
+        .order_by(DatasetRow.idx)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def delete_dataset(session: AsyncSession, who: Principal, dataset_id: str) -> None:
+    """Delete a dataset and its rows; runs that used it keep existing (their `input_dataset_id` is nulled).
+
+    The dataset row is locked first: a run inserted with `input_dataset_id` set takes a key-share lock on
+    it through the foreign key, so a batch start and this delete cannot interleave.
+
+    Raises:
+        NotFound: as `get_dataset`.
+        Forbidden: a USER deleting a dataset someone else uploaded.
+        Conflict: a run that reads this dataset has not finished.
+    """
+    ds = await get_dataset(session, who, dataset_id)
+    _ensure_can_mutate(
+        who, ds.uploaded_by, "Only the user who uploaded this dataset, or an owner or admin, may delete it"
+    )
+    await session.execute(select(Dataset.id).where(Dataset.id == ds.id).with_for_update())
+    busy = await session.scalar(
+        select(Run.id).where(Run.input_dataset_id == ds.id, Run.status.in_(_UNFINISHED)).limit(1)
+    )
+    if busy is not None:
+        await session.rollback()
+        raise Conflict("The dataset is used by runs that have not finished; cancel them or wait, then delete")
+    await session.execute(delete(Dataset).where(Dataset.id == ds.id))
+    await session.commit()
+
+
+async def dataset_runs(
+    session: AsyncSession, who: Principal, dataset_id: str, *, page: int, page_size: int
+) -> list[Run]:
+    """Runs whose input is the dataset, newest first, with tasks and version loaded for `presenters.run`.
+
+    Raises:
+        NotFound: as `get_dataset`.
+    """
+    ds = await get_dataset(session, who, dataset_id)
+    q = (
+        select(Run)
+        .where(Run.tenant_id == who.tenant_id, Run.input_dataset_id == ds.id)
+        .order_by(Run.start_time.desc(), Run.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+        .options(selectinload(Run.tasks), selectinload(Run.version))
+    )
+    return list((await session.scalars(q)).all())
+
+
+# ---- output files ----------------------------------------------------------------------------------
+
+
+async def get_output_file(
+    session: AsyncSession, who: Principal, output_file_id: str | uuid.UUID
+) -> OutputFile:
+    """The caller's tenant's output file.
+
+    Raises:
+        NotFound: "Output file not found" for unknown or malformed ids and other tenants' files.
+    """
+    of = await session.scalar(
+        select(OutputFile).where(
+            OutputFile.id == _parse_id(output_file_id, "Output file"), OutputFile.tenant_id == who.tenant_id
+        )
+    )
+    if of is None:
+        raise NotFound("Output file not found")
+    return of
+
+
+async def list_output_files(
+    session: AsyncSession, who: Principal, *, page: int = 1, page_size: int | None = None
+) -> list[OutputFile]:
+    """Newest first; all of them when `page_size` is None."""
+    q = (
+        select(OutputFile)
+        .where(OutputFile.tenant_id == who.tenant_id)
+        .order_by(OutputFile.created_at.desc(), OutputFile.id)
+    )
+    if page_size is not None:
+        q = q.offset((page - 1) * page_size).limit(page_size)
+    return list((await session.scalars(q)).all())
+
+
+async def line_counts(session: AsyncSession, file_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many lines each output file has (files without lines are absent: count 0)."""
+    if not file_ids:
+        return {}
+    rows = await session.execute(
+        select(OutputLine.output_file_id, func.count().label("lines"))
+        .where(OutputLine.output_file_id.in_(file_ids))
+        .group_by(OutputLine.output_file_id)
+    )
+    return {row.output_file_id: row.lines for row in rows}
+
+
+async def output_lines(
+    session: AsyncSession, output_file_id: uuid.UUID, after: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Up to `limit` `(idx, line)` pairs with idx > `after`, in order (keyset paging; start at -1)."""
+    rows = await session.execute(
+        select(OutputLine.idx, OutputLine.line)
+        .where(OutputLine.output_file_id == output_file_id, OutputLine.idx > after)
+        .order_by(OutputLine.idx)
+        .limit(limit)
+    )
+    return [(row.idx, row.line) for row in rows]
+
+
+async def stream_lines(
+    sessions: async_sessionmaker[AsyncSession], output_file_id: uuid.UUID, page: int = DOWNLOAD_PAGE
+) -> AsyncIterator[bytes]:
+    """The file as JSON Lines, one compact JSON object per line, read a page at a time.
+
+    Each page uses its own short session, so a slow client never holds a database connection between
+    pages, and a file of any length is never loaded at once."""
+    after = -1
+    while True:
+        async with sessions() as session:
+            lines = await output_lines(session, output_file_id, after, page)
+        if not lines:
+            return
+        yield "".join(
+            json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for _, line in lines
+        ).encode()
+        after = lines[-1][0]
+        if len(lines) < page:
+            return
+
+
+async def delete_output_file(session: AsyncSession, who: Principal, output_file_id: str) -> None:
+    """Delete an output file and its lines; its batch run is kept (its `output_file_id` becomes null).
+
+    Raises:
+        NotFound: as `get_output_file`.
+        Forbidden: a USER deleting the output of a run someone else triggered (or of a deleted run).
+        Conflict: the batch run writing the file has not finished.
+    """
+    of = await get_output_file(session, who, output_file_id)
+    await session.execute(select(OutputFile.id).where(OutputFile.id == of.id).with_for_update())
+    run = None
+    if of.run_id is not None:
+        run = (await session.execute(select(Run.triggered_by, Run.status).where(Run.id == of.run_id))).first()
+    _ensure_can_mutate(
+        who,
+        run.triggered_by if run is not None else None,
+        "Only the user who started this output file's batch run, or an owner or admin, may delete it",
+    )
+    if run is not None and not is_terminal(run.status):
+        await session.rollback()
+        raise Conflict(f"The run writing this output file is {run.status}; cancel it or wait, then delete")
+    await session.execute(delete(OutputFile).where(OutputFile.id == of.id))
+    await session.commit()
