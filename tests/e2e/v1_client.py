@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import ksapi
 from ksapi import (
     ApiClient,
@@ -17,6 +18,8 @@ from ksapi import (
     WorkflowDefinitionsApi,
     WorkflowRunsApi,
 )
+
+from tests.builders import definition, input_node, link, output_node, python_node
 
 T = TypeVar("T")
 
@@ -81,3 +84,40 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], within: float = 30.0
 
 def settled(v1: V1, run_id: Any, state: str, within: float = 30.0) -> Any:
     return poll(lambda: v1.runs.get_workflow_run(run_id), lambda r: r.execution_state.value == state, within)
+
+
+def set_graph(base_url: str, key: str, definition_id: Any, definition: dict[str, Any]) -> None:
+    """Edit a v1 definition's graph through the workflow API (`PUT /wf/{id}/`): they are one object."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        wf = http.get(f"/wf/{definition_id}/").json()
+        resp = http.put(
+            f"/wf/{definition_id}/",
+            json={"name": wf["name"], "description": wf["description"] or "", "definition": definition},
+        )
+        assert resp.status_code == 200, resp.text
+
+
+def raw(base_url: str, key: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+
+def v1_graph(code: str | None = None) -> dict[str, Any]:
+    """input → (Python) → output; the output echoes the user message (and the Python result)."""
+    fields = {"user_message": "string", "instruction": "string", "inputs": "array"}
+    if code is None:
+        return definition(
+            [
+                input_node(fields),
+                output_node({"message": "input_node.user_message", "inputs": "input_node.inputs"}),
+            ],
+            [link("input_node", "output_node")],
+        )
+    return definition(
+        [input_node(fields), python_node("py1", code, {"y": "integer"}), output_node({"y": "py1.y"})],
+        [link("input_node", "py1"), link("py1", "output_node")],
+    )
+
+
+SLEEP = "import time\ntime.sleep({secs})\nreturn {{'y': 7}}"
