@@ -1,0 +1,138 @@
+"""v1 durability: stop while the worker is away, callbacks racing completion, the maximum run duration."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from typing import Any
+
+import ksapi
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.builders import definition, input_node, link, output_node, python_node
+from tests.conftest import Stack, Tenant
+from tests.e2e.v1_client import (
+    SLEEP,
+    V1,
+    connect,
+    new_definition,
+    poll,
+    raw,
+    root_folder,
+    set_graph,
+    settled,
+    v1_graph,
+)
+from workflows.search_attributes import temporal_workflow_id
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def v1(live_api: str, tenant: Tenant) -> V1:
+    return connect(live_api, tenant.key)
+
+
+def temporal_status(stack: Stack, run_id: Any) -> WorkflowExecutionStatus | None:
+    async def describe() -> WorkflowExecutionStatus | None:
+        client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+        return (await client.get_workflow_handle(temporal_workflow_id(str(run_id))).describe()).status
+
+    return asyncio.run(describe())
+
+
+def test_run_stopped_while_the_worker_is_down_stays_stopped_when_it_returns(
+    v1: V1, live_api: str, tenant: Tenant, stack: Stack
+) -> None:
+    d = new_definition(v1, root_folder(v1))
+    set_graph(live_api, tenant.key, d.id, v1_graph(SLEEP.format(secs=20)))
+    run = v1.defs.create_workflow_run(d.id)
+    v1.runs.start_workflow_run(run.id)
+    with raw(live_api, tenant.key) as http:
+        poll(
+            lambda: http.get(f"/run/{run.id}/tasks/").json(),
+            lambda tasks: any(t["node_id"] == "py1" and t["status"] == "RUNNING" for t in tasks),
+        )
+    stack.kill_workers()
+    try:
+        stopped = v1.runs.stop_workflow_run(run.id)
+        assert stopped.execution_state.value == "FAILED" and stopped.error == "Stopped by user"
+    finally:
+        stack.start_worker()
+    poll(lambda: temporal_status(stack, run.id), lambda s: s == WorkflowExecutionStatus.CANCELED, within=60)
+    after = v1.runs.get_workflow_run(run.id)
+    assert after.execution_state.value == "FAILED" and after.error == "Stopped by user"
+    assert after.completed_at == stopped.completed_at
+    with raw(live_api, tenant.key) as http:
+        tasks = {t["node_id"]: t["status"] for t in http.get(f"/run/{run.id}/tasks/").json()}
+    assert tasks["py1"] == "CANCELED"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.3, 0.45])
+def test_callback_racing_the_runs_own_completion_leaves_one_terminal_state(
+    v1: V1, live_api: str, tenant: Tenant, stack: Stack, delay: float
+) -> None:
+    d = new_definition(v1, root_folder(v1))
+    set_graph(live_api, tenant.key, d.id, v1_graph(SLEEP.format(secs=0.3)))
+    run = v1.defs.create_workflow_run(d.id)
+    answers: list[str] = []
+
+    def callback() -> None:
+        time.sleep(delay)
+        cb = connect(live_api, tenant.key)
+        answers.append(
+            cb.runs.workflow_run_callback(
+                run.id, ksapi.WorkflowRunCallbackRequest(status="FAILED", error="runner")
+            ).status
+        )
+
+    v1.runs.start_workflow_run(run.id)
+    racer = threading.Thread(target=callback)
+    racer.start()
+    racer.join()
+    final = poll(
+        lambda: v1.runs.get_workflow_run(run.id), lambda r: r.execution_state.value in ("COMPLETED", "FAILED")
+    )
+    closed = poll(
+        lambda: temporal_status(stack, run.id), lambda s: s != WorkflowExecutionStatus.RUNNING, within=30
+    )
+    time.sleep(0.5)
+    again = v1.runs.get_workflow_run(run.id)
+    assert (again.execution_state, again.error, again.completed_at) == (
+        final.execution_state,
+        final.error,
+        final.completed_at,
+    )
+    if final.execution_state.value == "COMPLETED":
+        assert answers == ["already_terminal"]
+        assert closed == WorkflowExecutionStatus.COMPLETED
+    else:
+        assert answers == ["accepted"] and final.error == "runner"
+        assert closed == WorkflowExecutionStatus.FAILED
+    late = v1.runs.workflow_run_callback(run.id, ksapi.WorkflowRunCallbackRequest(status="COMPLETED"))
+    assert late.status == "already_terminal"
+
+
+def test_max_run_duration_fails_the_run_with_a_clear_error(v1: V1, live_api: str, tenant: Tenant) -> None:
+    root = root_folder(v1)
+    d = new_definition(v1, root, max_run_duration_seconds=60)
+    slow = "import time\ntime.sleep(40)\nreturn {'y': 1}"
+    graph = definition(
+        [
+            input_node({"user_message": "string"}),
+            python_node("a", slow, {"y": "integer"}),
+            python_node("b", slow, {"y": "integer"}),
+            output_node({"y": "b.y"}),
+        ],
+        [link("input_node", "a"), link("a", "b"), link("b", "output_node")],
+    )
+    set_graph(live_api, tenant.key, d.id, graph)
+    run = v1.defs.create_workflow_run(d.id, name=f"long-{uuid.uuid4().hex[:6]}")
+    v1.runs.start_workflow_run(run.id)
+    failed = settled(v1, run.id, "FAILED", within=100)
+    assert "maximum duration" in (failed.error or "")
+    assert failed.run_snapshot.max_run_duration_seconds == 60
