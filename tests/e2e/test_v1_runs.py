@@ -50,6 +50,10 @@ async def member(stack: Stack, tenant: Tenant) -> Tenant:
     return await add_user(stack.database_url, tenant, "USER")
 
 
+def headers(raw_headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in (raw_headers or {}).items()}
+
+
 def definition_with(
     v1: V1, root: uuid.UUID, live_api: str, key: str, graph: dict[str, Any], **extra: Any
 ) -> Any:
@@ -75,7 +79,7 @@ def test_default_graph_run_goes_from_draft_to_completed(v1: V1, root: uuid.UUID)
     assert run.workflow_definition_id == d.id and run.name == str(run.id)
     started = v1.runs.start_workflow_run_with_http_info(run.id)
     assert started.status_code == 202
-    assert {k.lower(): v for k, v in started.headers.items()}["location"] == f"/v1/workflow-runs/{run.id}"
+    assert headers(started.headers)["location"] == f"/v1/workflow-runs/{run.id}"
     assert started.data.execution_state.value in ("IN_PROGRESS", "COMPLETED")
     done = settled(v1, run.id, "COMPLETED")
     assert done.completed_at is not None and done.started_at is not None
@@ -112,7 +116,9 @@ def test_completed_run_stores_outputs_as_documents_and_awaits_approval(
     with raw(live_api, tenant.key) as http:
         body = http.get(f"/run/{run.id}/").json()
     assert body["outputs"]["output_node"]["message"] == "pinned"
-    worklist = v1.runs.list_workflow_runs_for_tenant(approval_state=["pending"], approvable_by_me=True)
+    worklist = v1.runs.list_workflow_runs_for_tenant(
+        approval_state=[ksapi.PathPartApprovalState.PENDING], approvable_by_me=True
+    )
     assert run.id in [r.id for r in worklist.items]
     summary = v1.runs.get_workflow_runs_summary(definition_id=d.id)
     assert summary.pending_approval_count == 1
@@ -124,7 +130,7 @@ def test_completed_run_stores_outputs_as_documents_and_awaits_approval(
         run.id, ksapi.SetWorkflowRunApprovalRequest(state="approved", reason="ok")
     )
     assert approved.approval_state.value == "approved"
-    assert [a.approval_state.value for a in approved.outputs.assets] == ["approved"]
+    assert [a.approval_state.value for a in approved.outputs.assets or []] == ["approved"]
     again = v1.runs.set_workflow_run_approval(run.id, ksapi.SetWorkflowRunApprovalRequest(state="approved"))
     assert again.approval_state.value == "approved"
 
@@ -290,7 +296,8 @@ def test_mutations_are_for_the_triggerer_or_an_owner_or_admin(
     d = new_definition(v1, root)
     run = v1.defs.create_workflow_run(d.id)
     other = connect(live_api, member.key)
-    assert other.runs.get_workflow_run(run.id).permissions.can_write is False
+    theirs: Any = other.runs.get_workflow_run(run.id)
+    assert theirs.permissions.can_write is False
     for call in (
         lambda: other.runs.update_workflow_run(run.id, ksapi.UpdateWorkflowRunRequest(name="x")),
         lambda: other.runs.start_workflow_run(run.id),
@@ -379,17 +386,29 @@ def test_tenant_list_filters_sorts_and_pages(v1: V1, root: uuid.UUID, live_api: 
     settled(v1, ids[0], "COMPLETED")
     theirs = connect(live_api, member.key).defs.create_workflow_run(d.id)
     page = v1.runs.list_workflow_runs_for_tenant(
-        definition_id=d.id, sort_by="CREATED_AT", sort_dir="ASC", limit=2
+        definition_id=d.id,
+        sort_by=ksapi.WorkflowRunOrder.CREATED_AT,
+        sort_dir=ksapi.SortDirection.ASC,
+        limit=2,
     )
     assert page.total == 4 and page.limit == 2 and page.offset == 0
     assert [r.id for r in page.items] == ids[:2]
     rest = v1.runs.list_workflow_runs_for_tenant(
-        definition_id=d.id, sort_by="CREATED_AT", sort_dir="ASC", limit=2, offset=2
+        definition_id=d.id,
+        sort_by=ksapi.WorkflowRunOrder.CREATED_AT,
+        sort_dir=ksapi.SortDirection.ASC,
+        limit=2,
+        offset=2,
     )
     assert [r.id for r in rest.items] == [ids[2], theirs.id]
-    drafts = v1.runs.list_workflow_runs_for_tenant(definition_id=d.id, state=["NOT_STARTED"])
+    drafts = v1.runs.list_workflow_runs_for_tenant(
+        definition_id=d.id, state=[ksapi.WorkflowExecutionState.NOT_STARTED]
+    )
     assert {r.id for r in drafts.items} == {ids[1], ids[2], theirs.id}
-    done = v1.runs.list_workflow_runs_for_tenant(definition_id=d.id, state=["COMPLETED", "FAILED"])
+    done = v1.runs.list_workflow_runs_for_tenant(
+        definition_id=d.id,
+        state=[ksapi.WorkflowExecutionState.COMPLETED, ksapi.WorkflowExecutionState.FAILED],
+    )
     assert [r.id for r in done.items] == [ids[0]]
     mine = v1.runs.list_workflow_runs_for_tenant(definition_id=d.id, mine=True)
     assert theirs.id not in {r.id for r in mine.items} and mine.total == 3
@@ -469,10 +488,7 @@ def test_unknown_run_is_not_found_with_the_error_envelope(v1: V1) -> None:
     with pytest.raises(NotFoundException) as caught:
         v1.runs.get_workflow_run(uuid.uuid4())
     err = caught.value
-    assert {k.lower(): v for k, v in err.headers.items()}["x-request-id"]
-    body = json.loads(err.body)
-    assert (
-        body["code"] == "not_found"
-        and body["request_id"] == {k.lower(): v for k, v in err.headers.items()}["x-request-id"]
-    )
+    assert headers(err.headers)["x-request-id"]
+    body = json.loads(err.body or "")
+    assert body["code"] == "not_found" and body["request_id"] == headers(err.headers)["x-request-id"]
     assert isinstance(body["detail"], str)

@@ -133,9 +133,15 @@ def test_request_bodies_the_client_refuses_to_send_are_422(live_api: str, tenant
         ):
             resp = http.post(path, json=body)
             assert resp.status_code == 422, (path, body, resp.text)
-        for body in ({"name": ""}, {"auto_start": "false"}, {"name": 123}, {"input_scope": ["x"]}):
-            resp = http.patch(f"/v1/workflow-runs/{rid}", json=body)
-            assert resp.status_code == 422, (body, resp.text)
+        patches: list[dict[str, Any]] = [
+            {"name": ""},
+            {"auto_start": "false"},
+            {"name": 123},
+            {"input_scope": ["x"]},
+        ]
+        for patch in patches:
+            resp = http.patch(f"/v1/workflow-runs/{rid}", json=patch)
+            assert resp.status_code == 422, (patch, resp.text)
         empty = http.patch(f"/v1/workflow-runs/{rid}", json={"name": None})
         assert empty.status_code == 400 and empty.json()["code"] == "bad_request"
         after = http.get(f"/v1/workflow-runs/{rid}").json()
