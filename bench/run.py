@@ -2,6 +2,7 @@
 
     python -m bench.run [--only floor,ours,pyspur] [--n-seq 100 --n-conc 300 --conc 16] [--levers]
     python -m bench.run --only hitl [--n-paused 1000]
+    python -m bench.run --only v1 [--n-seq 100]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
    with and without eager start, on a dev server tuned like ours;
@@ -10,6 +11,8 @@
 `--levers` adds rows for our service with single levers switched off, to show what each buys.
 `hitl` (not in the default set): human-step and cancel latencies and the cost of runs sitting paused
 (bench/hitl.py); it prints its own figures.
+`v1` (not in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
+for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from bench.hitl import bench_hitl
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
+from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl")
+PARTS = ("floor", "ours", "pyspur", "hitl", "v1")
 DEFAULT_PARTS = ("floor", "ours", "pyspur")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
@@ -56,6 +60,8 @@ async def main(argv: list[str]) -> None:
                 for row in lever_rows:
                     row.name, row.note = "ours-lever", label
                 rows += lever_rows
+    if "v1" in parts:
+        rows += await bench_v1(args.n_seq, args.warmup)
     if "pyspur" in parts:
         rows += await bench_pyspur(args.n_seq, args.n_conc, args.conc, args.warmup)
     if rows:
