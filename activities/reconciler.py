@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import repo
+from db import repo, v1_repo
 from db.models import Run, utcnow
 from run_status import RunStatus
 from workflows.schema import RunResult
@@ -85,6 +85,7 @@ async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, ru
             return 0
         await repo.cancel_unsettled_tasks(session, run_id, error)
         await repo.close_open_pauses(session, run_id, f"Closed: {error}", utcnow())
+        await v1_repo.on_terminal(session, run_id, status, outputs or {})
     log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return 1
 

@@ -280,3 +280,33 @@ def test_users_me_names_the_caller_and_role(v1: V1, tenant: Tenant) -> None:
     me = v1.api(UsersApi).get_me()
     assert me.id == tenant.user_id and me.current_tenant_id == tenant.tenant_id
     assert me.current_tenant_role.value == "OWNER"
+
+
+def test_arming_a_pending_run_starts_it_once_its_uploads_are_ingested(
+    v1: V1, root: uuid.UUID, live_api: str, tenant: Tenant
+) -> None:
+    d = definition_with_echo(v1, root, live_api, tenant)
+    run = v1.defs.create_workflow_run(d.id)
+    upload(v1, run, "one.md", b"one")
+    armed = v1.runs.update_workflow_run(run.id, ksapi.UpdateWorkflowRunRequest(auto_start=True))
+    assert armed.auto_start is True
+    done = settled(v1, run.id, "COMPLETED")
+    assert [i.origin.value for i in done.run_snapshot.inputs if i.origin] == ["RUN_UPLOAD"]
+
+
+def test_folders_and_documents_of_another_tenant_are_not_found(
+    v1: V1, root: uuid.UUID, live_api: str, other_tenant: Tenant
+) -> None:
+    f = v1.folders.create_folder(
+        ksapi.CreateFolderRequest(name=f"own-{uuid.uuid4().hex[:6]}", parent_path_part_id=root)
+    )
+    stranger = connect(live_api, other_tenant.key)
+    with pytest.raises(NotFoundException):
+        stranger.folders.get_folder(f.id)
+    with pytest.raises(NotFoundException):
+        stranger.docs.ingest_document(file=("x.txt", b"x"), path_part_id=f.path_part_id)
+    with pytest.raises(NotFoundException):
+        stranger.folders.create_folder(
+            ksapi.CreateFolderRequest(name="in", parent_path_part_id=f.path_part_id)
+        )
+    assert stranger.folders.list_folders().items[0].path_part_id != root
