@@ -48,13 +48,14 @@ async def _definition_paths(
     return {r[0]: (r[2] or v1.derived_id(r[0], "definition"), v1.child_path(r[3] or "/", r[1])) for r in rows}
 
 
-def _asset(doc: Document) -> w.RunAsset:
+def _asset(doc: Document, folder_path: str) -> w.RunAsset:
     return w.RunAsset(
         id=doc.id,
         path_part_id=doc.path_part_id,
         name=doc.name,
         part_type="DOCUMENT",
-        materialized_path=doc.materialized_path,
+        # Derived, not stored: a renamed run's documents follow its name.
+        materialized_path=v1.child_path(folder_path, doc.name),
         approval_state=doc.approval_state,
         origin="RUN_UPLOAD" if doc.origin == "SOURCE" else None,
     )
@@ -89,9 +90,10 @@ async def runs(
             role: str, r: Run = r, fs: dict[str, Folder] = fs, path: str = path
         ) -> tuple[uuid.UUID, uuid.UUID, str]:
             f = fs.get(role)
+            here = v1.child_path(path, role)
             if f is not None:
-                return f.id, f.path_part_id, f.materialized_path
-            return v1.derived_id(r.id, role), v1.derived_id(r.id, role + "/pp"), v1.child_path(path, role)
+                return f.id, f.path_part_id, here
+            return v1.derived_id(r.id, role), v1.derived_id(r.id, role + "/pp"), here
 
         ins, outs, disc = folder("inputs"), folder("outputs"), folder("discussions")
         triggered = r.triggered_by or uuid.UUID(int=0)
@@ -118,13 +120,13 @@ async def runs(
                     id=ins[0],
                     path_part_id=ins[1],
                     materialized_path=ins[2],
-                    assets=[_asset(d) for d in docs.get(ins[1], [])],
+                    assets=[_asset(d, ins[2]) for d in docs.get(ins[1], [])],
                 ),
                 outputs=w.RunFolder(
                     id=outs[0],
                     path_part_id=outs[1],
                     materialized_path=outs[2],
-                    assets=[_asset(d) for d in docs.get(outs[1], [])],
+                    assets=[_asset(d, outs[2]) for d in docs.get(outs[1], [])],
                 ),
                 discussions=w.RunFolderRef(id=disc[0], path_part_id=disc[1], materialized_path=disc[2]),
                 excluded_common_files=[],
@@ -173,11 +175,20 @@ async def definitions(
             )
         ).all()
     )
+    last_runs = {
+        r.workflow_id: r
+        for r in (
+            await session.scalars(
+                select(Run)
+                .where(Run.workflow_id.in_(wf_ids))
+                .distinct(Run.workflow_id)
+                .order_by(Run.workflow_id, Run.created_at.desc(), Run.id)
+            )
+        ).all()
+    }
     out = []
     for wf, d in rows:
-        last = await session.scalar(
-            select(Run).where(Run.workflow_id == wf.id).order_by(Run.created_at.desc(), Run.id).limit(1)
-        )
+        last = last_runs.get(wf.id)
         out.append(
             w.WorkflowDefinitionResponse(
                 id=wf.id,

@@ -573,15 +573,6 @@ async def list_runs(session: AsyncSession, who: Principal, f: RunFilters) -> tup
     return list(rows.all()), total
 
 
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 async def summary(
     session: AsyncSession,
     who: Principal,
@@ -589,20 +580,29 @@ async def summary(
     until: datetime | None,
     definition_id: uuid.UUID | None,
 ) -> dict[str, Any]:
+    """Aggregates over runs created in the window (default: the last 7 days), computed in SQL."""
     now = utcnow()
     start = since or now - timedelta(days=7)
-    q = select(Run).where(Run.tenant_id == who.tenant_id, Run.created_at >= start)
+    window = [Run.tenant_id == who.tenant_id, Run.created_at >= start]
     if until is not None:
-        q = q.where(Run.created_at < until)
+        window.append(Run.created_at < until)
     if definition_id is not None:
-        q = q.where(Run.workflow_id == definition_id)
-    rows = (await session.scalars(q)).all()
+        window.append(Run.workflow_id == definition_id)
+    state = v1.execution_state_sql()
     counts = dict.fromkeys(v1.EXECUTION_STATES, 0)
-    durations = []
-    for r in rows:
-        counts[state_of(r)] += 1
-        if r.end_time is not None and r.draft_state is None and state_of(r) in (v1.COMPLETED, v1.FAILED):
-            durations.append((r.end_time - r.start_time).total_seconds())
+    for name, n in (await session.execute(select(state, func.count()).where(*window).group_by(state))).all():
+        counts[name] = int(n)
+    seconds = func.extract("epoch", Run.end_time - Run.start_time)
+    p50, p95, total, triggerers = (
+        await session.execute(
+            select(
+                func.percentile_cont(0.5).within_group(seconds).filter(state.in_([v1.COMPLETED, v1.FAILED])),
+                func.percentile_cont(0.95).within_group(seconds).filter(state.in_([v1.COMPLETED, v1.FAILED])),
+                func.count(),
+                func.count(func.distinct(Run.triggered_by)),
+            ).where(*window)
+        )
+    ).one()
     terminal = counts[v1.COMPLETED] + counts[v1.FAILED]
     pq = select(func.count(), func.min(Run.end_time)).where(
         Run.tenant_id == who.tenant_id, Run.approval_state == "pending"
@@ -623,16 +623,16 @@ async def summary(
     return {
         "window_start": start,
         "window_end": until,
-        "total": len(rows),
+        "total": int(total),
         "counts_by_state": counts,
         "failure_rate": counts[v1.FAILED] / terminal if terminal else None,
-        "duration_p50_seconds": _percentile(durations, 0.5),
-        "duration_p95_seconds": _percentile(durations, 0.95),
+        "duration_p50_seconds": float(p50) if p50 is not None else None,
+        "duration_p95_seconds": float(p95) if p95 is not None else None,
         "pending_approval_count": int(pending or 0),
         "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest is not None else None,
         "adoption": {
-            "runs": len(rows),
+            "runs": int(total),
             "active_definitions": int(active or 0),
-            "distinct_triggerers": len({r.triggered_by for r in rows if r.triggered_by}),
+            "distinct_triggerers": int(triggerers),
         },
     }
