@@ -60,7 +60,9 @@ async def test_partial_run_uses_precomputed_outputs_and_keeps_their_fields(api: 
     assert await all_runs(api) == before  # nothing is stored
 
 
-async def test_partial_run_without_precomputed_outputs_runs_the_upstream_nodes(api: httpx.AsyncClient) -> None:
+async def test_partial_run_without_precomputed_outputs_runs_the_upstream_nodes(
+    api: httpx.AsyncClient,
+) -> None:
     workflow_id = await make_workflow(api, chain())
     r = await api.post(
         f"/wf/{workflow_id}/run_partial/", json={"node_id": "b", "initial_inputs": {"input_node": {"x": 2}}}
@@ -161,13 +163,19 @@ async def test_a_failing_subworkflow_fails_its_node_and_the_run(api: httpx.Async
 async def test_workflows_calling_each_other_in_a_cycle_are_refused(api: httpx.AsyncClient) -> None:
     inner = await make_workflow(api, shout())
     outer = await make_workflow(api, calls(inner))
-    r = await api.put(f"/wf/{inner}/", json={"name": f"cyc-{uuid.uuid4().hex[:6]}", "definition": calls(outer)})
+    r = await api.put(
+        f"/wf/{inner}/", json={"name": f"cyc-{uuid.uuid4().hex[:6]}", "definition": calls(outer)}
+    )
     assert r.status_code == 422
     assert "cycle" in r.json()["detail"]
-    r = await api.put(f"/wf/{inner}/", json={"name": f"self-{uuid.uuid4().hex[:6]}", "definition": calls(inner)})
+    r = await api.put(
+        f"/wf/{inner}/", json={"name": f"self-{uuid.uuid4().hex[:6]}", "definition": calls(inner)}
+    )
     assert r.status_code == 422
     assert (await api.get(f"/wf/{inner}/")).json()["definition"]["nodes"][1]["node_type"] == "PythonFuncNode"
-    r = await api.post("/wf/", json={"name": f"x-{uuid.uuid4().hex[:6]}", "definition": calls(str(uuid.uuid4()))})
+    r = await api.post(
+        "/wf/", json={"name": f"x-{uuid.uuid4().hex[:6]}", "definition": calls(str(uuid.uuid4()))}
+    )
     assert r.status_code == 422
     assert "not found" in r.json()["detail"]
 
@@ -186,7 +194,10 @@ def counting_loop(iterations: int) -> dict[str, Any]:
         node("loop", "ForLoopNode", num_iterations=iterations, input_map={"count": "input_node.x"}),
         {**input_node({"count": "integer"}, node_id="loop_in"), "parent_id": "loop"},
         {**python_node("step", body_code, {"count": "integer", "seen": "integer"}), "parent_id": "loop"},
-        {**output_node({"count": "step.count", "seen": "step.seen"}, node_id="loop_out"), "parent_id": "loop"},
+        {
+            **output_node({"count": "step.count", "seen": "step.seen"}, node_id="loop_out"),
+            "parent_id": "loop",
+        },
         output_node({"count": "loop.count", "seen": "loop.seen"}),
     ]
     links = [
