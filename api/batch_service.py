@@ -104,6 +104,7 @@ async def start_batch_run(
         output_file_id=str(output_file.id),
         row_count=dataset.row_count,
         mini_batch_size=mini_batch_size,
+        chunk_rows=settings.batch_chunk_rows,
         policy=node_policy(settings),
         subworkflows=subworkflows,
     )

@@ -133,20 +133,6 @@ async def list_datasets(
     return list((await session.scalars(q)).all())
 
 
-async def dataset_rows(
-    session: AsyncSession, dataset_id: uuid.UUID, start: int, limit: int
-) -> list[dict[str, Any]]:
-    """Up to `limit` rows from index `start` (0-based), in dataset order. No tenant check: call
-    `get_dataset` first. Rows are indexed 0..row_count-1 without gaps, so this is a keyset read."""
-    rows = await session.scalars(
-        select(DatasetRow.data)
-        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.idx >= start)
-        .order_by(DatasetRow.idx)
-        .limit(limit)
-    )
-    return list(rows.all())
-
-
 async def delete_dataset(session: AsyncSession, who: Principal, dataset_id: str) -> None:
     """Delete a dataset and its rows; runs that used it keep existing (their `input_dataset_id` is nulled).
 

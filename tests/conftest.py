@@ -60,6 +60,8 @@ class Stack:
             "reconcile_interval_seconds": 1.0,
             "node_heartbeat_timeout_seconds": 2.0,
             "run_blocking_timeout_seconds": 60.0,
+            # Small chunks, so batch tests cross chunk boundaries and continue-as-new.
+            "batch_chunk_rows": 40,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -268,7 +268,7 @@ class BatchWorkflow:
                 done: ChunkResult = await workflow.execute_child_workflow(
                     "BatchChunkWorkflow",
                     BatchChunkInput(batch=inp, start=inp.next_row, end=end),
-                    id=f"{workflow.info().workflow_id}/rows-{inp.next_row}",
+                    id=f"{sa.temporal_workflow_id(inp.run_id)}/rows-{inp.next_row}",
                     result_type=ChunkResult,
                     memo={"workflow_name": inp.workflow_name, "rows": f"{inp.next_row}..{end - 1}"},
                 )

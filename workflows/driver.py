@@ -64,6 +64,9 @@ class GraphRunner:
         self._pause_seq = 0
         self._next_seq = 0
         self._flushed: dict[tuple[str, str], TaskRecord] = {}
+        # Loop-body states whose records are all settled and written: never compared again, so a
+        # long loop does not make every progress write slower.
+        self._written: set[int] = set()
 
     # -- state -----------------------------------------------------------------------------------
     def new_state(self, plan: graph.GraphPlan, scope: str = "") -> graph.RunState:
@@ -83,7 +86,14 @@ class GraphRunner:
         """Task records changed since they were last handed to an activity for writing."""
         if not self.inp.persist:
             return []
-        changed = [r for r in self.task_list() if self._flushed.get((r.scope, r.node_id)) != r]
+        changed = []
+        for i, state in enumerate(self.states):
+            if i in self._written:
+                continue
+            records = state.task_list()
+            changed += [r for r in records if self._flushed.get((r.scope, r.node_id)) != r]
+            if i > 0 and all(r.status in graph.SETTLED for r in records):
+                self._written.add(i)
         for r in changed:
             self._flushed[(r.scope, r.node_id)] = r.model_copy()
         return changed

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import dataset_service
+from db import batch_repo
 from db.accounts import Principal, Role
 from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run
 from db.session import make_engine, make_session_factory
@@ -122,11 +123,11 @@ async def test_csv_upload_stores_every_row_in_order(
     who = Principal(tenant.tenant_id, tenant.user_id, Role.OWNER)
     async with db() as session:
         ds = await dataset_service.get_dataset(session, who, body["id"])
-        assert await dataset_service.dataset_rows(session, ds.id, 0, 10) == [
+        assert await batch_repo.load_rows(session, ds.id, 0, 10) == [
             {"question": "what?", "answer": "that"},
             {"question": "why?", "answer": "because"},
         ]
-        assert await dataset_service.dataset_rows(session, ds.id, 1, 10) == [
+        assert await batch_repo.load_rows(session, ds.id, 1, 10) == [
             {"question": "why?", "answer": "because"}
         ]
     assert (await api.get(f"/ds/{body['id']}/")).json() == body
@@ -153,7 +154,7 @@ async def test_parquet_upload_rows_are_json_native(
     resp = await upload(api, unique("pq"), "t.parquet", sink.getvalue())
     assert resp.status_code == 200, resp.text
     async with db() as session:
-        rows = await dataset_service.dataset_rows(session, uuid.UUID(resp.json()["id"]), 0, 100)
+        rows = await batch_repo.load_rows(session, uuid.UUID(resp.json()["id"]), 0, 100)
     assert rows == [{"n": 1, "s": "a"}, {"n": 2, "s": "b"}, {"n": 3, "s": None}]
 
 

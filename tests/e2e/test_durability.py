@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -149,4 +150,43 @@ async def test_run_completes_after_the_temporal_server_restarts_mid_node(
     final = await reaches(api, run["id"], "COMPLETED", within=90)
     assert final["outputs"]["output_node"] == {"y": 10}
     handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(run["id"]))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_batch_completes_after_the_worker_is_killed_midway_without_losing_or_repeating_rows(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    rows = 200  # five chunks of 40 (the test stack's BATCH_CHUNK_ROWS): crosses continue-as-new
+    r = await api.post(
+        "/ds/",
+        params={"name": f"kill-{uuid.uuid4().hex[:6]}"},
+        files={"file": ("rows.csv", ("x\n" + "".join(f"{i}\n" for i in range(rows))).encode())},
+    )
+    assert r.status_code == 200, r.text
+    wf = await create(api, double_graph(SLOW.format(secs=0.05)))
+    parent = (
+        await api.post(
+            f"/wf/{wf}/start_batch_run/", json={"dataset_id": r.json()["id"], "mini_batch_size": 4}
+        )
+    ).json()
+
+    async def midway() -> bool:
+        done = (await api.get(f"/run/{parent['id']}/")).json()["rows_done"] or 0
+        return 20 <= done < rows
+
+    await wait_until(midway, within=60, interval=0.05)
+    stack.kill_workers()
+    await asyncio.sleep(0.5)
+    stack.start_worker()
+    final = await reaches(api, parent["id"], "COMPLETED", within=120)
+    assert (final["rows_done"], final["rows_failed"]) == (rows, 0)
+    download = await api.get(f"/of/{parent['output_file_id']}/download/")
+    lines = [line for line in download.text.splitlines() if line]
+    parsed = [json.loads(line) for line in lines]
+    assert [p["_row"] for p in parsed] == list(range(rows))
+    assert [p["py1"]["y"] for p in parsed] == [2 * i for i in range(rows)]
+    children = (await api.get(f"/run/{parent['id']}/children/", params={"page_size": 100})).json()
+    children += (await api.get(f"/run/{parent['id']}/children/", params={"page_size": 100, "page": 2})).json()
+    assert len({c["id"] for c in children}) == rows
+    handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(parent["id"]))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED

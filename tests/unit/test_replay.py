@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.run_workflow import RunWorkflow
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -18,7 +19,9 @@ HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow], data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)
 
 
