@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from api.v1_dispatch import dispatch
+from api.v1_dispatch import again, dispatch
 from api.v1_service import is_textual
 from db import repo
 from db import v1_repo as v1
@@ -52,6 +52,16 @@ class IngestActivities:
         rid = uuid.UUID(run_id)
         async with self._sessions() as session:
             run = await session.scalar(select(Run).where(Run.id == rid).with_for_update())
+            if run is not None and run.draft_state is None and run.status == "PENDING" and run.snapshot:
+                # Dispatched by an earlier attempt of this activity that did not return: start it again
+                # (the start is idempotent: the child workflow id is the run's).
+                run_input, timeout = await again(session, run, self._settings)
+                await session.rollback()
+                return SettleResult(
+                    run_input=run_input,
+                    execution_timeout_seconds=timeout.total_seconds(),
+                    run_type=run.run_type,
+                )
             if run is None or run.draft_state != v1.PENDING:
                 await session.rollback()
                 return SettleResult()

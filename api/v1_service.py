@@ -160,7 +160,8 @@ async def create_upload(
     if folder.run_id is not None:
         if folder.role != "inputs":
             raise BadRequest("Uploads into a run go to its inputs/ folder")
-        run = await session.scalar(select(Run).where(Run.id == folder.run_id))
+        # Locked, so that settling the run's other uploads sees this one (or runs after it commits).
+        run = await session.scalar(select(Run).where(Run.id == folder.run_id).with_for_update())
         assert run is not None
         if who.role == Role.USER and run.triggered_by != who.user_id:
             raise Forbidden("Only the user who created this run, or an owner or admin, may add its inputs")

@@ -6,16 +6,24 @@ is durable (retried by Temporal, never duplicated: its workflow id is the run's)
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import search_attributes as sa
     from workflows.ingest_schema import IngestInput, SettleResult
+    from workflows.schema import RunInput
 
 _TIMEOUT = timedelta(seconds=60)
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20)
@@ -43,25 +51,33 @@ class IngestDocumentWorkflow:
         )
         if settled.run_input is not None:
             ri = settled.run_input
-            await workflow.start_child_workflow(
-                "RunWorkflow",
-                ri,
-                id=sa.temporal_workflow_id(ri.run_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                execution_timeout=timedelta(seconds=settled.execution_timeout_seconds)
-                if settled.execution_timeout_seconds
-                else None,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.RUN_ID, ri.run_id),
-                        SearchAttributePair(sa.WORKFLOW_ID, ri.workflow_id),
-                        SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
-                    ]
-                ),
-                memo={
-                    "workflow_name": ri.workflow_name,
-                    "workflow_id": ri.workflow_id,
-                    "run_type": settled.run_type,
-                },
-            )
+            # An earlier attempt of this workflow task may have started it already.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await self._start_run(ri, settled)
         return status
+
+    @staticmethod
+    async def _start_run(ri: RunInput, settled: SettleResult) -> None:
+        await workflow.start_child_workflow(
+            "RunWorkflow",
+            ri,
+            id=sa.temporal_workflow_id(ri.run_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            # Never a second execution of a run whose execution already closed.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=timedelta(seconds=settled.execution_timeout_seconds)
+            if settled.execution_timeout_seconds
+            else None,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.RUN_ID, ri.run_id),
+                    SearchAttributePair(sa.WORKFLOW_ID, ri.workflow_id),
+                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
+                ]
+            ),
+            memo={
+                "workflow_name": ri.workflow_name,
+                "workflow_id": ri.workflow_id,
+                "run_type": settled.run_type,
+            },
+        )

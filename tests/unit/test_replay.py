@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
+from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -20,7 +21,8 @@ HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     replayer = Replayer(
-        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow], data_converter=pydantic_data_converter
+        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
+        data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
 
