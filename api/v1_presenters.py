@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import v1_schemas as w
@@ -181,7 +182,7 @@ async def definitions(
             await session.scalars(
                 select(Run)
                 .where(Run.workflow_id.in_(wf_ids))
-                .distinct(Run.workflow_id)
+                .ext(distinct_on(Run.workflow_id))
                 .order_by(Run.workflow_id, Run.created_at.desc(), Run.id)
             )
         ).all()

@@ -6,13 +6,17 @@ import asyncio
 import threading
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import ksapi
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.reconciler import reconcile_once
+from db.session import make_engine, make_session_factory
 from tests.builders import definition, input_node, link, output_node, python_node
 from tests.conftest import Stack, Tenant
 from tests.e2e.v1_client import (
@@ -136,3 +140,21 @@ def test_max_run_duration_fails_the_run_with_a_clear_error(v1: V1, live_api: str
     failed = settled(v1, run.id, "FAILED", within=100)
     assert "maximum duration" in (failed.error or "")
     assert failed.run_snapshot.max_run_duration_seconds == 60
+
+
+async def test_reconciler_leaves_drafts_alone(api: httpx.AsyncClient, stack: Stack) -> None:
+    """A draft has no Temporal execution yet; the reconciler must not take it for a lost run."""
+    root = (await api.get("/v1/folders")).json()["items"][0]["path_part_id"]
+    d = await api.post(
+        "/v1/workflow-definitions",
+        json={"name": f"r-{uuid.uuid4().hex[:6]}", "parent_path_part_id": root, "approval_required": False},
+    )
+    run = (await api.post(f"/v1/workflow-definitions/{d.json()['id']}/runs")).json()
+    engine = make_engine(stack.database_url, pool_size=1)
+    try:
+        client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+        await reconcile_once(make_session_factory(engine), client, grace=timedelta(0))
+    finally:
+        await engine.dispose()
+    after = (await api.get(f"/v1/workflow-runs/{run['id']}")).json()
+    assert after["execution_state"] == "NOT_STARTED" and after["error"] is None
