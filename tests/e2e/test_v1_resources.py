@@ -310,3 +310,31 @@ def test_folders_and_documents_of_another_tenant_are_not_found(
             ksapi.CreateFolderRequest(name="in", parent_path_part_id=f.path_part_id)
         )
     assert stranger.folders.list_folders().items[0].path_part_id != root
+
+
+def test_instruction_document_text_reaches_the_graph_and_is_pinned(
+    v1: V1, root: uuid.UUID, live_api: str, tenant: Tenant
+) -> None:
+    folder = v1.folders.create_folder(
+        ksapi.CreateFolderRequest(name=f"i-{uuid.uuid4().hex[:6]}", parent_path_part_id=root)
+    )
+    made = v1.docs.ingest_document(file=("howto.md", b"Be brief."), path_part_id=folder.path_part_id)
+    with raw(live_api, tenant.key) as http:
+        poll(
+            lambda: http.get(f"/v1/documents/{made.document_id}").json()["ingest_status"],
+            lambda s: s == "COMPLETED",
+        )
+    [item] = v1.folders.list_folder_contents(folder.id).items
+    doc: Any = item.actual_instance
+    d = definition_with_echo(v1, root, live_api, tenant)
+    put = ksapi.UpdateWorkflowDefinitionRequest(
+        name=d.name, is_active=True, approval_required=False, instruction_path_part_id=doc.path_part_id
+    )
+    assert v1.defs.update_workflow_definition(d.id, put).instruction_path_part_id == doc.path_part_id
+    run = v1.defs.create_workflow_run(d.id)
+    v1.runs.start_workflow_run(run.id)
+    done = settled(v1, run.id, "COMPLETED")
+    assert done.run_snapshot.instruction.path_part_id == doc.active_version.path_part_id
+    with raw(live_api, tenant.key) as http:
+        payload = http.get(f"/run/{run.id}/").json()["outputs"]["input_node"]
+    assert payload["instruction"] == "Be brief."
