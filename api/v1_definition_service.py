@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import v1_service as svc
+from api.v1_schemas import CreateDefinitionRequest
 from api.workflow_service import delete_workflow, prepare_definition
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -84,19 +85,19 @@ async def get_definition(
     return wf, await ensure_definition(session, wf)
 
 
-async def _instruction(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
-    doc = await svc.document_by_path_part(session, who, path_part_id)
-    return doc
-
-
 async def create_definition(
-    session: AsyncSession, who: Principal, body: Any, *, created_from: Workflow | None = None
+    session: AsyncSession,
+    who: Principal,
+    body: CreateDefinitionRequest | Instantiation,
+    *,
+    created_from: Workflow | None = None,
 ) -> tuple[Workflow, V1Definition]:
-    """A new definition starts from the default graph (or the source's graph when instantiated).
+    """A new definition starts from the default graph, or from `created_from` (instantiate), whose
+    graph, instruction text and v1 fields it copies where `body` leaves them unset.
 
     Raises:
         NotFound: the parent folder or instruction document does not exist.
-        Conflict: the name is taken in the tenant.
+        Conflict: the name is taken in the tenant; the parent is a run's folder.
     """
     parent = await svc.parent_folder(session, who, body.parent_path_part_id)
     if parent.run_id is not None:
@@ -105,12 +106,12 @@ async def create_definition(
         select(Workflow.id).where(Workflow.tenant_id == who.tenant_id, Workflow.name == body.name)
     ):
         raise Conflict(f"A workflow named '{body.name}' already exists")
-    definition = dict(created_from.definition) if created_from is not None else prepare_definition(None)
+    src = await session.get(V1Definition, created_from.id) if created_from is not None else None
     wf = Workflow(
         tenant_id=who.tenant_id,
         name=body.name,
-        description=getattr(body, "description", None) or (created_from.description if created_from else ""),
-        definition=definition,
+        description=body.description or (created_from.description if created_from else ""),
+        definition=dict(created_from.definition) if created_from is not None else prepare_definition(None),
     )
     session.add(wf)
     try:
@@ -119,47 +120,46 @@ async def create_definition(
         await session.rollback()
         raise Conflict(f"A workflow named '{body.name}' already exists") from None
     path_part = uuid.uuid4()
-    instruction_pp = getattr(body, "instruction_path_part_id", None)
+    instruction_pp = body.instruction_path_part_id
     if instruction_pp is not None:
-        await _instruction(session, who, instruction_pp)
+        await svc.document_by_path_part(session, who, instruction_pp)
     else:
-        text = ""
-        if created_from is not None:
-            src = await session.get(V1Definition, created_from.id)
-            src_doc = (
-                await session.scalar(
-                    select(Document).where(Document.path_part_id == src.instruction_path_part_id)
-                )
-                if src
-                else None
+        src_doc = (
+            await session.scalar(
+                select(Document).where(Document.path_part_id == src.instruction_path_part_id)
             )
-            text = (src_doc.text or "") if src_doc else ""
+            if src is not None
+            else None
+        )
         doc = await svc.create_text_document(
             session,
             who.tenant_id,
             path_part,
             v1.child_path(parent.materialized_path, body.name),
             INSTRUCTION_NAME,
-            text,
+            (src_doc.text or "") if src_doc else "",
         )
         instruction_pp = doc.path_part_id
-    src_d = await session.get(V1Definition, created_from.id) if created_from is not None else None
     d = V1Definition(
         workflow_id=wf.id,
         tenant_id=who.tenant_id,
         path_part_id=path_part,
         parent_path_part_id=parent.path_part_id,
         instruction_path_part_id=instruction_pp,
-        max_run_duration_seconds=getattr(body, "max_run_duration_seconds", None)
-        or (src_d.max_run_duration_seconds if src_d else 1800),
-        approval_required=getattr(body, "approval_required", None)
-        if getattr(body, "approval_required", None) is not None
-        else (src_d.approval_required if src_d else False),
-        is_template=bool(getattr(body, "is_template", False)),
+        max_run_duration_seconds=body.max_run_duration_seconds
+        or (src.max_run_duration_seconds if src else 1800),
+        approval_required=body.approval_required
+        if body.approval_required is not None
+        else (src.approval_required if src else False),
+        is_template=bool(body.is_template),
         created_from_id=created_from.id if created_from is not None else None,
         owner_id=who.user_id,
-        selected_skill_ids=_ids(getattr(body, "selected_skill_ids", None)),
-        common_file_path_part_ids=_ids(getattr(body, "common_file_path_part_ids", None)),
+        selected_skill_ids=_ids(body.selected_skill_ids)
+        if body.selected_skill_ids is not None
+        else (src.selected_skill_ids if src else None),
+        common_file_path_part_ids=_ids(body.common_file_path_part_ids)
+        if body.common_file_path_part_ids is not None
+        else (src.common_file_path_part_ids if src else None),
     )
     session.add(d)
     await session.commit()
@@ -202,7 +202,7 @@ async def update_definition(
             raise Conflict("The workflow has a run in progress; it cannot be moved now")
         d.parent_path_part_id = parent.path_part_id
     if body.instruction_path_part_id is not None:
-        await _instruction(session, who, body.instruction_path_part_id)
+        await svc.document_by_path_part(session, who, body.instruction_path_part_id)
         d.instruction_path_part_id = body.instruction_path_part_id
     wf.name = body.name
     wf.description = body.description

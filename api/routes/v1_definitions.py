@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from api import v1_definition_service as defs
+from api import v1_draft_service as drafts
 from api import v1_presenters as present
-from api import v1_run_service as runs
+from api import v1_run_queries as queries
 from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
 from api.routes.v1_runs import Limit, Offset
@@ -130,7 +131,7 @@ async def create_run(
         if len(content) > settings.upload_max_bytes:
             raise PayloadTooLarge(f"'{f.filename}' exceeds {settings.upload_max_bytes} bytes")
         uploads.append((f.filename or "upload", content, f.content_type))
-    form = runs.CreateRunForm(
+    form = drafts.CreateRunForm(
         name=name,
         input_scope=input_scope,
         idempotency_key=idempotency_key,
@@ -138,7 +139,7 @@ async def create_run(
         user_message=user_message,
         selected_skill_ids=selected_skill_ids,
     )
-    run = await runs.create_run(session, client, settings, who, definition_id, form, uploads)
+    run = await drafts.create_run(session, client, settings, who, definition_id, form, uploads)
     return await present.run(session, who, run)
 
 
@@ -159,7 +160,7 @@ async def list_definition_runs(
 ) -> w.Page[w.WorkflowRunResponse]:
     del request
     await defs.get_definition(session, who, definition_id)
-    filters = runs.RunFilters(
+    filters = queries.RunFilters(
         definition_id=definition_id,
         sort_by=sort_by,
         sort_dir=sort_dir,
@@ -170,6 +171,6 @@ async def list_definition_runs(
         updated_after=updated_after,
         updated_before=updated_before,
     )
-    rows, total = await runs.list_runs(session, who, filters)
+    rows, total = await queries.list_runs(session, who, filters)
     items = await present.runs(session, who, rows)
     return w.Page[w.WorkflowRunResponse](items=items, total=total, limit=limit, offset=offset)

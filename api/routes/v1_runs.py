@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api import v1_draft_service as drafts
 from api import v1_presenters as present
+from api import v1_run_queries as queries
 from api import v1_run_service as runs
 from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
@@ -36,7 +38,9 @@ async def summary(
     definition_id: uuid.UUID | None = None,
 ) -> w.RunSummaryResponse:
     """Counts per execution state, failure rate, durations and the approval backlog (default: 7 days)."""
-    return w.RunSummaryResponse.model_validate(await runs.summary(session, who, since, until, definition_id))
+    return w.RunSummaryResponse.model_validate(
+        await queries.summary(session, who, since, until, definition_id)
+    )
 
 
 @router.get("", response_model=w.Page[w.WorkflowRunResponse])
@@ -61,7 +65,7 @@ async def list_runs(
     exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowRunResponse]:
     """Tenant-wide runs, newest first, with ksapi's filters."""
-    filters = runs.RunFilters(
+    filters = queries.RunFilters(
         states=list(state) if state else None,
         mine=mine,
         approvable_by_me=approvable_by_me,
@@ -78,7 +82,7 @@ async def list_runs(
         approval_states=list(approval_state) if approval_state else None,
         include_tag_ids=include_tag_ids,
     )
-    rows, total = await runs.list_runs(session, who, filters)
+    rows, total = await queries.list_runs(session, who, filters)
     items = await present.runs(session, who, rows)
     return w.Page[w.WorkflowRunResponse](items=items, total=total, limit=limit, offset=offset)
 
@@ -98,13 +102,13 @@ async def update_run(
     settings: SettingsDep,
     who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
-    run = await runs.update_run(session, client, settings, who, run_id, body, _eager(request))
+    run = await drafts.update_run(session, client, settings, who, run_id, body, _eager(request))
     return await present.run(session, who, run)
 
 
 @router.delete("/{run_id}", status_code=204)
 async def delete_run(run_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
-    await runs.delete_run(session, who, run_id)
+    await drafts.delete_run(session, who, run_id)
     return Response(status_code=204)
 
 
@@ -183,7 +187,7 @@ async def resume_run(
 async def clone_run(
     run_id: uuid.UUID, body: w.CloneRunRequest, session: SessionDep, who: PrincipalDep
 ) -> w.WorkflowRunResponse:
-    return await present.run(session, who, await runs.clone_run(session, who, run_id, body.include_inputs))
+    return await present.run(session, who, await drafts.clone_run(session, who, run_id, body.include_inputs))
 
 
 @router.post("/{run_id}/approval", response_model=w.WorkflowRunResponse)

@@ -1,0 +1,276 @@
+"""v1 drafts: create (multipart or empty), PATCH, clone and delete; a draft is a PENDING `runs` row
+with a `draft_state`, its inputs/outputs/discussions folders made with it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from api import run_service
+from api import v1_service as svc
+from api.v1_definition_service import get_definition
+from api.v1_dispatch import InputProblem, check_inputs
+from api.v1_run_service import get_run, launch, state_of
+from db import v1_repo as v1
+from db.accounts import Principal
+from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
+from errors import BadRequest, Conflict, InvalidInput
+from run_status import RunStatus
+from settings import Settings
+
+
+@dataclass
+class CreateRunForm:
+    name: str | None = None
+    input_scope: str | None = None
+    idempotency_key: str | None = None
+    auto_start: bool | None = None
+    user_message: str | None = None
+    selected_skill_ids: str | None = None
+
+
+def _json_ids(raw: str | None, field: str) -> list[uuid.UUID] | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        values = json.loads(raw)
+        if not isinstance(values, list):
+            raise ValueError
+        return [uuid.UUID(str(v)) for v in values]
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{field} must be a JSON array of UUIDs") from None
+
+
+async def _check_scope(session: AsyncSession, who: Principal, ids: list[uuid.UUID]) -> list[str]:
+    """Every id must be a document (or version) or folder of the caller's tenant."""
+    if len(ids) > 200:
+        raise InvalidInput("input_scope holds at most 200 ids")
+    for pp in ids:
+        doc = await session.scalar(
+            select(Document.id).where(
+                Document.tenant_id == who.tenant_id,
+                (Document.path_part_id == pp) | (Document.version_path_part_id == pp),
+            )
+        )
+        folder = await session.scalar(
+            select(Folder.id).where(Folder.tenant_id == who.tenant_id, Folder.path_part_id == pp)
+        )
+        if doc is None and folder is None:
+            raise BadRequest(f"input_scope: {pp} is not a document or folder you can read")
+    return [str(i) for i in ids]
+
+
+async def _name_taken(
+    session: AsyncSession, workflow_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
+) -> bool:
+    q = select(Run.id).where(Run.workflow_id == workflow_id, Run.name == name)
+    if exclude is not None:
+        q = q.where(Run.id != exclude)
+    return (await session.scalar(q)) is not None
+
+
+async def create_run(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    definition_id: uuid.UUID,
+    form: CreateRunForm,
+    files: list[tuple[str, bytes, str | None]],
+) -> Run:
+    """A NOT_STARTED draft (PENDING while `files` are ingested), with its inputs/outputs/discussions folders.
+
+    Raises:
+        NotFound: unknown definition. Conflict: a template, a taken name.
+        InvalidInput / BadRequest: malformed or unreadable `input_scope` / `selected_skill_ids`.
+    """
+    wf, d = await get_definition(session, who, definition_id)
+    if d.is_template:
+        raise Conflict("Templates cannot have runs; instantiate the template first")
+    if form.idempotency_key:
+        existing = await session.scalar(
+            select(Run).where(
+                Run.workflow_id == wf.id,
+                Run.triggered_by == who.user_id,
+                Run.idempotency_key == form.idempotency_key,
+            )
+        )
+        if existing is not None:
+            return existing
+    scope_ids = _json_ids(form.input_scope, "input_scope")
+    scope = await _check_scope(session, who, scope_ids) if scope_ids is not None else None
+    skills = _json_ids(form.selected_skill_ids, "selected_skill_ids")
+    if skills:
+        raise BadRequest("selected_skill_ids: no such skills (this service has no skills)")
+    if form.name is not None and await _name_taken(session, wf.id, form.name):
+        raise Conflict(f"A run named '{form.name}' already exists for this workflow")
+    run_id = uuid.uuid4()
+    now = utcnow()
+    run = Run(
+        id=run_id,
+        tenant_id=who.tenant_id,
+        workflow_id=wf.id,
+        triggered_by=who.user_id,
+        status=RunStatus.PENDING.value,
+        v1=True,
+        name=form.name,
+        path_part_id=uuid.uuid4(),
+        draft_state=v1.PENDING if files else v1.NOT_STARTED,
+        auto_start=bool(form.auto_start),
+        auto_start_user_message=form.user_message or None,
+        input_scope=scope,
+        idempotency_key=form.idempotency_key,
+        start_time=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(run)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        if form.idempotency_key:  # a racing create with the same key won
+            again_ = await session.scalar(
+                select(Run).where(Run.workflow_id == wf.id, Run.idempotency_key == form.idempotency_key)
+            )
+            if again_ is not None:
+                return again_
+        raise Conflict(f"A run named '{form.name}' already exists for this workflow") from None
+    made = await _run_folders(session, who, d, wf, run)
+    await session.flush()
+    docs = [
+        await svc.create_upload(session, who, made["inputs"], name, content, ctype)
+        for name, content, ctype in files
+    ]
+    await session.commit()
+    for doc in docs:
+        await svc.start_ingestion(client, settings, doc)
+    return run
+
+
+async def _run_folders(
+    session: AsyncSession, who: Principal, d: V1Definition, wf: Workflow, run: Run
+) -> dict[str, Folder]:
+    """The run's inputs/, outputs/ and discussions/ folders, under the run's path part."""
+    _, def_path = await _definition_path(session, d, wf)
+    run_path = v1.child_path(def_path, run.name or str(run.id))
+    made = {}
+    for role in ("inputs", "outputs", "discussions"):
+        made[role] = Folder(
+            tenant_id=who.tenant_id,
+            parent_path_part_id=run.path_part_id,
+            name=role,
+            materialized_path=v1.child_path(run_path, role),
+            system_managed=True,
+            run_id=run.id,
+            role=role,
+            owner_id=who.user_id,
+        )
+        session.add(made[role])
+    return made
+
+
+async def _definition_path(session: AsyncSession, d: V1Definition, wf: Workflow) -> tuple[uuid.UUID, str]:
+    parent = await session.scalar(
+        select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id)
+    )
+    return d.path_part_id, v1.child_path(parent or "/", wf.name)
+
+
+async def update_run(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    who: Principal,
+    run_id: uuid.UUID,
+    body: Any,
+    eager: bool,
+) -> Run:
+    """Edit a draft: name, input_scope, auto_start, user_message. Arming auto_start on a NOT_STARTED
+    run dispatches it at once; on a PENDING run it starts when the uploads settle.
+
+    Raises:
+        BadRequest: no field set. Forbidden: not the triggerer or an owner/admin.
+        Conflict: the run is not a draft; the name is taken.
+    """
+    fields = body.model_dump(exclude_none=True)
+    if not fields:
+        raise BadRequest("Set at least one of input_scope, name, auto_start, user_message")
+    run = await get_run(session, who, run_id, lock=True)
+    run_service.ensure_can_mutate(who, run)
+    if run.draft_state is None:
+        raise Conflict(f"The run is {state_of(run)}; only NOT_STARTED or PENDING runs can be edited")
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if body.name is not None:
+        if await _name_taken(session, run.workflow_id, body.name, exclude=run.id):
+            raise Conflict(f"A run named '{body.name}' already exists for this workflow")
+        values["name"] = body.name
+    if body.input_scope is not None:
+        values["input_scope"] = await _check_scope(session, who, body.input_scope)
+    if body.auto_start is not None:
+        values["auto_start"] = body.auto_start
+    if body.user_message is not None:
+        values["auto_start_user_message"] = body.user_message or None
+    await session.execute(update(Run).where(Run.id == run.id).values(**values))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"A run named '{body.name}' already exists for this workflow") from None
+    run = await get_run(session, who, run_id)
+    if body.auto_start and run.draft_state == v1.NOT_STARTED:
+        try:
+            await check_inputs(session, run)
+        except InputProblem as err:
+            raise Conflict(str(err)) from None
+        await launch(session, client, settings, run, None, [v1.NOT_STARTED], eager)
+        run = await get_run(session, who, run_id)
+    return run
+
+
+async def delete_run(session: AsyncSession, who: Principal, run_id: uuid.UUID) -> None:
+    run = await get_run(session, who, run_id)
+    run_service.ensure_can_mutate(who, run)
+    if state_of(run) == v1.IN_PROGRESS:
+        raise Conflict("The run is in progress; stop it first")
+    await session.delete(run)
+    await session.commit()
+
+
+async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, include_inputs: bool) -> Run:
+    """A new NOT_STARTED draft of the same definition; with `include_inputs`, the source snapshot's
+    inputs become its input scope. Raises Conflict for a source that never started."""
+    source = await get_run(session, who, run_id)
+    if source.snapshot is None or source.draft_state is not None:
+        raise Conflict("Only a run that has started (and so has a snapshot) can be cloned")
+    wf, d = await get_definition(session, who, source.workflow_id)
+    if d.is_template:
+        raise Conflict("Templates cannot have runs")
+    scope = [str(i["path_part_id"]) for i in source.snapshot.get("inputs", [])] if include_inputs else []
+    new_id = uuid.uuid4()
+    now = utcnow()
+    run = Run(
+        id=new_id,
+        tenant_id=who.tenant_id,
+        workflow_id=wf.id,
+        triggered_by=who.user_id,
+        status=RunStatus.PENDING.value,
+        v1=True,
+        path_part_id=uuid.uuid4(),
+        draft_state=v1.NOT_STARTED,
+        input_scope=scope,
+        start_time=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(run)
+    await _run_folders(session, who, d, wf, run)
+    await session.commit()
+    return run
