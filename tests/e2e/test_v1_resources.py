@@ -73,6 +73,14 @@ def test_workflow_made_through_the_workflow_api_is_a_v1_definition(
         wf = http.post("/wf/", json={"name": f"pyspur-{uuid.uuid4().hex[:6]}"}).json()
     d = v1.defs.get_workflow_definition(uuid.UUID(wf["id"]))
     assert d.name == wf["name"] and d.max_run_duration_seconds == 1800
+    with raw(live_api, tenant.key) as http:
+        body = {"initial_inputs": {"input_node": {"input_1": "hi"}}}
+        assert http.post(f"/wf/{wf['id']}/run/", json=body).status_code == 200
+        [pyspur_run] = http.get(f"/wf/{wf['id']}/runs/").json()
+    # A run started through the workflow API is seen through v1 too (one run model, two views).
+    seen = v1.runs.get_workflow_run(uuid.UUID(pyspur_run["id"]))
+    assert seen.execution_state.value == "COMPLETED" and seen.run_snapshot is None
+    assert seen.id in {r.id for r in v1.defs.list_workflow_runs(d.id).items}
     run = v1.defs.create_workflow_run(d.id)
     v1.runs.start_workflow_run(run.id)
     settled(v1, run.id, "COMPLETED")
