@@ -18,6 +18,9 @@ from workflows.schema import (
     FinalizeInput,
     LoadRowsInput,
     ProgressInput,
+    PythonBatchInput,
+    PythonBatchResult,
+    PythonItem,
     PythonNodeInput,
     RecordDecisionInput,
     RecordPauseInput,
@@ -66,6 +69,28 @@ class RunActivities:
             if not job.done():
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)
+
+    @activity.defn(name="run_python_batch")
+    async def run_python_batch(self, arg: PythonBatchInput) -> PythonBatchResult:
+        """Run one Python node for several batch rows in one sandbox process; nothing is written.
+
+        Raises:
+            ApplicationError: non-retryable, when the sandbox process as a whole failed (each row
+                then runs on its own).
+        """
+        limits = self._limits.lowered_by(dict(arg.limits))
+        try:
+            outcomes = await self._sandbox.run_many(
+                arg.code, arg.items, output_schema=arg.output_schema, limits=limits
+            )
+        except SandboxError as err:
+            raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
+        return PythonBatchResult(
+            items=[
+                PythonItem(outputs=o) if isinstance(o, dict) else PythonItem(error=o.message, kind=o.kind)
+                for o in outcomes
+            ]
+        )
 
     @activity.defn(name="finalize_run")
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
@@ -133,6 +158,7 @@ class RunActivities:
             self.record_pause,
             self.record_decision,
             self.create_child_run,
+            self.run_python_batch,
             self.load_dataset_rows,
             self.record_batch_rows,
             self.finalize_batch,

@@ -2,6 +2,7 @@
 
     python -m bench.run [--only floor,ours,pyspur] [--n-seq 100 --n-conc 300 --conc 16] [--levers]
     python -m bench.run --only hitl [--n-paused 1000]
+    python -m bench.run --only batch [--batch-rows 10000 --batch-sizes 10,25,50 --pyspur-batch-rows 1000]
     python -m bench.run --only v1 [--n-seq 100]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
@@ -11,6 +12,9 @@
 `--levers` adds rows for our service with single levers switched off, to show what each buys.
 `hitl` (not in the default set): human-step and cancel latencies and the cost of runs sitting paused
 (bench/hitl.py); it prints its own figures.
+`batch` (in the default set): a 10,000-row CSV through the same graph as one batch run of ours (once per
+mini-batch size, on one fresh stack), rows/s and peak memory of the API, worker, Temporal and PostgreSQL,
+then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own figures.
 `v1` (not in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 """
@@ -21,14 +25,15 @@ import argparse
 import asyncio
 import sys
 
+from bench.batch import bench_batch
 from bench.hitl import bench_hitl
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "v1")
-DEFAULT_PARTS = ("floor", "ours", "pyspur")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1")
+DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
     "no embedded worker (no eager start)": {"API_EMBEDDED_WORKER": "false"},
@@ -47,6 +52,14 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--levers", action="store_true", help="also measure ours with each lever off")
     parser.add_argument("--n-paused", type=int, default=1000, help="hitl: runs left paused at once")
+    parser.add_argument("--batch-rows", type=int, default=10_000, help="batch: CSV rows for ours")
+    parser.add_argument("--batch-sizes", default="10,25,50", help="batch: mini_batch_size values for ours")
+    parser.add_argument(
+        "--pyspur-batch-rows", type=int, default=1000, help="batch: rows for PySpur (0: skip)"
+    )
+    parser.add_argument(
+        "--pyspur-batch-timeout", type=float, default=300.0, help="batch: PySpur time limit, s"
+    )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     rows: list[Measurement] = []
@@ -69,6 +82,9 @@ async def main(argv: list[str]) -> None:
         print_table(rows)
     if "hitl" in parts:
         await bench_hitl(n_paused=args.n_paused)
+    if "batch" in parts:
+        sizes = tuple(int(v) for v in args.batch_sizes.split(",") if v.strip())
+        await bench_batch(args.batch_rows, sizes, args.pyspur_batch_rows, args.pyspur_batch_timeout)
 
 
 if __name__ == "__main__":

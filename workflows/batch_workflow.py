@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
-    from workflows.driver import GraphRunner, db_write
+    from workflows.driver import GraphRunner, PythonBatcher, db_write
     from workflows.schema import (
         BatchChunkInput,
         BatchInput,
@@ -95,6 +95,7 @@ class BatchChunkWorkflow:
     @workflow.run
     async def run(self, inp: BatchChunkInput) -> ChunkResult:
         batch = inp.batch
+        self._batcher = PythonBatcher(max_items=batch.mini_batch_size)
         plan = graph.GraphPlan.build(batch.definition)
         input_node = plan.by_id[plan.input_node_id]
         queued: deque[tuple[int, dict[str, Any]]] = deque()
@@ -180,7 +181,8 @@ class BatchChunkWorkflow:
                 persist=False,
                 subworkflows=batch.subworkflows,
                 triggered_by=batch.triggered_by,
-            )
+            ),
+            self._batcher,
         )
         error = None
         try:

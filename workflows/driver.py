@@ -34,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         PauseRecord,
         ProgressInput,
+        PythonBatchInput,
+        PythonBatchResult,
+        PythonItem,
         PythonNodeInput,
         RecordDecisionInput,
         RecordPauseInput,
@@ -53,11 +56,73 @@ class Pause:
     recorded: bool = False
 
 
+class PythonBatcher:
+    """Runs one Python node for many rows of a batch chunk in a single sandboxed call.
+
+    Rows that reach the same node while a call is being prepared or is running are grouped (the
+    workflow's event loop is deterministic, so the groups are the same on replay). It saves a
+    local activity and a sandbox spawn per row: the same owner's same code, one call per row,
+    in one process. Any failure of the call as a whole sends each row back to run on its own.
+    """
+
+    def __init__(self, max_items: int) -> None:
+        self._max = max_items
+        self._pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[PythonItem | None]]]] = {}
+        self._draining: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, title: str, arg: PythonNodeInput, wall: float) -> dict[str, Any] | None:
+        """The node's output for this row, or None: run the row on its own.
+
+        Raises:
+            ApplicationError: the user's code failed for this row (non-retryable, typed).
+        """
+        fut: asyncio.Future[PythonItem | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(arg.node_id, []).append((arg.inputs, fut))
+        if arg.node_id not in self._draining:
+            self._draining[arg.node_id] = asyncio.create_task(self._drain(title, arg, wall))
+        item = await fut
+        if item is None:
+            return None
+        if item.outputs is not None:
+            return item.outputs
+        raise ApplicationError(item.error or "Python node failed", type=item.kind, non_retryable=True)
+
+    async def _drain(self, title: str, arg: PythonNodeInput, wall: float) -> None:
+        queue = self._pending[arg.node_id]
+        while queue:
+            group = queue[: self._max]
+            del queue[: self._max]
+            items: list[PythonItem | None] = [None] * len(group)
+            try:
+                result: PythonBatchResult = await workflow.execute_local_activity(
+                    "run_python_batch",
+                    PythonBatchInput(
+                        code=arg.code,
+                        items=[inputs for inputs, _ in group],
+                        output_schema=arg.output_schema,
+                        limits={**arg.limits, "wall_seconds": wall},
+                    ),
+                    result_type=PythonBatchResult,
+                    start_to_close_timeout=timedelta(seconds=wall + 10),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    summary=f"{title} x{len(group)}",
+                )
+                if len(result.items) == len(group):
+                    items = list(result.items)
+            except (ActivityError, ApplicationError):
+                pass  # each row runs on its own
+            for (_, fut), item in zip(group, items, strict=True):
+                if not fut.done():  # a canceled row no longer waits
+                    fut.set_result(item)
+        del self._draining[arg.node_id]
+
+
 class GraphRunner:
     """The state of one run's graph and its loop bodies, and the code that drives them."""
 
-    def __init__(self, inp: RunInput) -> None:
+    def __init__(self, inp: RunInput, batcher: PythonBatcher | None = None) -> None:
         self.inp = inp
+        self.batcher = batcher
         self.states: list[graph.RunState] = []
         self.pauses: dict[str, Pause] = {}  # open pauses by node id
         self.closing = False
@@ -248,6 +313,10 @@ class GraphRunner:
         )
         wall = float(arg.limits.get("wall_seconds", policy.wall_seconds))
         fast = min(policy.fast_path_seconds, wall)
+        if fast > 0 and self.batcher is not None:
+            batched = await self.batcher.run(node.title, arg, fast)
+            if batched is not None:
+                return batched
         if fast > 0:
             # Fast path: a local activity runs inside this workflow task, saving two round trips
             # through the server. User code has no network and no lasting files, so running it

@@ -92,6 +92,25 @@ class PythonNodeInput(BaseModel):
     tasks: list[TaskRecord] = Field(default_factory=list)
 
 
+class PythonBatchInput(BaseModel):
+    """The same Python node for several batch rows at once: one sandboxed call, one result each."""
+
+    code: str
+    items: list[dict[str, Any]]
+    output_schema: dict[str, str] | None = None
+    limits: dict[str, float] = Field(default_factory=dict)
+
+
+class PythonItem(BaseModel):
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    kind: str | None = None
+
+
+class PythonBatchResult(BaseModel):
+    items: list[PythonItem]
+
+
 class FinalizeInput(BaseModel):
     run_id: str
     status: RunStatus

@@ -7,7 +7,9 @@ once isolation and privilege dropping are done. The pool imports this module
 only for the protocol constants; importing it does nothing else.
 
 Wire protocol on the child's pipes:
-  * parent -> child, stdin: one JSON line ``{"code", "inputs"}``;
+  * parent -> child, stdin: one JSON line ``{"code", "inputs"}``, or ``{"code", "batch": [inputs, ...]}``
+    to call the function once per inputs (the result frame then holds a list of
+    ``{"ok": result}`` or ``{"error": {"kind", "message"}}``, one per inputs, in order);
   * child -> parent, a private dup of the original stdout: exactly one frame, a
     tag byte (``R`` result, ``E`` error) then an 8-byte big-endian length and
     that many bytes of UTF-8 JSON. Error payloads are ``{"kind", "message"}``.
@@ -165,6 +167,46 @@ def _run(out: _Output, request: dict[str, Any]) -> bool:
     return True
 
 
+def _call(fn: Any, inputs: Any) -> dict[str, Any]:
+    """One call of a batch: ``{"ok": result}`` or ``{"error": ...}``; MemoryError propagates."""
+    try:
+        result = fn(_wrap(inputs))
+    except MemoryError:
+        raise
+    except BaseException as exc:
+        return {"error": {"kind": "user_error", "message": _describe(exc)[:16000]}}
+    if not isinstance(result, dict):
+        message = f"Python node must return a dict, got {type(result).__name__}"
+        return {"error": {"kind": "bad_output", "message": message}}
+    try:
+        json.dumps(result, allow_nan=False)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        message = f"Python node returned a value that is not JSON-serialisable: {exc}"
+        return {"error": {"kind": "bad_output", "message": message}}
+    return {"ok": result}
+
+
+def _run_batch(out: _Output, request: dict[str, Any]) -> bool:
+    """Compile once, call once per inputs, write one frame with every outcome; False if memory ran out."""
+    try:
+        try:
+            fn = _compile(request["code"])
+        except MemoryError:
+            raise
+        except BaseException as exc:
+            failure = {"error": {"kind": "user_error", "message": _describe(exc)[:16000]}}
+            outcomes = [failure for _ in request["batch"]]
+        else:
+            outcomes = [_call(fn, inputs) for inputs in request["batch"]]
+        payload = json.dumps(outcomes, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except MemoryError:
+        return False
+    out.frame(TAG_RESULT, payload)
+    return True
+
+
 def _read_request() -> bytes:
     chunks = bytearray()
     while not chunks.endswith(b"\n"):
@@ -190,7 +232,7 @@ def serve_one(cpu_seconds: int, memory_mb: int) -> NoReturn:
     os.dup2(null, 0)
     os.close(null)
     _apply_limits(cpu_seconds, memory_mb)
-    if not _run(out, request):
+    if not (_run_batch(out, request) if "batch" in request else _run(out, request)):
         # Out of memory: the exception (and its frames holding the memory) is gone now.
         gc.collect()
         try:

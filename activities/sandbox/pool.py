@@ -11,6 +11,7 @@ the pool's handles on them are ``zygote.py`` and ``process.py``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -118,7 +119,63 @@ class SandboxPool:
         finally:
             self._busy.discard(worker)
             self._retire(worker)
-        return self._decode(worker, tag, payload, lim, output_schema)
+        result: dict[str, Any] = self._decode(worker, tag, payload, lim, output_schema)
+        return result
+
+    async def run_many(
+        self,
+        code: str,
+        inputs: list[dict[str, Any]],
+        *,
+        output_schema: dict[str, str] | None = None,
+        limits: SandboxLimits | None = None,
+    ) -> list[dict[str, Any] | SandboxError]:
+        """Call the function once per inputs in one sandboxed child (one spawn for many rows of
+        the same node of the same batch). Returns each call's result, or its error.
+
+        Raises:
+            SandboxError: the child as a whole failed (wall time, memory, CPU, crash): no result.
+        """
+        if self._closed or not self._started:
+            raise SandboxError("unavailable", "sandbox pool is not running")
+        lim = self._limits.lowered_by(limits)
+        line = json.dumps({"code": code, "batch": inputs}, default=str).encode() + b"\n"
+        # The frame holds every result: each may use the per-call output limit.
+        frame_lim = dataclasses.replace(lim, output_bytes=lim.output_bytes * len(inputs) + 1024)
+        worker = await self._spawn(lim)
+        self._busy.add(worker)
+        try:
+            tag, payload = await self._exchange(worker, line, frame_lim)
+        finally:
+            self._busy.discard(worker)
+            self._retire(worker)
+        decoded = self._decode(worker, tag, payload, lim, None, many=True)
+        if not isinstance(decoded, list) or len(decoded) != len(inputs):
+            raise SandboxError("bad_output", "Python node wrote a malformed batch result")
+        return [self._outcome(item, lim, output_schema) for item in decoded]
+
+    @staticmethod
+    def _outcome(
+        item: Any, lim: SandboxLimits, output_schema: dict[str, str] | None
+    ) -> dict[str, Any] | SandboxError:
+        if isinstance(item, dict) and isinstance(item.get("ok"), dict):
+            result: dict[str, Any] = item["ok"]
+            size = len(json.dumps(result, ensure_ascii=False).encode())
+            if size > lim.output_bytes:
+                return SandboxError(
+                    "output_too_large",
+                    f"Python node output of {size} bytes exceeds the limit of {lim.output_bytes} bytes",
+                )
+            try:
+                if output_schema:
+                    validate_output(result, output_schema)
+            except SandboxError as err:
+                return err
+            return result
+        error = item.get("error") if isinstance(item, dict) else None
+        if isinstance(error, dict) and error.get("kind") in ("user_error", "bad_output"):
+            return SandboxError(str(error["kind"]), str(error.get("message", "")))
+        return SandboxError("bad_output", "Python node wrote a malformed batch result")
 
     # --- the zygote ----------------------------------------------------------------------
 
@@ -267,7 +324,9 @@ class SandboxPool:
         payload: bytes,
         lim: SandboxLimits,
         output_schema: dict[str, str] | None,
-    ) -> dict[str, Any]:
+        *,
+        many: bool = False,
+    ) -> Any:
         stderr = worker.stderr_text()
         try:
             decoded = json.loads(payload)
@@ -281,6 +340,8 @@ class SandboxPool:
             if kind == "memory_limit":
                 message = f"Python node exceeded its memory limit of {lim.memory_mb} MB"
             raise SandboxError(kind, message, stderr=stderr)
+        if many:
+            return decoded
         if not isinstance(decoded, dict):
             raise SandboxError("bad_output", "Python node must return a dict", stderr=stderr)
         if output_schema:

@@ -536,3 +536,37 @@ async def test_close_kills_the_zygote_and_running_children(own_pool: SandboxPool
         await task
     assert caught.value.kind == "unavailable"
     assert not any(pid_alive(pid) for pid in pids)
+
+
+# --- several calls in one child (batch rows) -----------------------------------
+
+
+async def test_run_many_returns_one_outcome_per_inputs_in_order(pool: SandboxPool) -> None:
+    code = (
+        "x = input_model.input_node.x\n"
+        "if x == 2:\n    raise ValueError('two')\n"
+        "if x == 3:\n    return {'y': 'text'}\n"
+        "if x == 4:\n    return {'y': 'z' * 5000}\n"
+        "return {'y': x * 2}"
+    )
+    inputs = [{"input_node": {"x": i}} for i in range(5)]
+    small = SandboxLimits(wall_seconds=30.0, cpu_seconds=30, memory_mb=512, output_bytes=1000)
+    outcomes = await pool.run_many(code, inputs, output_schema={"y": "integer"}, limits=small)
+    assert outcomes[0] == {"y": 0} and outcomes[1] == {"y": 2}
+    errors = outcomes[2:]
+    assert all(isinstance(e, SandboxError) for e in errors)
+    kinds = [e.kind for e in errors if isinstance(e, SandboxError)]
+    assert kinds == ["user_error", "bad_output", "output_too_large"]
+    assert "ValueError: two" in str(errors[0])
+
+
+async def test_run_many_compile_error_fails_every_call(pool: SandboxPool) -> None:
+    outcomes = await pool.run_many("return {", [{}, {}])
+    assert [o.kind for o in outcomes if isinstance(o, SandboxError)] == ["user_error", "user_error"]
+
+
+async def test_run_many_over_its_wall_time_fails_as_a_whole(pool: SandboxPool) -> None:
+    code = "import time\ntime.sleep(0.4)\nreturn {}"
+    with pytest.raises(SandboxError) as caught:
+        await pool.run_many(code, [{}, {}, {}], limits=SandboxLimits(wall_seconds=0.6))
+    assert caught.value.kind == "timeout"
