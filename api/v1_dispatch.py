@@ -16,7 +16,6 @@ from api.run_service import node_policy
 from api.v1_definition_service import ensure_definition
 from api.workflow_service import resolve_subworkflows, version_for_run
 from db import repo
-from db import v1_repo as v1
 from db.models import Document, Folder, Run, Workflow, WorkflowVersion
 from settings import Settings
 from workflows import graph
@@ -29,25 +28,23 @@ class InputProblem(Exception):
 
 
 async def _input_documents(session: AsyncSession, run: Run) -> list[Document]:
-    folders = await v1.run_folders(session, run.id)
-    inputs = folders.get("inputs")
-    if inputs is None:
-        return []
+    """The run's uploads (its `inputs/` folder holds the only SOURCE documents of a run).
+
+    Raises:
+        InputProblem: an upload is still being ingested, or failed.
+    """
     rows = await session.scalars(
         select(Document)
-        .where(Document.parent_path_part_id == inputs.path_part_id)
-        .order_by(Document.created_at)
+        .where(Document.run_id == run.id, Document.origin == "SOURCE")
+        .order_by(Document.created_at, Document.id)
     )
-    return list(rows.all())
-
-
-async def check_inputs(session: AsyncSession, run: Run) -> None:
-    """Raises InputProblem when an upload is still ingesting or failed."""
-    for doc in await _input_documents(session, run):
+    docs = list(rows.all())
+    for doc in docs:
         if doc.ingest_status == "PENDING":
             raise InputProblem(f"Input '{doc.name}' is still being ingested")
         if doc.ingest_status == "FAILED":
             raise InputProblem(f"Input '{doc.name}' failed ingestion: {doc.ingest_error}")
+    return docs
 
 
 def _doc_input(doc: Document, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,7 +16,6 @@ from temporalio.client import Client
 from api import run_service
 from api import v1_service as svc
 from api.v1_definition_service import get_definition
-from api.v1_dispatch import InputProblem, check_inputs
 from api.v1_run_service import get_run, launch, state_of
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -164,6 +163,9 @@ async def _run_folders(
     made = {}
     for role in ("inputs", "outputs", "discussions"):
         made[role] = Folder(
+            # Derived from the run, so presenting a run needs no folder query.
+            id=v1.derived_id(run.id, role),
+            path_part_id=v1.derived_id(run.id, role + "/pp"),
             tenant_id=who.tenant_id,
             parent_path_part_id=run.path_part_id,
             name=role,
@@ -226,10 +228,6 @@ async def update_run(
         raise Conflict(f"A run named '{body.name}' already exists for this workflow") from None
     run = await get_run(session, who, run_id)
     if body.auto_start and run.draft_state == v1.NOT_STARTED:
-        try:
-            await check_inputs(session, run)
-        except InputProblem as err:
-            raise Conflict(str(err)) from None
         await launch(session, client, settings, run, None, [v1.NOT_STARTED], eager)
         run = await get_run(session, who, run_id)
     return run

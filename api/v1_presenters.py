@@ -68,10 +68,6 @@ async def runs(
     if not rows:
         return []
     ids = [r.id for r in rows]
-    folders: dict[uuid.UUID, dict[str, Folder]] = defaultdict(dict)
-    for f in (await session.scalars(select(Folder).where(Folder.run_id.in_(ids)))).all():
-        assert f.run_id is not None
-        folders[f.run_id][f.role or ""] = f
     docs: dict[uuid.UUID, list[Document]] = defaultdict(list)
     doc_rows = await session.scalars(
         select(Document).where(Document.run_id.in_(ids)).order_by(Document.created_at, Document.name)
@@ -85,16 +81,11 @@ async def runs(
         def_pp, def_path = paths.get(r.workflow_id, (v1.derived_id(r.workflow_id, "definition"), "/"))
         name = r.name or str(r.id)
         path = v1.child_path(def_path, name)
-        fs = folders.get(r.id, {})
 
-        def folder(
-            role: str, r: Run = r, fs: dict[str, Folder] = fs, path: str = path
-        ) -> tuple[uuid.UUID, uuid.UUID, str]:
-            f = fs.get(role)
-            here = v1.child_path(path, role)
-            if f is not None:
-                return f.id, f.path_part_id, here
-            return v1.derived_id(r.id, role), v1.derived_id(r.id, role + "/pp"), here
+        def folder(role: str, r: Run = r, path: str = path) -> tuple[uuid.UUID, uuid.UUID, str]:
+            # Run folder ids are derived from the run (`v1_draft_service`); runs made outside v1 get
+            # the same ids without folder rows.
+            return v1.derived_id(r.id, role), v1.derived_id(r.id, role + "/pp"), v1.child_path(path, role)
 
         ins, outs, disc = folder("inputs"), folder("outputs"), folder("discussions")
         triggered = r.triggered_by or uuid.UUID(int=0)

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from api import run_service
 from api import v1_service as svc
-from api.v1_dispatch import InputProblem, again, check_inputs, dispatch
+from api.v1_dispatch import InputProblem, again, dispatch
 from db import repo
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -54,7 +54,15 @@ async def launch(
     from_: list[str],
     eager: bool,
 ) -> None:
-    dispatched = await dispatch(session, run, settings, user_message, from_)
+    """Dispatch a draft and start its execution (nothing if a racing start won).
+
+    Raises:
+        Conflict: an upload is still being ingested, or failed ingestion.
+    """
+    try:
+        dispatched = await dispatch(session, run, settings, user_message, from_)
+    except InputProblem as err:
+        raise Conflict(str(err)) from None
     if dispatched is None:
         return
     run_input, timeout = dispatched
@@ -88,10 +96,6 @@ async def start_run(
         raise Conflict("The run's inputs are still being ingested")
     if state != v1.NOT_STARTED:
         raise Conflict(f"The run is {state}; use retry or resume for a failed run, clone for a completed one")
-    try:
-        await check_inputs(session, run)
-    except InputProblem as err:
-        raise Conflict(str(err)) from None
     await launch(session, client, settings, run, user_message, [v1.NOT_STARTED], eager)
     run = await get_run(session, who, run_id)
     if state_of(run) not in (v1.IN_PROGRESS, v1.COMPLETED, v1.FAILED):
