@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from api import v1_draft_service as drafts
 from api import v1_presenters as present
@@ -26,7 +28,15 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 async def _body(request: Request, model: type[w.StartRunRequest]) -> w.StartRunRequest:
     """`start` arrives with `Content-Type: application/json` and an empty body: that is "no body"."""
     raw = await request.body()
-    return model.model_validate_json(raw) if raw.strip() else model()
+    if not raw.strip():
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        # Reported like FastAPI's own body validation: 422 with the list of problems.
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+        ) from None
 
 
 @router.get("/summary", response_model=w.RunSummaryResponse)

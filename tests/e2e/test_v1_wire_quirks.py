@@ -75,6 +75,18 @@ def test_start_with_json_content_type_and_empty_body_is_no_body(live_api: str, t
         assert resp.headers["location"] == f"/v1/workflow-runs/{run['id']}"
 
 
+def test_start_with_a_bad_body_is_422_and_leaves_the_draft(live_api: str, tenant: Tenant) -> None:
+    d = definition(live_api, tenant)
+    with raw(live_api, tenant.key) as http:
+        run = http.post(f"/v1/workflow-definitions/{d['id']}/runs").json()
+        url = f"/v1/workflow-runs/{run['id']}/start"
+        for body in (b'{"user_message": "' + b"m" * 4001 + b'"}', b"{not json", b'{"user_message": 5}'):
+            resp = http.post(url, content=body, headers={"content-type": "application/json"})
+            assert resp.status_code == 422, (body[:40], resp.text)
+            assert isinstance(resp.json()["detail"], list)
+        assert http.get(f"/v1/workflow-runs/{run['id']}").json()["execution_state"] == "NOT_STARTED"
+
+
 def test_bare_cookie_and_named_cookie_both_authenticate(live_api: str, tenant: Tenant) -> None:
     with raw(live_api) as http:
         assert http.get("/v1/users/me", headers={"cookie": tenant.key}).status_code == 200
