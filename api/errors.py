@@ -13,7 +13,7 @@ import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,6 +115,16 @@ async def _http(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: v1 callers still get the envelope (with the request id to quote); others plain text."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if request.url.path.startswith("/v1/"):
+        response = _body(request, 500, "Internal error")
+        response.headers["x-request-id"] = request_id(request)
+        return response
+    return PlainTextResponse("Internal Server Error", status_code=500)
+
+
 class RequestId:
     """Gives every request an id (the caller's `x-request-id`, or a new one) and echoes it in the response."""
 
@@ -143,6 +153,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
     for exc in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc, _database)
     app.add_middleware(RequestId)

@@ -1,0 +1,67 @@
+"""The one error table: v1 paths get `{detail, code, request_id}`, the workflow API keeps `{"detail"}`."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+import errors
+from api import errors as error_table
+
+
+def app() -> FastAPI:
+    a = FastAPI()
+    error_table.install(a)
+
+    for prefix in ("/v1", "/wf"):
+
+        @a.get(f"{prefix}/missing")
+        async def missing() -> None:
+            raise errors.NotFound("Nothing here")
+
+        @a.get(f"{prefix}/boom")
+        async def boom() -> None:
+            raise RuntimeError("bug")
+
+        @a.get(f"{prefix}/typed/{{n}}")
+        async def typed(n: int) -> int:
+            return n
+
+    return a
+
+
+async def get(path: str, **headers: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.get(path, headers=headers)
+
+
+async def test_v1_domain_error_has_code_and_request_id() -> None:
+    resp = await get("/v1/missing", **{"x-request-id": "abc"})
+    assert resp.status_code == 404
+    assert resp.json() == {"detail": "Nothing here", "code": "not_found", "request_id": "abc"}
+    assert resp.headers["x-request-id"] == "abc"
+
+
+async def test_workflow_api_keeps_pyspurs_body() -> None:
+    resp = await get("/wf/missing")
+    assert resp.status_code == 404 and resp.json() == {"detail": "Nothing here"}
+    assert resp.headers["x-request-id"]
+
+
+async def test_validation_errors_keep_fastapis_list_shape_on_both() -> None:
+    for prefix in ("/v1", "/wf"):
+        resp = await get(f"{prefix}/typed/x")
+        assert resp.status_code == 422 and isinstance(resp.json()["detail"], list)
+
+
+async def test_unknown_v1_path_and_unexpected_errors_use_the_envelope() -> None:
+    unknown = await get("/v1/nowhere")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    boom = await get("/v1/boom")
+    assert boom.status_code == 500
+    assert (
+        boom.json()["code"] == "internal_error" and boom.json()["request_id"] == boom.headers["x-request-id"]
+    )
+    plain = await get("/wf/boom")
+    assert plain.status_code == 500 and plain.text == "Internal Server Error"
