@@ -44,7 +44,9 @@ def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
     elif f.owner_id is not None:
         q = q.where(Run.triggered_by == f.owner_id)
     if f.approvable_by_me:
-        q = q.where(Run.approval_state == "pending") if is_admin(who) else q.where(Run.id.is_(None))
+        # Runs that entered approval (completed under `approval_required`); owners and admins approve.
+        entered = Run.approval_state != "not_required"
+        q = q.where(entered if is_admin(who) else Run.id.is_(None))
     if f.definition_id is not None:
         q = q.where(Run.workflow_id == f.definition_id)
     if f.approval_states:

@@ -133,6 +133,13 @@ def test_completed_run_stores_outputs_as_documents_and_awaits_approval(
     assert [a.approval_state.value for a in approved.outputs.assets or []] == ["approved"]
     again = v1.runs.set_workflow_run_approval(run.id, ksapi.SetWorkflowRunApprovalRequest(state="approved"))
     assert again.approval_state.value == "approved"
+    pending_now = v1.runs.list_workflow_runs_for_tenant(
+        approval_state=[ksapi.PathPartApprovalState.PENDING], approvable_by_me=True, definition_id=d.id
+    )
+    assert pending_now.total == 0
+    approvable = v1.runs.list_workflow_runs_for_tenant(approvable_by_me=True, definition_id=d.id)
+    assert [r.id for r in approvable.items] == [run.id]
+    assert connect(live_api, member.key).runs.list_workflow_runs_for_tenant(approvable_by_me=True).total == 0
 
 
 def test_approval_needs_a_completed_run_of_a_definition_that_requires_it(v1: V1, root: uuid.UUID) -> None:
