@@ -61,6 +61,10 @@ def child_path(parent: str, name: str) -> str:
 
 async def root_folder(session: AsyncSession, tenant_id: uuid.UUID) -> Folder:
     """The tenant's root folder, created on first use (racing creators agree on one)."""
+    query = select(Folder).where(Folder.tenant_id == tenant_id, Folder.parent_path_part_id.is_(None))
+    root = await session.scalar(query)
+    if root is not None:
+        return root
     await session.execute(
         insert(Folder)
         .values(
@@ -78,9 +82,7 @@ async def root_folder(session: AsyncSession, tenant_id: uuid.UUID) -> Folder:
             index_elements=[Folder.tenant_id], index_where=Folder.parent_path_part_id.is_(None)
         )
     )
-    root = await session.scalar(
-        select(Folder).where(Folder.tenant_id == tenant_id, Folder.parent_path_part_id.is_(None))
-    )
+    root = await session.scalar(query)
     assert root is not None
     return root
 
