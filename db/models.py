@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -106,6 +107,23 @@ class Run(Base):
         Index("ix_runs_tenant_start", "tenant_id", "start_time"),
         Index("ix_runs_workflow_start", "workflow_id", "start_time"),
         Index("ix_runs_status", "status"),
+        # v1 (migration 0005): names unique per definition, idempotent creates, tenant lists by creation.
+        Index(
+            "uq_runs_definition_name",
+            "workflow_id",
+            "name",
+            unique=True,
+            postgresql_where=text("name IS NOT NULL"),
+        ),
+        Index(
+            "uq_runs_idempotency_key",
+            "workflow_id",
+            "triggered_by",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_runs_tenant_created", "tenant_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -268,6 +286,21 @@ class Folder(Base):
     """A folder path part: a tenant's root, a user's folder, or one of a v1 run's inputs/outputs/discussions."""
 
     __tablename__ = "folders"
+    __table_args__ = (
+        Index("ix_folders_parent", "tenant_id", "parent_path_part_id"),
+        Index("ix_folders_run", "run_id"),
+        # One root per tenant; sibling names unique.
+        Index(
+            "uq_folders_root", "tenant_id", unique=True, postgresql_where=text("parent_path_part_id IS NULL")
+        ),
+        Index(
+            "uq_folders_sibling_name",
+            "parent_path_part_id",
+            "name",
+            unique=True,
+            postgresql_where=text("parent_path_part_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
@@ -289,6 +322,10 @@ class Document(Base):
     """A stored document with one version: uploads (ingested by a Temporal workflow), instructions, run outputs."""
 
     __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_parent", "parent_path_part_id"),
+        Index("ix_documents_run", "run_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     path_part_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
