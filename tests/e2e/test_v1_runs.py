@@ -433,6 +433,14 @@ def test_tenant_list_filters_sorts_and_pages(v1: V1, root: uuid.UUID, live_api: 
         ).total
         == 0
     )
+    by_completion = v1.runs.list_workflow_runs_for_tenant(
+        definition_id=d.id, sort_by=ksapi.WorkflowRunOrder.COMPLETED_AT
+    )
+    assert by_completion.items[0].id == ids[0]
+    touched = v1.runs.list_workflow_runs_for_tenant(
+        definition_id=d.id, updated_before=datetime.now(UTC) + timedelta(seconds=5), updated_after=since
+    )
+    assert touched.total == 4
 
 
 def test_summary_counts_runs_by_execution_state(v1: V1, root: uuid.UUID) -> None:
@@ -452,6 +460,8 @@ def test_summary_counts_runs_by_execution_state(v1: V1, root: uuid.UUID) -> None
     }
     assert s.failure_rate == 0 and s.duration_p50_seconds is not None
     assert s.adoption.runs == 2 and s.adoption.distinct_triggerers == 1
+    past = v1.runs.get_workflow_runs_summary(until=datetime.now(UTC) - timedelta(hours=1), definition_id=d.id)
+    assert past.total == 0 and past.window_end is not None
     future = v1.runs.get_workflow_runs_summary(
         since=datetime.now(UTC) + timedelta(hours=1), definition_id=d.id
     )
