@@ -214,6 +214,9 @@ async def update_run(
         if await _name_taken(session, run.workflow_id, body.name, exclude=run.id):
             raise Conflict(f"A run named '{body.name}' already exists for this workflow")
         values["name"] = body.name
+        wf, d = await get_definition(session, who, run.workflow_id)
+        _, def_path = await _definition_path(session, d, wf)
+        await v1.move_run_paths(session, run.id, v1.child_path(def_path, body.name))
     if body.input_scope is not None:
         values["input_scope"] = await _check_scope(session, who, body.input_scope)
     if body.auto_start is not None:

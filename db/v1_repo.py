@@ -9,7 +9,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,6 +90,17 @@ async def root_folder(session: AsyncSession, tenant_id: uuid.UUID) -> Folder:
 async def run_folders(session: AsyncSession, run_id: uuid.UUID) -> dict[str, Folder]:
     rows = (await session.scalars(select(Folder).where(Folder.run_id == run_id))).all()
     return {f.role or "": f for f in rows}
+
+
+async def move_run_paths(session: AsyncSession, run_id: uuid.UUID, run_path: str) -> None:
+    """A renamed run's folders and documents take its new path."""
+    for folder in (await run_folders(session, run_id)).values():
+        folder.materialized_path = child_path(run_path, folder.role or folder.name)
+        await session.execute(
+            update(Document)
+            .where(Document.parent_path_part_id == folder.path_part_id)
+            .values(materialized_path=func.concat(folder.materialized_path, "/", Document.name))
+        )
 
 
 async def on_terminal(

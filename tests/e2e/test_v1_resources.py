@@ -206,7 +206,18 @@ def test_upload_makes_the_draft_pending_until_ingested_then_start_pins_it(
     assert resp.status_code == 201 and resp.data.workflow_id.startswith("ingest-")
     assert v1.runs.get_workflow_run(run.id).execution_state.value in ("PENDING", "NOT_STARTED")
     ready = settled(v1, run.id, "NOT_STARTED")
-    assert [a.name for a in ready.inputs.assets] == ["brief.md"]
+    assert [a.name for a in ready.inputs.assets or []] == ["brief.md"]
+    renamed = v1.runs.update_workflow_run(run.id, ksapi.UpdateWorkflowRunRequest(name=f"r-{run.id}"))
+    inputs_folder = v1.folders.get_folder(renamed.inputs.id)
+    assert (
+        inputs_folder.materialized_path
+        == renamed.inputs.materialized_path
+        == f"{renamed.materialized_path}/inputs"
+    )
+    [doc] = v1.folders.list_folder_contents(inputs_folder.id).items
+    assert (
+        getattr(doc.actual_instance, "materialized_path", "") == f"{inputs_folder.materialized_path}/brief.md"
+    )
     v1.runs.start_workflow_run(run.id)
     done = settled(v1, run.id, "COMPLETED")
     [pinned] = done.run_snapshot.inputs
