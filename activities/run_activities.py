@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -27,6 +28,8 @@ from workflows.schema import (
     RecordRowsInput,
     RunResult,
 )
+
+GROUP_RESULT_BYTES = 1024 * 1024
 
 
 class RunActivities:
@@ -85,22 +88,28 @@ class RunActivities:
             )
         except SandboxError as err:
             raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
-        return PythonBatchResult(
+        result = PythonBatchResult(
             items=[
                 PythonItem(outputs=o) if isinstance(o, dict) else PythonItem(error=o.message, kind=o.kind)
                 for o in outcomes
             ]
         )
+        # The result is recorded in the workflow's history, where a payload may not exceed 2 MB:
+        # a group with large outputs is refused, and its rows run (and are recorded) one by one.
+        if len(result.model_dump_json()) > GROUP_RESULT_BYTES:
+            raise ApplicationError("group result too large", type="group_too_large", non_retryable=True)
+        return result
 
     @activity.defn(name="finalize_run")
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
         """Write the run's terminal state once; a repeated call answers with what is stored."""
         async with self._sessions() as session, session.begin():
             recorded, status = await repo.finalize(session, arg)
+        # The outputs are not echoed: the workflow has them, and this result is recorded in history.
         return RunResult(
             run_id=arg.run_id,
             status=arg.status if recorded else (status or arg.status),
-            outputs=arg.outputs,
+            outputs={},
             error=arg.error,
             recorded=recorded,
         )
@@ -108,9 +117,15 @@ class RunActivities:
     @activity.defn(name="create_child_run")
     async def create_child_run(self, arg: CreateChildRunInput) -> None:
         """Write a SubworkflowNode's child run row before its execution starts (once)."""
-        async with self._sessions() as session, session.begin():
-            if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
-                await repo.create_child_run(session, arg)
+        try:
+            async with self._sessions() as session, session.begin():
+                if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
+                    await repo.create_child_run(session, arg)
+        except IntegrityError as err:
+            # The workflow (or its pinned version) was deleted after this run started: the node fails.
+            raise ApplicationError(
+                f"Workflow '{arg.workflow_id}' no longer exists", type="gone", non_retryable=True
+            ) from err
 
     @activity.defn(name="load_dataset_rows")
     async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:

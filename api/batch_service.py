@@ -56,17 +56,18 @@ async def start_batch_run(
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
     dataset = await get_dataset(session, who, dataset_id)
-    human = next((n.id for n in defn.nodes if n.node_type == "HumanInterventionNode"), None)
-    if human is not None:
-        raise InvalidInput(
-            f"A batch run cannot include a human step ('{human}'): rows cannot wait for a person"
-        )
     required, _ = batch_fields(defn)
     for name in required:
         if name not in dataset.columns:
             raise BadRequest(f"Input field '{name}' in input schema not found in the dataset")
     if dataset.row_count == 0:
         raise InvalidInput("The dataset has no rows")
+    reachable = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
+    human = graph.human_step(defn, (s.definition for s in reachable.values()))
+    if human is not None:
+        raise InvalidInput(
+            f"A batch run cannot include a human step ('{human}'): rows cannot wait for a person"
+        )
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     version = await version_for_run(session, wf)
     run_id = uuid.uuid4()

@@ -97,7 +97,12 @@ class _Budget:
         self.rows += 1
         if self.rows > self.max_rows:
             raise InvalidInput(f"The dataset has more than {self.max_rows} rows")
-        encoded = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+        try:
+            encoded = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise InvalidInput(f"{where}: a number is out of range (infinite or NaN)") from None
+        except RecursionError:
+            raise InvalidInput(f"{where}: nested too deeply") from None
         if "\\u0000" in encoded and _has_nul(row):
             raise InvalidInput(f"{where}: contains a NUL character, which cannot be stored")
         size = len(encoded.encode())
@@ -199,6 +204,8 @@ def _parse_jsonl(text: str, budget: _Budget) -> tuple[list[str], list[dict[str, 
             value = json.loads(line, object_pairs_hook=_object, parse_constant=_no_constants)
         except ValueError as err:  # JSONDecodeError is a ValueError
             raise InvalidInput(f"Line {number}: not valid JSON ({err})") from None
+        except RecursionError:
+            raise InvalidInput(f"Line {number}: nested too deeply") from None
         if not isinstance(value, dict):
             raise InvalidInput(f"Line {number}: expected a JSON object, got {type(value).__name__}")
         for key in value:

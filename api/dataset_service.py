@@ -43,7 +43,7 @@ def _ensure_can_mutate(who: Principal, owner: uuid.UUID | None, refusal: str) ->
 def upload_name(raw: str | None) -> str:
     """The client's file name without any directories (a name, never a path)."""
     name = PurePosixPath((raw or "").replace("\\", "/")).name.strip()
-    return name or "dataset"
+    return (name or "dataset")[-500:]  # the column's size; the end keeps the extension
 
 
 # ---- datasets --------------------------------------------------------------------------------------

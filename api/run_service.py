@@ -206,6 +206,12 @@ async def run_partial(
         raise InvalidInput(
             f"A partial run cannot wait for a person: give precomputed outputs for '{waits[0]}'"
         )
+    subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
+    calls = any(nid not in precomputed and top[nid].node_type == "SubworkflowNode" for nid in include)
+    reachable = [s.definition for s in subworkflows.values()] if calls else []
+    human = graph.human_step(WorkflowDefinition(nodes=[], links=[]), reachable)
+    if human is not None:
+        raise InvalidInput(f"A partial run cannot wait for a person: a subworkflow it runs has '{human}'")
     plan = graph.GraphPlan.build(defn)
     if plan.input_node_id in precomputed:
         payload = precomputed[plan.input_node_id]
@@ -225,7 +231,7 @@ async def run_partial(
             precomputed=precomputed,
             target_node_id=node_id,
             persist=False,
-            subworkflows=await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False),
+            subworkflows=subworkflows,
             triggered_by=str(who.user_id),
         ),
         id=f"partial-{run_id}",
@@ -243,6 +249,8 @@ async def run_partial(
         ) from None
     if result.status != RunStatus.COMPLETED:
         raise BadRequest(result.error or f"The partial run ended {result.status.value}")
+    if not result.outputs_complete:
+        raise BadRequest("The partial run's outputs exceed 1 MB together, too large to return at once")
     return {**precomputed, **result.outputs}
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import cast, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +84,8 @@ async def resolve_subworkflows(
 
     async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]]) -> None:
         for node in defn.nodes:
+            if node.node_type == "ForLoopNode" and not any(n.parent_id == node.id for n in defn.nodes):
+                await visit(graph.loop_body(defn, node), path)  # a body given in the loop's config
             if node.node_type != "SubworkflowNode":
                 continue
             target = str(node.config.get("workflow_id", ""))
@@ -188,6 +191,19 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
     )
     if unfinished is not None:
         raise Conflict("The workflow has runs that have not finished; cancel them or wait, then delete")
+    caller = await session.scalar(
+        select(Workflow.name).where(
+            Workflow.tenant_id == wf.tenant_id,
+            Workflow.id != wf.id,
+            cast(Workflow.definition, JSONB).contains(
+                {"nodes": [{"node_type": "SubworkflowNode", "config": {"workflow_id": str(wf.id)}}]}
+            ),
+        )
+    )
+    if caller is not None:
+        raise Conflict(
+            f"Workflow '{caller}' runs this workflow as a subworkflow; change it first, then delete"
+        )
     await session.delete(wf)
     await session.commit()
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)

@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Text, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DatasetRow, OutputFile, Run, utcnow
@@ -67,16 +67,29 @@ ON CONFLICT (output_file_id, idx) DO NOTHING
 )
 
 
+# A page of rows travels as one local-activity result (recorded in history, 2 MB at most).
+PAGE_BYTES = 512 * 1024
+
+
 async def load_rows(
-    session: AsyncSession, dataset_id: uuid.UUID, start: int, limit: int
+    session: AsyncSession, dataset_id: uuid.UUID, start: int, limit: int, max_bytes: int = PAGE_BYTES
 ) -> list[dict[str, Any]]:
-    rows = await session.scalars(
-        select(DatasetRow.data)
+    """Up to `limit` rows from index `start`, in order, stopping before `max_bytes` of JSON (at
+    least one row: the upload limits a row to 256 KB)."""
+    result = await session.execute(
+        select(DatasetRow.data, func.octet_length(cast(DatasetRow.data, Text)))
         .where(DatasetRow.dataset_id == dataset_id, DatasetRow.idx >= start)
         .order_by(DatasetRow.idx)
         .limit(limit)
     )
-    return list(rows)
+    rows: list[dict[str, Any]] = []
+    total = 0
+    for data, size in result:
+        total += size or 0
+        if rows and total > max_bytes:
+            break
+        rows.append(data)
+    return rows
 
 
 def output_line(idx: int, run_id: str, outputs: dict[str, Any], error: str | None) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from errors import InvalidInput
@@ -38,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
 
-_PAGE_ROWS = 100  # rows per load: keeps each local activity result well under the payload limits
+_PAGE_ROWS = 100  # rows per load, at most (the loader also stops at a byte budget)
 _FLUSH_ROWS = 100  # finished rows per bulk write, at most
 _FLUSH_SECONDS = 1.0  # and at least this often while rows finish, so the parent's progress is honest
 _CHUNKS_PER_EXECUTION = 4
@@ -64,8 +69,12 @@ def row_payload(input_node: Any, data: dict[str, Any]) -> dict[str, Any]:
         return dict(data)
     payload = {}
     for field in declared:
-        if field.name in data:
-            payload[field.name] = _coerce(data[field.name], field.types)
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if value == "" and not field.required and field.types and "string" not in field.types:
+            continue  # an empty CSV cell leaves an optional number or boolean out
+        payload[field.name] = _coerce(value, field.types)
     return nodes.validate_run_inputs(input_node, payload)
 
 
@@ -184,39 +193,40 @@ class BatchChunkWorkflow:
             ),
             self._batcher,
         )
-        error = None
+        error: str | None = None
+        status: RunStatus | None = None
         try:
             state = await runner.run()
         except (asyncio.CancelledError, CancelledError):
             runner.cancel("Batch canceled")
             state = runner.root
         except Exception as err:  # one row's fault is that row's failure, never the chunk's
+            error, status = f"{type(err).__name__}: {err}", RunStatus.FAILED
             if not runner.states:
                 return BatchRow(
                     idx=idx,
                     run_id=run_id,
-                    status=RunStatus.FAILED,
+                    status=status,
                     initial_inputs={input_node.id: payload},
                     outputs={},
-                    error=f"{type(err).__name__}: {err}",
+                    error=error,
                     start_time=start,
                     end_time=workflow.now(),
                 )
             state = runner.root
-            runner.cancel(f"{type(err).__name__}: {err}")
-            error = f"{type(err).__name__}: {err}"
-        if error is None and state.failed_node is not None:
-            failed = state.records[state.failed_node]
-            error = f"Node '{failed.node_id}' failed: {failed.error}"
-        elif error is None and state.canceled:
-            error = "Batch canceled"
+            runner.cancel(error)
+        if status is None:
+            status = state.run_status()
+            if state.failed_node is not None:
+                failed = state.records[state.failed_node]
+                error = f"Node '{failed.node_id}' failed: {failed.error}"
+            elif state.canceled:
+                error = "Batch canceled"
         runner.settle_bodies(error or "Run ended")
         return BatchRow(
             idx=idx,
             run_id=run_id,
-            status=RunStatus.FAILED
-            if error and not state.failed_node and not state.canceled
-            else state.run_status(),
+            status=status,
             initial_inputs={input_node.id: payload},
             outputs=state.outputs(),
             error=error,
@@ -229,7 +239,6 @@ class BatchChunkWorkflow:
         if not finished:
             return
         rows = sorted(finished, key=lambda r: r.idx)
-        finished.clear()
         await db_write(
             "record_batch_rows",
             RecordRowsInput(
@@ -243,6 +252,9 @@ class BatchChunkWorkflow:
             ),
             f"record rows {rows[0].idx}..{rows[-1].idx}",
         )
+        # Cleared only once written: a cancel that interrupts the write leaves the rows to the
+        # cancel path's flush (writes are idempotent, so writing twice is harmless).
+        finished.clear()
 
 
 def _history_full() -> bool:
@@ -278,12 +290,16 @@ class BatchWorkflow:
                 if done.next_row <= inp.next_row:  # the dataset ended early; the parent ends FAILED
                     break
                 inp.next_row = done.next_row
-        except (asyncio.CancelledError, CancelledError):
-            result = await self._finalize(inp, canceled=True)
-            if result.status == RunStatus.CANCELED:
+        except (asyncio.CancelledError, CancelledError, ChildWorkflowError) as err:
+            # A cancel usually arrives while a chunk runs, and then surfaces as the chunk's
+            # ChildWorkflowError (caused by its cancellation) once the chunk has recorded its rows.
+            # A chunk that failed otherwise leaves rows undone: the counters make the parent FAILED.
+            canceled = is_cancelled_exception(err)
+            result = await self._finalize(inp, canceled=canceled)
+            if canceled and result.status == RunStatus.CANCELED:
                 raise
-            return result
-        result = await self._finalize(inp, canceled=False)
+        else:
+            result = await self._finalize(inp, canceled=False)
         if result.status == RunStatus.FAILED:
             raise ApplicationError(
                 result.error or "Batch failed", result.model_dump(mode="json"), non_retryable=True

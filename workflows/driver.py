@@ -145,7 +145,7 @@ class GraphRunner:
         return self.states[0]
 
     def task_list(self) -> list[TaskRecord]:
-        return [r for state in self.states for r in state.task_list()]
+        return [r if not r.scope else _without_history(r) for state in self.states for r in state.task_list()]
 
     def unflushed(self) -> list[TaskRecord]:
         """Task records changed since they were last handed to an activity for writing."""
@@ -553,6 +553,20 @@ class GraphRunner:
             current.update(final)
             record.subworkflow_output = _copy_history(history)
         return {k: current[k] for k in final}
+
+
+def _without_history(record: TaskRecord) -> TaskRecord:
+    """A loop-body task as stored: the loop's history is kept once, on the loop's own task, not in
+    every body task of every iteration (which would grow with the square of the iterations)."""
+
+    def strip(value: Any) -> Any:
+        return {k: v for k, v in value.items() if k != "loop_history"} if isinstance(value, dict) else value
+
+    outputs = strip(record.outputs)
+    inputs = {k: strip(v) for k, v in record.inputs.items()} if record.inputs else record.inputs
+    if outputs is record.outputs and inputs == record.inputs:
+        return record
+    return record.model_copy(update={"outputs": outputs, "inputs": inputs})
 
 
 def _copy_history(history: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -22,12 +22,13 @@ UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
-def validate_definition(defn: WorkflowDefinition) -> None:
+def validate_definition(defn: WorkflowDefinition, _depth: int = 0) -> None:
     """Refuse a definition that cannot run, naming the first fault found.
 
     Raises:
         InvalidDefinition: duplicate ids, not exactly one root InputNode, unknown type or bad
-            config, a link to a missing node, a cycle, or a router link without a route name.
+            config, a link to a missing node, a cycle, a router link without a route name, or a
+            malformed loop body (checked level by level; `_depth` is the loop nesting).
     """
     seen: set[str] = set()
     for node in defn.nodes:
@@ -61,11 +62,21 @@ def validate_definition(defn: WorkflowDefinition) -> None:
     _validate_graph(defn)
     for node in defn.nodes:
         if node.node_type == "ForLoopNode" and node.parent_id is None:
-            _validate_body(node, loop_body(defn, node))
+            _validate_body(node, loop_body(defn, node), _depth + 1)
 
 
-def _validate_body(loop: WorkflowNode, body: WorkflowDefinition) -> None:
+MAX_LOOP_NESTING = 3
+
+
+def _validate_body(loop: WorkflowNode, body: WorkflowDefinition, depth: int) -> None:
     where = f"The body of loop '{loop.id}'"
+    # Loop ids make up the scope of their body's tasks ("<loop id>#<iteration>", nested with "/").
+    if len(loop.id) > 100 or "/" in loop.id or "#" in loop.id:
+        raise InvalidDefinition(
+            f"Loop node id '{loop.id[:100]}' must be at most 100 characters without '/' or '#'"
+        )
+    if depth > MAX_LOOP_NESTING:
+        raise InvalidDefinition(f"Loops may be nested at most {MAX_LOOP_NESTING} deep ('{loop.id}')")
     if not body.nodes:
         raise InvalidDefinition(f"{where} is empty: give it child nodes (parent_id '{loop.id}')")
     if sum(1 for n in body.nodes if n.parent_id is None and n.node_type == "OutputNode") != 1:
@@ -73,7 +84,7 @@ def _validate_body(loop: WorkflowNode, body: WorkflowDefinition) -> None:
     if any(n.node_type == "HumanInterventionNode" for n in body.nodes):
         raise InvalidDefinition(f"{where} cannot contain a HumanInterventionNode")
     try:
-        validate_definition(body)  # nested loops are checked level by level
+        validate_definition(body, depth)
     except InvalidDefinition as err:
         raise InvalidDefinition(f"{where}: {err.detail}") from None
 
@@ -219,6 +230,16 @@ class GraphPlan:
                 found.add(nid)
                 stack.extend(self.succs[nid])
         return found
+
+
+def human_step(defn: WorkflowDefinition, others: Iterable[WorkflowDefinition] = ()) -> str | None:
+    """The id of a HumanInterventionNode in the definition or in the workflows it runs, if any
+    (runs that nobody can answer, such as batch rows and partial runs, must not have one)."""
+    for d in (defn, *others):
+        for node in d.nodes:
+            if node.node_type == "HumanInterventionNode":
+                return node.id
+    return None
 
 
 def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[str]) -> set[str]:

@@ -7,6 +7,7 @@ closes, and the execution closes the way the database says the run ended.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -104,7 +105,9 @@ class RunWorkflow:
         runner.settle_bodies(error or "Run ended")
         if not inp.persist:
             # Nothing is stored; the caller (a partial run) reads the outcome from the result.
-            return RunResult(run_id=inp.run_id, status=status, outputs=state.outputs(), error=error)
+            return _small(
+                RunResult(run_id=inp.run_id, status=status, outputs=state.outputs(), error=error), runner
+            )
         result: RunResult = await db_write(
             "finalize_run",
             FinalizeInput(
@@ -119,7 +122,20 @@ class RunWorkflow:
             RunResult,
         )
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
+        return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
+
+
+# A workflow's result is one payload in its history (2 MB at most); runs with larger outputs return
+# only their OutputNodes' outputs, and readers take the rest from the database.
+_RESULT_OUTPUT_BYTES = 1024 * 1024
+
+
+def _small(result: RunResult, runner: GraphRunner) -> RunResult:
+    if len(json.dumps(result.outputs, default=str)) <= _RESULT_OUTPUT_BYTES:
         return result
+    plan = runner.root.plan
+    kept = {nid: out for nid, out in result.outputs.items() if plan.by_id[nid].node_type == "OutputNode"}
+    return result.model_copy(update={"outputs": kept, "outputs_complete": False})
 
 
 def _close(result: RunResult) -> RunResult:

@@ -127,6 +127,9 @@ class RunResult(BaseModel):
     error: str | None = None
     # False when the database already held another terminal state (first terminal write wins).
     recorded: bool = True
+    # False when `outputs` was cut to the OutputNodes' outputs to keep the result small (the
+    # database holds them all).
+    outputs_complete: bool = True
 
 
 class PauseRecord(BaseModel):

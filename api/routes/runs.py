@@ -53,7 +53,7 @@ async def run_blocking(
     result = await runs.wait_until_settled(
         session, client, run.id, settings.run_blocking_timeout_seconds, watch_pause=runs.may_pause(run)
     )
-    if result is not None and result.recorded:
+    if result is not None and result.recorded and result.outputs_complete:
         return result.outputs
     fresh = await runs.get_run(session, who, run.id)
     if fresh.status in (RunStatus.PENDING, RunStatus.RUNNING):

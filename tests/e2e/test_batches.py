@@ -123,6 +123,9 @@ async def test_cancelling_a_batch_cancels_its_rows(api: httpx.AsyncClient) -> No
     assert r.status_code == 200, r.text
     done = await reaches(api, parent["id"], "CANCELED", within=30)
     assert done["rows_done"] < 40
+    # Written by the batch's own terminal write (not a repair): it knows how far the rows got.
+    assert done["error"] == f"Run canceled after {done['rows_done']} of 40 rows"
+    assert done["outputs"]["rows_total"] == 40
     children = (await api.get(f"/run/{parent['id']}/children/", params={"page_size": 100})).json()
     assert len(children) == done["rows_done"]
     assert all(c["status"] in ("COMPLETED", "CANCELED") for c in children)
@@ -193,3 +196,24 @@ async def test_batch_runs_rows_through_python_and_loop_free_graph_with_two_pytho
     await reaches(api, parent["id"], "COMPLETED", within=60)
     lines = await output_lines(api, parent["output_file_id"])
     assert [line["output_node"]["z"] for line in lines] == [(i + 1) * 10 for i in range(6)]
+
+
+async def test_batch_refuses_a_subworkflow_with_a_human_step(api: httpx.AsyncClient) -> None:
+    waits = await make_workflow(
+        api,
+        definition(
+            [input_node(), node("approve", "HumanInterventionNode"), output_node({"x": "approve.x"})],
+            [link("input_node", "approve"), link("approve", "output_node")],
+        ),
+    )
+    calls = definition(
+        [input_node(), node("sub", "SubworkflowNode", workflow_id=waits), output_node({"x": "sub.x"})],
+        [link("input_node", "sub"), link("sub", "output_node")],
+    )
+    workflow_id = await make_workflow(api, calls)
+    dataset_id = await make_dataset(api, csv_rows(2))
+    before = await run_count(api)
+    r = await api.post(f"/wf/{workflow_id}/start_batch_run/", json={"dataset_id": dataset_id})
+    assert r.status_code == 422
+    assert "'approve'" in r.json()["detail"]
+    assert await run_count(api) == before

@@ -228,6 +228,8 @@ async def test_for_loop_runs_its_body_each_iteration_with_history(
     assert [t["iteration"] for t in steps] == list(range(1, iterations + 1))
     assert {t["parent_task_id"] for t in steps} == {loop_task["id"]}
     assert all(t["status"] == "COMPLETED" for t in steps)
+    # The history is kept once, on the loop's task, not copied into every iteration's tasks.
+    assert all("loop_history" not in t["outputs"] for t in run["tasks"] if t["node_id"] == "loop_in")
 
 
 async def test_a_failing_loop_body_fails_the_loop_node(api: httpx.AsyncClient) -> None:
@@ -254,3 +256,13 @@ async def test_loop_definitions_are_checked_on_save(api: httpx.AsyncClient) -> N
         r = await api.post("/wf/", json={"name": f"bad-{uuid.uuid4().hex[:6]}", "definition": defn})
         assert r.status_code == 422, r.text
         assert text in r.json()["detail"]
+
+
+async def test_a_workflow_another_runs_as_a_subworkflow_cannot_be_deleted(api: httpx.AsyncClient) -> None:
+    inner = await make_workflow(api, shout())
+    outer = await make_workflow(api, calls(inner))
+    r = await api.delete(f"/wf/{inner}/")
+    assert r.status_code == 409
+    assert "subworkflow" in r.json()["detail"]
+    assert (await api.delete(f"/wf/{outer}/")).status_code in (200, 204)
+    assert (await api.delete(f"/wf/{inner}/")).status_code in (200, 204)

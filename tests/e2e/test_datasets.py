@@ -372,3 +372,18 @@ async def test_output_files_are_invisible_to_other_tenants(
         assert resp.json() == {"detail": "Output file not found"}
     assert str(of_id) not in {f["id"] for f in (await api.get("/of/", headers=hdr)).json()}
     assert (await api.get("/of/not-a-uuid/")).status_code == 404
+
+
+async def test_batch_pages_of_large_rows_stop_at_the_byte_budget(
+    api: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
+) -> None:
+    big = "z" * 100_000
+    data = ("text\n" + "".join(f"{big}{i}\n" for i in range(12))).encode()
+    resp = await upload(api, unique("big"), "big.csv", data)
+    assert resp.status_code == 200, resp.text
+    async with db() as session:
+        page = await batch_repo.load_rows(session, uuid.UUID(resp.json()["id"]), 0, 100)
+        assert 1 <= len(page) <= 6  # about 512 KB of rows, so the page fits one history payload
+        assert page[0]["text"] == big + "0"
+        one = await batch_repo.load_rows(session, uuid.UUID(resp.json()["id"]), 3, 100, max_bytes=10)
+        assert [r["text"] for r in one] == [big + "3"]  # never an empty page

@@ -195,3 +195,17 @@ def test_csv_field_larger_than_the_row_limit_is_a_row_size_refusal() -> None:
     assert refused("x.csv", data) == "Line 2: the row is over the limit of 262144 bytes"
     # A field over the csv module's default 128 Ki limit but within the row limit is accepted.
     assert parse_dataset("x.csv", b"a\n" + b"y" * 200_000 + b"\n").rows == [{"a": "y" * 200_000}]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (b'{"x": 1e400}', "out of range"),
+        (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    ],
+)
+def test_jsonl_values_postgresql_cannot_store_are_refused_by_line(line: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_dataset("rows.jsonl", b'{"x": 1}\n' + line + b"\n")
+    assert fragment in caught.value.detail
+    assert "Line 2" in caught.value.detail
