@@ -15,7 +15,7 @@
 `batch` (in the default set): a 10,000-row CSV through the same graph as one batch run of ours (once per
 mini-batch size, on one fresh stack), rows/s and peak memory of the API, worker, Temporal and PostgreSQL,
 then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own figures.
-`v1` (not in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
+`v1` (in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 """
 
@@ -33,7 +33,7 @@ from bench.stats import Measurement, print_table
 from bench.v1 import bench_v1
 
 PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1")
-DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch")
+DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
     "no embedded worker (no eager start)": {"API_EMBEDDED_WORKER": "false"},
