@@ -229,6 +229,34 @@ async def document_by_any_id(session: AsyncSession, who: Principal, doc_id: uuid
     return doc
 
 
+async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UUID) -> None:
+    """Remove a document. A run's outputs and a started run's inputs stay. A draft's upload still being
+    ingested may go: its ingestion workflow still settles the draft (NOT_STARTED, or auto-start).
+
+    Raises:
+        NotFound: unknown document. Forbidden: another user's run. Conflict: the run has started.
+    """
+    doc = await document_by_any_id(session, who, doc_id)
+    if doc.run_id is not None:
+        run = await session.scalar(select(Run).where(Run.id == doc.run_id).with_for_update())
+        assert run is not None
+        if who.role == Role.USER and run.triggered_by != who.user_id:
+            raise Forbidden("Only the user who created this run, or an owner or admin, may change its inputs")
+        if run.draft_state is None or doc.origin != "SOURCE":
+            raise Conflict("The run has started; its documents can no longer change")
+    elif doc.uploaded_by != who.user_id and not is_admin(who):
+        raise Forbidden("Only the uploader or an owner or admin may delete a document")
+    instruction = await session.scalar(
+        select(V1Definition.workflow_id)
+        .where(V1Definition.instruction_path_part_id == doc.path_part_id)
+        .limit(1)
+    )
+    if instruction is not None:
+        raise Conflict("The document is a workflow's instruction")
+    await session.delete(doc)
+    await session.commit()
+
+
 async def document_by_path_part(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
     doc = await session.scalar(
         select(Document).where(Document.tenant_id == who.tenant_id, Document.path_part_id == path_part_id)

@@ -99,6 +99,12 @@ async def get_document(document_id: uuid.UUID, session: SessionDep, who: Princip
     return present.document(await svc.document_by_any_id(session, who, document_id))
 
 
+@documents.delete("/{document_id}", status_code=204)
+async def delete_document(document_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
+    await svc.delete_document(session, who, document_id)
+    return Response(status_code=204)
+
+
 @api_keys.post("", status_code=201, response_model=w.CreateApiKeyResponse)
 async def create_api_key(
     body: w.CreateApiKeyRequest, session: SessionDep, who: PrincipalDep

@@ -258,10 +258,16 @@ def test_failed_ingestion_fails_an_armed_run_and_blocks_start_of_an_unarmed_one(
     rearmed = v1.runs.retry_workflow_run(armed.id)
     assert rearmed.execution_state.value == "NOT_STARTED"  # it never started: retry re-arms the draft
     plain = v1.defs.create_workflow_run(d.id)
-    upload(v1, plain, "bad.txt", b"\xff\xfe not utf-8")
+    bad = upload(v1, plain, "bad.txt", b"\xff\xfe not utf-8")
     settled(v1, plain.id, "NOT_STARTED")
     with pytest.raises(ConflictException):
         v1.runs.start_workflow_run(plain.id)
+    # Removing the failed upload makes the draft startable.
+    assert v1.docs.delete_document_with_http_info(bad.document_id).status_code == 204
+    v1.runs.start_workflow_run(plain.id)
+    settled(v1, plain.id, "COMPLETED")
+    with pytest.raises(NotFoundException):
+        v1.docs.delete_document(bad.document_id)
 
 
 def test_deprecated_files_on_create_make_a_pending_draft(v1: V1, root: uuid.UUID) -> None:
