@@ -509,3 +509,27 @@ def test_unknown_run_is_not_found_with_the_error_envelope(v1: V1) -> None:
     body = json.loads(err.body or "")
     assert body["code"] == "not_found" and body["request_id"] == headers(err.headers)["x-request-id"]
     assert isinstance(body["detail"], str)
+
+
+def test_run_paused_on_a_person_is_in_progress_and_can_be_stopped(
+    v1: V1, root: uuid.UUID, live_api: str, tenant: Tenant
+) -> None:
+    from tests.builders import definition, input_node, link, node, output_node
+
+    graph = definition(
+        [
+            input_node({"user_message": "string"}),
+            node("approve", "HumanInterventionNode", message="Check it"),
+            output_node({"m": "approve.user_message"}),
+        ],
+        [link("input_node", "approve"), link("approve", "output_node")],
+    )
+    d = definition_with(v1, root, live_api, tenant.key, graph)
+    run = in_progress_run(v1, d)
+    with raw(live_api, tenant.key) as http:
+        poll(lambda: http.get(f"/run/{run.id}/").json()["status"], lambda s: s == "PAUSED")
+        assert v1.runs.get_workflow_run(run.id).execution_state.value == "IN_PROGRESS"
+        stopped = v1.runs.stop_workflow_run(run.id)
+        assert stopped.execution_state.value == "FAILED" and stopped.error == "Stopped by user"
+        history = http.get(f"/wf/pause_history/{run.id}/").json()
+    assert [h["resume_time"] is not None for h in history] == [True]
