@@ -87,10 +87,13 @@ async def decide(
         pause = await session.scalar(q.where(Pause.node_id == decision.node_id).order_by(Pause.seq.desc()))
     else:
         pause = await session.scalar(q.where(Pause.resume_time.is_(None)).order_by(Pause.seq))
-        if pause is None and not is_terminal(run.status):
-            raise BadRequest("Run is not in a paused state")
         if pause is None:
             pause = await session.scalar(q.order_by(Pause.seq.desc()))
+            # The identical request retried after its decision closed the pause (the run may still
+            # be running the downstream) is answered as the first one was.
+            retried = pause is not None and pause.resume_time is not None and _same_decision(pause, decision)
+            if not retried and not is_terminal(run.status):
+                raise BadRequest("Run is not in a paused state")
     if pause is None:
         if decision.node_id is not None:
             raise BadRequest(f"No paused task found for node '{decision.node_id}' in this run")

@@ -107,6 +107,7 @@ class Run(Base):
         Index("ix_runs_tenant_start", "tenant_id", "start_time"),
         Index("ix_runs_workflow_start", "workflow_id", "start_time"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_input_dataset", "input_dataset_id"),  # migration 0004
         # v1 (migration 0005): names unique per definition, idempotent creates, tenant lists by creation.
         Index(
             "uq_runs_definition_name",
