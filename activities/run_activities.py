@@ -60,7 +60,7 @@ class RunActivities:
             if arg.record:
                 # The progress write overlaps the user code instead of delaying it.
                 async with self._sessions() as session, session.begin():
-                    await repo.record_progress(session, run_id, arg.tasks)
+                    await repo.record_progress(session, run_id, arg.tasks, arg.attempt)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:
@@ -149,20 +149,20 @@ class RunActivities:
     async def record_progress(self, arg: ProgressInput) -> None:
         """Write task rows that settled while other nodes are still running or paused."""
         async with self._sessions() as session, session.begin():
-            await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks)
+            await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
 
     @activity.defn(name="record_pause")
     async def record_pause(self, arg: RecordPauseInput) -> None:
         """Write a pause when it opens, so paused lists need no Temporal query."""
         async with self._sessions() as session, session.begin():
-            if await repo.run_exists(session, uuid.UUID(arg.run_id)):
+            if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_pause(session, arg)
 
     @activity.defn(name="record_decision")
     async def record_decision(self, arg: RecordDecisionInput) -> None:
         """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
         async with self._sessions() as session, session.begin():
-            if await repo.run_exists(session, uuid.UUID(arg.run_id)):
+            if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_decision(session, arg)
 
     def all(self) -> list[Any]:

@@ -162,10 +162,13 @@ async def start_execution(
             with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
                 return
-        async with session.begin():
-            await repo.transition(
-                session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
-            )
+        # The caller may have read since its last commit (a transaction is then open): end it, so
+        # this write is a transaction of its own whatever the caller did before.
+        await session.rollback()
+        await repo.transition(
+            session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
+        )
+        await session.commit()
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,8 +227,6 @@ async def delete_definition(
 ) -> None:
     """Delete with its runs (as `DELETE /wf/{id}/`). Raises Conflict while a run has not finished."""
     wf, _ = await get_definition(session, who, definition_id)
-    # Drafts never started have no execution to orphan; they go with the workflow.
-    await session.execute(delete(Run).where(Run.workflow_id == wf.id, Run.draft_state.is_not(None)))
     await delete_workflow(session, wf, data_dir)
 
 

@@ -156,6 +156,8 @@ async def dispatch(
     }
     defn = WorkflowDefinition.model_validate(version.definition)
     input_id = graph.GraphPlan.build(defn).input_node_id
+    # Built before anything is written: a subworkflow that vanished is refused with the draft untouched.
+    engine_input = await run_input(session, run, wf, defn, payload, settings)
     moved = await repo.dispatch_draft(
         session,
         run.id,
@@ -167,9 +169,7 @@ async def dispatch(
     await session.commit()
     if not moved:
         return None
-    return await run_input(session, run, wf, defn, payload, settings), timedelta(
-        seconds=d.max_run_duration_seconds
-    )
+    return engine_input, timedelta(seconds=d.max_run_duration_seconds)
 
 
 async def run_input(
@@ -190,6 +190,7 @@ async def run_input(
         policy=node_policy(settings),
         subworkflows=await resolve_subworkflows(session, run.tenant_id, defn, wf, pin=True),
         triggered_by=str(run.triggered_by) if run.triggered_by else None,
+        attempt=run.attempt,
     )
 
 

@@ -71,6 +71,15 @@ async def launch(
     await run_service.start_execution(
         session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager, execution_timeout=timeout
     )
+    await _stop_if_stopped_meanwhile(session, client, run.id)
+
+
+async def _stop_if_stopped_meanwhile(session: AsyncSession, client: Client, run_id: uuid.UUID) -> None:
+    """A stop that landed between the dispatch and the start found no execution to cancel: the
+    execution just started is canceled now, so a stopped run never runs on."""
+    # READ COMMITTED: this statement sees a stop committed by another request meanwhile.
+    if await session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.CANCELED.value:
+        await _cancel_execution(client, run_id)
 
 
 async def start_run(
@@ -146,6 +155,9 @@ async def retry_run(
     run_service.ensure_can_mutate(who, run)
     if state_of(run) != v1.FAILED:
         raise Conflict(f"The run is {state_of(run)}; only FAILED runs can be retried or resumed")
+    if not run.v1:
+        # Its input is the workflow API's, not a v1 snapshot: re-run it there.
+        raise Conflict("This run was started through the workflow API; start it again there")
     started = run.snapshot is not None and run.workflow_version_id is not None
     precomputed = await _completed_outputs(session, run.id) if warm and started else {}
     if not await repo.rearm(session, run.id, to_draft=not started):
@@ -170,6 +182,7 @@ async def retry_run(
             execution_timeout=timeout,
             restart=True,
         )
+        await _stop_if_stopped_meanwhile(session, client, run.id)
         run = await get_run(session, who, run_id)
     return run
 

@@ -187,7 +187,9 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
         Conflict: a run of it has not finished (its execution would be left writing into nothing).
     """
     unfinished = await session.scalar(
-        select(Run.id).where(Run.workflow_id == wf.id, Run.status.in_(_UNFINISHED)).limit(1)
+        select(Run.id)
+        .where(Run.workflow_id == wf.id, Run.status.in_(_UNFINISHED), Run.draft_state.is_(None))
+        .limit(1)
     )
     if unfinished is not None:
         raise Conflict("The workflow has runs that have not finished; cancel them or wait, then delete")
@@ -204,6 +206,7 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
         raise Conflict(
             f"Workflow '{caller}' runs this workflow as a subworkflow; change it first, then delete"
         )
+    # v1 drafts never started have no execution to orphan: they go with the workflow (FK cascade).
     await session.delete(wf)
     await session.commit()
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)

@@ -65,13 +65,17 @@ ON CONFLICT (run_id, scope, node_id) DO UPDATE SET
 # run was deleted meanwhile: a retried write must not fail forever on the foreign key). (A paused run stays
 # PAUSED while independent branches run: only the last decision moves it back to RUNNING.)
 # A settled task row never changes here, so a late, retried progress write cannot undo a terminal one.
+# Writes of an execution name its attempt (v1 retry/resume start another one for the same run): a
+# late write of an earlier attempt matches nothing. A null attempt (one-attempt runs) always matches.
+_CURRENT = "(CAST(:attempt AS int) IS NULL OR attempt = CAST(:attempt AS int))"
+
 _PROGRESS = text(
     f"""
 WITH moved AS (
     UPDATE runs SET status = 'RUNNING'
-    WHERE id = :run_id AND status = 'PENDING'
+    WHERE id = :run_id AND status = 'PENDING' AND {_CURRENT}
 )
-{_UPSERT_TASKS.format(run=":run_id", source="", where="WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id)")}
+{_UPSERT_TASKS.format(run=":run_id", source="", where=f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND {_CURRENT})")}
 WHERE tasks.status NOT IN ({_sql_in(_SETTLED)})
 """
 )
@@ -83,6 +87,7 @@ def _finalize_sql(status: RunStatus) -> TextClause:
 WITH moved AS (
     UPDATE runs SET status = '{status.value}', outputs = CAST(:outputs AS jsonb), error = :error, end_time = :end_time
     WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])}) AND draft_state IS NULL
+        AND {_CURRENT}
     RETURNING id
 ), written AS (
     {_UPSERT_TASKS.format(run="moved.id", source="moved,", where="")}
@@ -119,9 +124,13 @@ def _tasks_json(run_id: uuid.UUID | str, records: list[TaskRecord]) -> str:
     return json.dumps(rows)
 
 
-async def record_progress(session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord]) -> None:
+async def record_progress(
+    session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord], attempt: int | None = None
+) -> None:
     """Mark the run RUNNING (when allowed) and upsert the given task rows, in one statement."""
-    await session.execute(_PROGRESS, {"run_id": run_id, "tasks": _tasks_json(run_id, records)})
+    await session.execute(
+        _PROGRESS, {"run_id": run_id, "tasks": _tasks_json(run_id, records), "attempt": attempt}
+    )
 
 
 async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, RunStatus | None]:
@@ -139,6 +148,7 @@ async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, Run
                 "error": arg.error,
                 "end_time": arg.end_time,
                 "tasks": _tasks_json(arg.run_id, arg.tasks),
+                "attempt": arg.attempt,
             },
         )
     ).one()
@@ -172,9 +182,13 @@ async def create_child_run(session: AsyncSession, arg: CreateChildRunInput) -> N
     )
 
 
-async def run_exists(session: AsyncSession, run_id: uuid.UUID) -> bool:
-    """Writes for a deleted run are dropped rather than retried forever against the foreign key."""
-    return (await session.scalar(select(Run.id).where(Run.id == run_id))) is not None
+async def run_exists(session: AsyncSession, run_id: uuid.UUID, attempt: int | None = None) -> bool:
+    """Writes for a deleted run (or for an earlier attempt of it) are dropped rather than retried
+    forever against the foreign key, or written over the current attempt."""
+    q = select(Run.id).where(Run.id == run_id)
+    if attempt is not None:
+        q = q.where(Run.attempt == attempt)
+    return (await session.scalar(q)) is not None
 
 
 async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
@@ -195,7 +209,7 @@ async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
         .on_conflict_do_nothing(index_elements=[Pause.run_id, Pause.seq])
     )
     await transition(session, run_id, RunStatus.PAUSED)
-    await record_progress(session, run_id, arg.tasks)
+    await record_progress(session, run_id, arg.tasks, arg.attempt)
 
 
 async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> None:
@@ -221,7 +235,7 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
     )
     if not arg.still_paused and open_pause is None:
         await transition(session, run_id, RunStatus.RUNNING)
-    await record_progress(session, run_id, arg.tasks)
+    await record_progress(session, run_id, arg.tasks, arg.attempt)
 
 
 async def close_open_pauses(session: AsyncSession, run_id: uuid.UUID, reason: str, when: datetime) -> None:

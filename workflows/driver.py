@@ -278,7 +278,7 @@ class GraphRunner:
             if not started_python:
                 settled = self.unflushed()
                 if settled:
-                    progress = ProgressInput(run_id=self.inp.run_id, tasks=settled)
+                    progress = ProgressInput(run_id=self.inp.run_id, attempt=self.inp.attempt, tasks=settled)
                     await db_write("record_progress", progress, "progress")
             await workflow.wait(list(in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
             for node_id, task in list(in_flight.items()):
@@ -303,6 +303,7 @@ class GraphRunner:
         policy = self.inp.policy
         arg = PythonNodeInput(
             run_id=self.inp.run_id,
+            attempt=self.inp.attempt,
             node_id=node_id,
             code=str(node.config.get("code", "")),
             inputs=inputs,
@@ -379,6 +380,7 @@ class GraphRunner:
             "record_pause",
             RecordPauseInput(
                 run_id=self.inp.run_id,
+                attempt=self.inp.attempt,
                 pause=PauseRecord(
                     node_id=node_id,
                     seq=pause.seq,
@@ -416,6 +418,7 @@ class GraphRunner:
             "record_decision",
             RecordDecisionInput(
                 run_id=self.inp.run_id,
+                attempt=self.inp.attempt,
                 seq=pause.seq,
                 action=decision.action if decision else None,
                 user_id=decision.user_id if decision else None,

@@ -112,6 +112,7 @@ class RunWorkflow:
             "finalize_run",
             FinalizeInput(
                 run_id=inp.run_id,
+                attempt=inp.attempt,
                 status=status,
                 outputs=state.outputs(),
                 tasks=runner.task_list(),

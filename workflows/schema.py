@@ -49,6 +49,9 @@ class RunInput(BaseModel):
     # Every workflow reachable through SubworkflowNodes, by workflow id.
     subworkflows: dict[str, SubworkflowSnapshot] = Field(default_factory=dict)
     triggered_by: str | None = None
+    # v1 retry/resume start another execution of the same run: its writes name their attempt, so a
+    # late write of an earlier attempt changes nothing. None: the run has one attempt (no check).
+    attempt: int | None = None
 
 
 class CreateChildRunInput(BaseModel):
@@ -80,6 +83,7 @@ class TaskRecord(BaseModel):
 
 class PythonNodeInput(BaseModel):
     run_id: str
+    attempt: int | None = None
     node_id: str
     code: str
     inputs: dict[str, Any]
@@ -113,6 +117,7 @@ class PythonBatchResult(BaseModel):
 
 class FinalizeInput(BaseModel):
     run_id: str
+    attempt: int | None = None
     status: RunStatus
     outputs: dict[str, Any]
     tasks: list[TaskRecord]
@@ -143,6 +148,7 @@ class PauseRecord(BaseModel):
 
 class RecordPauseInput(BaseModel):
     run_id: str
+    attempt: int | None = None
     pause: PauseRecord
     tasks: list[TaskRecord]
 
@@ -167,6 +173,7 @@ class DecisionResult(BaseModel):
 
 class RecordDecisionInput(BaseModel):
     run_id: str
+    attempt: int | None = None
     seq: int
     # None when the pause closed without a decision being taken by a person (timeout "fail").
     action: PauseAction | None
@@ -182,6 +189,7 @@ class RecordDecisionInput(BaseModel):
 
 class ProgressInput(BaseModel):
     run_id: str
+    attempt: int | None = None
     tasks: list[TaskRecord]
 
 

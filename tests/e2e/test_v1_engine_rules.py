@@ -1,0 +1,109 @@
+"""Rules where the v1 API meets the shared engine: attempts, workflow-API runs, deletes with drafts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from ksapi.exceptions import ConflictException
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import repo
+from db.models import Run
+from db.session import make_engine, make_session_factory
+from run_status import RunStatus
+from tests.builders import double_graph
+from tests.conftest import Stack, Tenant
+from tests.e2e.v1_client import V1, connect, new_definition, raw, root_folder, settled
+from workflows.schema import FinalizeInput, TaskRecord
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def v1(live_api: str, tenant: Tenant) -> V1:
+    return connect(live_api, tenant.key)
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(stack.database_url, pool_size=2)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_a_run_of_the_workflow_api_is_not_retried_through_v1(v1: V1, live_api: str, tenant: Tenant) -> None:
+    code = "raise ValueError('no')"
+    with raw(live_api, tenant.key) as http:
+        wf = http.post(
+            "/wf/", json={"name": f"wfapi-{uuid.uuid4().hex[:6]}", "definition": double_graph(code)}
+        )
+        run = http.post(
+            f"/wf/{wf.json()['id']}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}}
+        )
+        run_id = run.json()["id"]
+        settled(v1, run_id, "FAILED")
+        for call in (v1.runs.retry_workflow_run, v1.runs.resume_workflow_run):
+            with pytest.raises(ConflictException) as caught:
+                call(uuid.UUID(run_id))
+            assert "workflow API" in str(caught.value.body)
+        after = http.get(f"/run/{run_id}/").json()
+        assert after["status"] == "FAILED" and [t["node_id"] for t in after["tasks"]][:2] == [
+            "input_node",
+            "py1",
+        ]
+
+
+def test_the_workflow_api_deletes_a_workflow_with_v1_drafts(v1: V1, live_api: str, tenant: Tenant) -> None:
+    d = new_definition(v1, root_folder(v1))
+    draft = v1.defs.create_workflow_run(d.id)
+    with raw(live_api, tenant.key) as http:
+        resp = http.delete(f"/wf/{d.id}/")
+        assert resp.status_code in (200, 204), resp.text
+        assert http.get(f"/wf/{d.id}/").status_code == 404
+    with raw(live_api, tenant.key) as http:
+        assert http.get(f"/v1/workflow-runs/{draft.id}").status_code == 404
+
+
+async def test_writes_of_an_earlier_attempt_change_nothing(
+    v1: V1, live_api: str, tenant: Tenant, db: async_sessionmaker[AsyncSession]
+) -> None:
+    with raw(live_api, tenant.key) as http:
+        wf = http.post("/wf/", json={"name": f"att-{uuid.uuid4().hex[:6]}", "definition": double_graph()})
+        run = http.post(
+            f"/wf/{wf.json()['id']}/start_run/", json={"initial_inputs": {"input_node": {"x": 2}}}
+        )
+    run_id = uuid.UUID(run.json()["id"])
+    settled(v1, run_id, "COMPLETED")
+    async with db() as session, session.begin():
+        # As after a retry: the run is back to PENDING for its second attempt.
+        await session.execute(
+            update(Run).where(Run.id == run_id).values(status="PENDING", end_time=None, attempt=2)
+        )
+    now = datetime.now(UTC)
+    late = [TaskRecord(node_id="py1", seq=1, status="RUNNING", start_time=now)]
+    async with db() as session, session.begin():
+        await repo.record_progress(session, run_id, late, attempt=1)
+        recorded, _ = await repo.finalize(
+            session,
+            FinalizeInput(
+                run_id=str(run_id), attempt=1, status=RunStatus.CANCELED, outputs={}, tasks=late, end_time=now
+            ),
+        )
+    assert not recorded
+    async with db() as session:
+        status = await session.scalar(select(Run.status).where(Run.id == run_id))
+    assert status == "PENDING"  # neither the progress nor the terminal write of attempt 1 landed
+    async with db() as session, session.begin():
+        recorded, _ = await repo.finalize(
+            session,
+            FinalizeInput(
+                run_id=str(run_id), attempt=2, status=RunStatus.FAILED, outputs={}, tasks=[], end_time=now
+            ),
+        )
+    assert recorded
