@@ -105,9 +105,40 @@ async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, d
             result = await handle.result()
         except WorkflowFailureError:
             return RunStatus.FAILED, "Run failed", None
-        return result.status, result.error or "", result.outputs
+        # A large run's result carries only its OutputNodes' outputs: then the stored ones stay.
+        return result.status, result.error or "", result.outputs if result.outputs_complete else None
     status, error = _CLOSED.get(desc.status, (RunStatus.FAILED, f"Temporal status {desc.status.name}"))
     return status, error, None
+
+
+async def cancel_stopped(
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    *,
+    window: timedelta = timedelta(minutes=15),
+    limit: int = 100,
+) -> int:
+    """Cancel the executions of runs stopped in the database that are still open (the cancel sent
+    by the stop did not arrive, e.g. Temporal was away); returns how many were sent."""
+    q = (
+        select(Run.id)
+        .where(Run.status == RunStatus.CANCELED.value, Run.end_time > utcnow() - window)
+        .order_by(Run.end_time.desc())
+        .limit(limit)
+    )
+    async with sessions() as session:
+        run_ids = list(await session.scalars(q))
+    sent = 0
+    for run_id in run_ids:
+        handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.cancel()
+                sent += 1
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                log.warning("could not cancel the execution of stopped run %s: %s", run_id, err)
+    return sent
 
 
 async def reconcile_forever(
@@ -117,6 +148,7 @@ async def reconcile_forever(
     while True:
         try:
             await reconcile_once(sessions, client, grace=grace, cursor=cursor)
+            await cancel_stopped(sessions, client)
         except Exception:  # a reconciler pass must never kill the worker; the next pass retries
             log.exception("reconcile pass failed")
         await asyncio.sleep(interval)

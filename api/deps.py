@@ -72,3 +72,8 @@ PrincipalDep = Annotated[Principal, Depends(_principal)]
 # PySpur's pagination: page >= 1 (bounded so OFFSET stays a valid integer), page_size 1..100.
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+def eager_start(request: Request) -> bool:
+    """Whether this API process hosts a worker, so the runs it starts can start eagerly."""
+    return bool(getattr(request.app.state, "embedded_worker", None))

@@ -1,8 +1,12 @@
 """Every guarded write the engine makes: run transitions, task upserts and the idempotent terminal write.
 
-No other code changes a run's status. Every status write here (`transition`, and the single-statement
-progress and terminal writes) is one UPDATE guarded by `run_status.ALLOWED_FROM`, so racing writers
-cannot move a run backwards or out of a terminal state.
+No other code changes a run's status (batch rows and their parent's terminal write, in
+`db/batch_repo.py`, go through `transition` or insert rows already terminal). Every status write here
+(`transition`, the single-statement progress and terminal writes, and the v1 draft writes `stop`,
+`fail_draft`, `dispatch_draft`, `set_draft_state`) is one UPDATE guarded by `run_status.ALLOWED_FROM`
+or by the draft state, so racing writers cannot move a run backwards or out of a terminal state; the
+one deliberate exception is `rearm` (v1 retry/resume), which starts a new attempt of a FAILED or
+stopped run, and every write of an execution names its attempt so the old one cannot write over it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from api import batch_service as batches
 from api import presenters
 from api import run_service as runs
-from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep
+from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep, eager_start
 from api.schemas import BatchRunRequest, PartialRunRequest, RunResponse, StartRunRequest, TaskResponse
 from api.workflow_service import get_workflow, parse_id
 from run_status import RunStatus
@@ -19,10 +19,6 @@ from run_status import RunStatus
 wf_router = APIRouter(prefix="/wf", tags=["runs"])
 run_router = APIRouter(prefix="/run", tags=["runs"])
 RunType = Annotated[str, Query(min_length=1, max_length=64)]
-
-
-def _eager(request: Request) -> bool:
-    return bool(getattr(request.app.state, "embedded_worker", None))
 
 
 @wf_router.post("/{workflow_id}/run/")
@@ -48,7 +44,7 @@ async def run_blocking(
         inputs,
         run_type=run_type,
         parent_run_id=body.parent_run_id,
-        eager=_eager(request),
+        eager=eager_start(request),
     )
     result = await runs.wait_until_settled(
         session, client, run.id, settings.run_blocking_timeout_seconds, watch_pause=runs.may_pause(run)
@@ -94,7 +90,7 @@ async def start_batch_run(
         workflow_id,
         body.dataset_id,
         body.mini_batch_size,
-        eager=_eager(request),
+        eager=eager_start(request),
     )
     return presenters.run(await runs.get_run(session, who, run.id))
 
@@ -134,7 +130,7 @@ async def start_run(
         body.initial_inputs,
         run_type=run_type,
         parent_run_id=body.parent_run_id,
-        eager=_eager(request),
+        eager=eager_start(request),
     )
     return presenters.run(await runs.get_run(session, who, run.id))
 

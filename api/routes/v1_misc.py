@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
+from api import v1_draft_service as drafts
 from api import v1_presenters as present
 from api import v1_schemas as w
 from api import v1_service as svc
@@ -88,7 +89,8 @@ async def ingest_document(
         session, who, folder, name or file.filename or "upload", content, file.content_type
     )
     await session.commit()
-    await svc.start_ingestion(client, settings, doc)
+    # A start Temporal refuses fails the upload and settles its draft (never left PENDING), then 503.
+    await drafts.start_ingestions(session, client, settings, [doc])
     return w.IngestDocumentResponse(
         workflow_id=doc.ingest_workflow_id or "", document_id=doc.id, document_version_id=doc.version_id
     )
@@ -100,8 +102,14 @@ async def get_document(document_id: uuid.UUID, session: SessionDep, who: Princip
 
 
 @documents.delete("/{document_id}", status_code=204)
-async def delete_document(document_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
+async def delete_document(
+    document_id: uuid.UUID, session: SessionDep, client: ClientDep, settings: SettingsDep, who: PrincipalDep
+) -> Response:
+    """A draft that waited on the deleted upload settles now (NOT_STARTED, auto-start, or FAILED)."""
+    run_id = (await svc.document_by_any_id(session, who, document_id)).run_id
     await svc.delete_document(session, who, document_id)
+    if run_id is not None:
+        await drafts.settle_draft(session, client, settings, run_id)
     return Response(status_code=204)
 
 

@@ -15,8 +15,7 @@ from api import v1_presenters as present
 from api import v1_run_queries as queries
 from api import v1_run_service as runs
 from api import v1_schemas as w
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
-from api.routes.runs import _eager
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, eager_start
 
 router = APIRouter(prefix="/v1/workflow-runs", tags=["v1 workflow runs"])
 SortBy = Literal["STARTED_AT", "CREATED_AT", "COMPLETED_AT"]
@@ -112,7 +111,7 @@ async def update_run(
     settings: SettingsDep,
     who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
-    run = await drafts.update_run(session, client, settings, who, run_id, body, _eager(request))
+    run = await drafts.update_run(session, client, settings, who, run_id, body, eager_start(request))
     return await present.run(session, who, run)
 
 
@@ -137,7 +136,9 @@ async def start_run(
     who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
     body = await _body(request, w.StartRunRequest)
-    run = await runs.start_run(session, client, settings, who, run_id, body.user_message, _eager(request))
+    run = await runs.start_run(
+        session, client, settings, who, run_id, body.user_message, eager_start(request)
+    )
     _accepted(response, run_id)
     return await present.run(session, who, run)
 
@@ -160,7 +161,7 @@ async def _again(
     *,
     warm: bool,
 ) -> w.WorkflowRunResponse:
-    run = await runs.retry_run(session, client, settings, who, run_id, warm=warm, eager=_eager(request))
+    run = await runs.retry_run(session, client, settings, who, run_id, warm=warm, eager=eager_start(request))
     _accepted(response, run_id)
     return await present.run(session, who, run)
 

@@ -10,15 +10,19 @@ import pytest
 from ksapi.exceptions import ConflictException
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.reconciler import cancel_stopped
 from db import repo
 from db.models import Run
 from db.session import make_engine, make_session_factory
 from run_status import RunStatus
 from tests.builders import double_graph
-from tests.conftest import Stack, Tenant
+from tests.conftest import Stack, Tenant, wait_until
 from tests.e2e.v1_client import V1, connect, new_definition, raw, root_folder, settled
 from workflows.schema import FinalizeInput, TaskRecord
+from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +111,31 @@ async def test_writes_of_an_earlier_attempt_change_nothing(
             ),
         )
     assert recorded
+
+
+async def test_a_stop_whose_cancel_never_arrived_is_delivered_by_the_reconciler(
+    v1: V1, live_api: str, tenant: Tenant, stack: Stack, db: async_sessionmaker[AsyncSession]
+) -> None:
+    slow = "import time\ntime.sleep(30)\nreturn {'y': 1}"
+    with raw(live_api, tenant.key) as http:
+        wf = http.post(
+            "/wf/", json={"name": f"stop-{uuid.uuid4().hex[:6]}", "definition": double_graph(slow)}
+        )
+        run = http.post(
+            f"/wf/{wf.json()['id']}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}}
+        )
+    run_id = uuid.UUID(run.json()["id"])
+    settled(v1, run_id, "IN_PROGRESS")
+    async with db() as session, session.begin():  # stopped in the database; the cancel was lost
+        await repo.stop(session, run_id, "Stopped by user")
+    client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await cancel_stopped(db, client)  # (the workers' reconcilers run it too, every second here)
+
+    async def closed() -> bool:
+        return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+    await wait_until(closed, within=30)
+    async with db() as session:
+        assert await session.scalar(select(Run.error).where(Run.id == run_id)) == "Stopped by user"
