@@ -3,24 +3,29 @@ with a `draft_state`, its inputs/outputs/discussions folders made with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from api import run_service
 from api import v1_service as svc
 from api.v1_definition_service import get_definition
 from api.v1_run_service import get_run, launch, state_of
+from db import repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
-from errors import BadRequest, Conflict, InvalidInput
+from errors import BadRequest, Conflict, InvalidInput, Unavailable
 from run_status import RunStatus
 from settings import Settings
 
@@ -111,12 +116,14 @@ async def create_run(
     if form.name is not None and await _name_taken(session, wf.id, form.name):
         raise Conflict(f"A run named '{form.name}' already exists for this workflow")
     run_id = uuid.uuid4()
+    # Plain values, read before the flush: a failed flush rolls back and expires every ORM object.
+    workflow_id, user_id = wf.id, who.user_id
     now = utcnow()
     run = Run(
         id=run_id,
         tenant_id=who.tenant_id,
-        workflow_id=wf.id,
-        triggered_by=who.user_id,
+        workflow_id=workflow_id,
+        triggered_by=user_id,
         status=RunStatus.PENDING.value,
         v1=True,
         name=form.name,
@@ -135,9 +142,13 @@ async def create_run(
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        if form.idempotency_key:  # a racing create with the same key won
+        if form.idempotency_key:  # a racing create by the same caller with the same key won
             again_ = await session.scalar(
-                select(Run).where(Run.workflow_id == wf.id, Run.idempotency_key == form.idempotency_key)
+                select(Run).where(
+                    Run.workflow_id == workflow_id,
+                    Run.triggered_by == user_id,
+                    Run.idempotency_key == form.idempotency_key,
+                )
             )
             if again_ is not None:
                 return again_
@@ -149,9 +160,96 @@ async def create_run(
         for name, content, ctype in files
     ]
     await session.commit()
-    for doc in docs:
-        await svc.start_ingestion(client, settings, doc)
+    try:
+        await start_ingestions(session, client, settings, docs)
+    except Unavailable:
+        # The run exists (and is settled: its refused uploads are FAILED); the caller gets it, 201.
+        return await get_run(session, who, run_id)
     return run
+
+
+async def start_ingestions(
+    session: AsyncSession, client: Client, settings: Settings, docs: list[Document]
+) -> None:
+    """Start the committed uploads' ingestion workflows. An upload whose workflow Temporal refuses is
+    FAILED and its draft settled, so no draft waits PENDING on an ingestion that never started.
+
+    Raises:
+        Unavailable: Temporal refused at least one start.
+    """
+    refused: Exception | None = None
+    for doc in docs:
+        try:
+            await svc.start_ingestion(client, settings, doc)
+        except WorkflowAlreadyStartedError:
+            continue  # an earlier (timed-out) start landed
+        except Exception as err:
+            if isinstance(err, RPCError) and await _ingestion_exists(client, doc):
+                continue  # a timed-out start may still have landed
+            await session.rollback()  # a transaction of its own, whatever the caller read before
+            reason = err.message if isinstance(err, RPCError) else str(err) or type(err).__name__
+            await session.execute(
+                update(Document)
+                .where(Document.id == doc.id, Document.ingest_status == "PENDING")
+                .values(
+                    ingest_status="FAILED",
+                    ingest_error=f"Could not start ingestion: {reason}",
+                    updated_at=utcnow(),
+                )
+            )
+            await session.commit()
+            if doc.run_id is not None:
+                await settle_draft(session, client, settings, doc.run_id)
+            refused = refused or err
+    if isinstance(refused, RPCError):
+        raise Unavailable("Temporal is unavailable; the upload could not be ingested") from refused
+    if refused is not None:
+        raise refused
+
+
+async def _ingestion_exists(client: Client, doc: Document) -> bool:
+    try:
+        await client.get_workflow_handle(doc.ingest_workflow_id or f"ingest-{doc.id}").describe()
+    except RPCError:
+        return False
+    return True
+
+
+async def settle_draft(session: AsyncSession, client: Client, settings: Settings, run_id: uuid.UUID) -> None:
+    """Settle a PENDING draft whose uploads are all done, as the ingestion workflow's settle step does
+    (`settle_run_inputs`): back to NOT_STARTED, or (auto_start) dispatched, or FAILED when an upload
+    failed. Nothing while an upload is still ingesting: its workflow settles the draft. For the paths
+    that end an upload outside its workflow (a refused start, a deleted upload)."""
+    run = await session.scalar(
+        select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if run is None or run.draft_state != v1.PENDING:
+        await session.rollback()
+        return
+    statuses = (
+        await session.execute(
+            select(Document.name, Document.ingest_status, Document.ingest_error)
+            .where(Document.run_id == run_id, Document.origin == "SOURCE")
+            .order_by(Document.created_at, Document.id)
+        )
+    ).all()
+    if any(s == "PENDING" for _, s, _ in statuses):
+        await session.rollback()
+        return
+    failed = [(n, e) for n, s, e in statuses if s == "FAILED"]
+    if not run.auto_start:
+        await repo.set_draft_state(session, run_id, v1.PENDING, v1.NOT_STARTED)
+        await session.commit()
+        return
+    if failed:
+        name, err = failed[0]
+        await repo.fail_draft(session, run_id, f"Input '{name}' failed ingestion: {err}")
+        await session.commit()
+        return
+    await session.commit()
+    # Conflict: a racing settle or upload decided. Unavailable: the start failed; the run is stored FAILED.
+    with contextlib.suppress(Conflict, Unavailable):
+        await launch(session, client, settings, run, None, [v1.PENDING], eager=False)
 
 
 async def _run_folders(
@@ -223,6 +321,10 @@ async def update_run(
         values["auto_start"] = body.auto_start
     if body.user_message is not None:
         values["auto_start_user_message"] = body.user_message or None
+    if body.auto_start and run.draft_state == v1.NOT_STARTED:
+        # Arming a NOT_STARTED draft dispatches it: refuse before anything is written (the row is
+        # locked, so no upload lands between this check and the commit).
+        await _ensure_inputs_ready(session, run.id)
     await session.execute(update(Run).where(Run.id == run.id).values(**values))
     try:
         await session.commit()
@@ -231,17 +333,53 @@ async def update_run(
         raise Conflict(f"A run named '{body.name}' already exists for this workflow") from None
     run = await get_run(session, who, run_id)
     if body.auto_start and run.draft_state == v1.NOT_STARTED:
-        await launch(session, client, settings, run, None, [v1.NOT_STARTED], eager)
+        try:
+            await launch(session, client, settings, run, None, [v1.NOT_STARTED], eager)
+        except Conflict:
+            # An upload landed after the commit: the armed draft is PENDING and starts once it settles.
+            run = await get_run(session, who, run_id)
+            if run.draft_state != v1.PENDING:
+                raise
         run = await get_run(session, who, run_id)
     return run
 
 
+async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """Raises Conflict when an upload of the run is still being ingested or failed ingestion (the
+    same refusal as dispatching it)."""
+    problem = (
+        await session.execute(
+            select(Document.name, Document.ingest_status, Document.ingest_error)
+            .where(
+                Document.run_id == run_id,
+                Document.origin == "SOURCE",
+                Document.ingest_status.in_(["PENDING", "FAILED"]),
+            )
+            .order_by(Document.created_at, Document.id)
+            .limit(1)
+        )
+    ).first()
+    if problem is None:
+        return
+    name, status, error = problem
+    if status == "PENDING":
+        raise Conflict(f"Input '{name}' is still being ingested")
+    raise Conflict(f"Input '{name}' failed ingestion: {error}")
+
+
 async def delete_run(session: AsyncSession, who: Principal, run_id: uuid.UUID) -> None:
+    """Delete a run that is not IN_PROGRESS. The delete is guarded, so a start that commits first
+    (a concurrent start, an auto-start) makes it a 409, never a deleted running run."""
     run = await get_run(session, who, run_id)
     run_service.ensure_can_mutate(who, run)
-    if state_of(run) == v1.IN_PROGRESS:
+    result = await session.execute(
+        delete(Run).where(Run.id == run.id, v1.execution_state_sql() != v1.IN_PROGRESS)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        await session.rollback()
+        if await session.scalar(select(Run.id).where(Run.id == run_id)) is None:
+            return  # a concurrent delete won
         raise Conflict("The run is in progress; stop it first")
-    await session.delete(run)
     await session.commit()
 
 
@@ -254,7 +392,14 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
     wf, d = await get_definition(session, who, source.workflow_id)
     if d.is_template:
         raise Conflict("Templates cannot have runs")
-    scope = [str(i["path_part_id"]) for i in source.snapshot.get("inputs", [])] if include_inputs else []
+    scope: list[str] = []
+    uploads: list[str] = []
+    if include_inputs:
+        for item in source.snapshot.get("inputs", []):
+            origin = item.get("origin")
+            if origin == "DEFINITION_COMMON":
+                continue  # the definition's common files: every start adds them again
+            (uploads if origin == "RUN_UPLOAD" else scope).append(str(item["path_part_id"]))
     new_id = uuid.uuid4()
     now = utcnow()
     run = Run(
@@ -272,6 +417,49 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
         updated_at=now,
     )
     session.add(run)
-    await _run_folders(session, who, d, wf, run)
+    made = await _run_folders(session, who, d, wf, run)
+    await session.flush()
+    await _copy_uploads(session, source.id, uploads, made["inputs"], now)
     await session.commit()
     return run
+
+
+async def _copy_uploads(
+    session: AsyncSession, source_id: uuid.UUID, version_ids: list[str], inputs: Folder, now: datetime
+) -> None:
+    """The source run's (ingested) uploads become uploads of the clone, in snapshot order: they live in
+    the source's `inputs/` folder and would go with the source run, so a reference could dangle."""
+    if not version_ids:
+        return
+    rows = await session.scalars(
+        select(Document).where(
+            Document.run_id == source_id,
+            Document.origin == "SOURCE",
+            Document.version_path_part_id.in_([uuid.UUID(v) for v in version_ids]),
+        )
+    )
+    by_version = {str(d.version_path_part_id): d for d in rows.all()}
+    for i, vid in enumerate(version_ids):
+        src = by_version.get(vid)
+        if src is None:
+            continue
+        at = now + timedelta(microseconds=i)  # dispatch reads uploads in creation order
+        session.add(
+            Document(
+                tenant_id=src.tenant_id,
+                parent_path_part_id=inputs.path_part_id,
+                materialized_path=v1.child_path(inputs.materialized_path, src.name),
+                run_id=inputs.run_id,
+                name=src.name,
+                media_type=src.media_type,
+                origin="SOURCE",
+                size_bytes=src.size_bytes,
+                content=src.content,
+                text=src.text,
+                ingest_status=src.ingest_status,
+                ingest_error=src.ingest_error,
+                uploaded_by=src.uploaded_by,
+                created_at=at,
+                updated_at=at,
+            )
+        )

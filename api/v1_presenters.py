@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -21,6 +22,14 @@ def user_info(user_id: uuid.UUID | None, users: dict[uuid.UUID, User]) -> w.User
     if user_id is None:
         return None
     return w.UserInfo(user_id=user_id, **user_names(users.get(user_id)))
+
+
+def started_at(run: Run) -> datetime | None:
+    """When Start dispatched the run; null until then. A v1 run gets its snapshot at dispatch, so a
+    v1 run without one never started (a draft, or one failed by its uploads' ingestion)."""
+    if run.draft_state is not None or (run.v1 and run.snapshot is None):
+        return None
+    return run.start_time
 
 
 def run_permissions(who: Principal, run: Run) -> w.ItemPermissions:
@@ -102,7 +111,7 @@ async def runs(
                 owner=user_info(r.triggered_by, users),
                 execution_state=v1.execution_state(r.status, r.draft_state),
                 approval_state=r.approval_state,
-                started_at=None if r.draft_state else r.start_time,
+                started_at=started_at(r),
                 completed_at=r.end_time,
                 run_snapshot=r.snapshot,
                 error=r.error,
@@ -209,7 +218,7 @@ async def definitions(
                     execution_state=v1.execution_state(last.status, last.draft_state),
                     approval_state=last.approval_state,
                     created_at=last.created_at,
-                    started_at=None if last.draft_state else last.start_time,
+                    started_at=started_at(last),
                     completed_at=last.end_time,
                     error=last.error,
                 )

@@ -130,6 +130,8 @@ def upgrade() -> None:
         b.add_column(sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"))
         b.add_column(sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW))
         b.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW))
+    # Runs that predate v1: created when they started, last changed when they ended (else started).
+    op.execute("UPDATE runs SET created_at = start_time, updated_at = coalesce(end_time, start_time)")
     op.create_index(
         "uq_runs_definition_name",
         "runs",
