@@ -6,7 +6,6 @@ import io
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,21 +19,11 @@ from api import dataset_service
 from db import batch_repo
 from db.accounts import Principal, Role
 from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run
-from db.session import make_engine, make_session_factory
 from tests.conftest import Stack, Tenant, add_user
 
 pytestmark = pytest.mark.e2e
 
 CSV = b"question,answer\nwhat?,that\nwhy?,because\n"
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(stack.database_url, pool_size=2)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def unique(prefix: str) -> str:
@@ -276,12 +265,12 @@ async def test_dataset_delete_is_refused_while_a_run_reading_it_is_unfinished(
 async def test_a_user_may_delete_only_datasets_they_uploaded(
     api: httpx.AsyncClient, stack: Stack, tenant: Tenant
 ) -> None:
-    colleague = await add_user(stack.database_url, tenant, "USER")
+    member = await add_user(stack.database_url, tenant, "USER")
     admin = await add_user(stack.database_url, tenant, "ADMIN")
     owners = (await upload(api, unique("owners"), "a.csv", CSV)).json()
-    assert (await api.delete(f"/ds/{owners['id']}/", headers=colleague.headers)).status_code == 403
-    own = (await upload(api, unique("own"), "a.csv", CSV, headers=colleague.headers)).json()
-    assert (await api.delete(f"/ds/{own['id']}/", headers=colleague.headers)).status_code == 200
+    assert (await api.delete(f"/ds/{owners['id']}/", headers=member.headers)).status_code == 403
+    own = (await upload(api, unique("own"), "a.csv", CSV, headers=member.headers)).json()
+    assert (await api.delete(f"/ds/{own['id']}/", headers=member.headers)).status_code == 200
     assert (await api.delete(f"/ds/{owners['id']}/", headers=admin.headers)).status_code == 200
 
 
@@ -352,9 +341,9 @@ async def test_output_file_delete_waits_for_its_run_and_keeps_the_run(
 async def test_a_user_may_delete_only_output_files_of_runs_they_triggered(
     api: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], stack: Stack, tenant: Tenant
 ) -> None:
-    colleague = await add_user(stack.database_url, tenant, "USER")
+    member = await add_user(stack.database_url, tenant, "USER")
     of_id = await make_output_file(db, tenant, await make_run(api, db, tenant, "COMPLETED"), 1)
-    assert (await api.delete(f"/of/{of_id}/", headers=colleague.headers)).status_code == 403
+    assert (await api.delete(f"/of/{of_id}/", headers=member.headers)).status_code == 403
     assert (await api.delete(f"/of/{of_id}/")).status_code == 200
 
 

@@ -36,11 +36,6 @@ from workflows.search_attributes import temporal_workflow_id
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def v1(live_api: str, tenant: Tenant) -> V1:
-    return connect(live_api, tenant.key)
-
-
 def temporal_status(stack: Stack, run_id: Any) -> WorkflowExecutionStatus | None:
     async def describe() -> WorkflowExecutionStatus | None:
         client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)

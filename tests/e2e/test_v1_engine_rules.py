@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,29 +15,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.reconciler import cancel_stopped
 from db import repo
 from db.models import Run
-from db.session import make_engine, make_session_factory
 from run_status import RunStatus
 from tests.builders import double_graph
 from tests.conftest import Stack, Tenant, wait_until
-from tests.e2e.v1_client import V1, connect, new_definition, raw, root_folder, settled
+from tests.e2e.v1_client import V1, new_definition, raw, root_folder, settled
 from workflows.schema import FinalizeInput, TaskRecord
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def v1(live_api: str, tenant: Tenant) -> V1:
-    return connect(live_api, tenant.key)
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(stack.database_url, pool_size=2)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def test_a_run_of_the_workflow_api_is_not_retried_through_v1(v1: V1, live_api: str, tenant: Tenant) -> None:

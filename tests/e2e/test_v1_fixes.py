@@ -20,53 +20,33 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from db.migrate import alembic_config
 from db.session import make_engine
-from tests.conftest import Stack, Tenant, add_user
+from tests.conftest import Stack, Tenant
 from tests.e2e.v1_client import (
     SLEEP,
     V1,
-    connect,
     new_definition,
     poll,
     raw,
-    root_folder,
     set_graph,
     settled,
+    upload,
     v1_graph,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def v1(live_api: str, tenant: Tenant) -> V1:
-    return connect(live_api, tenant.key)
-
-
-@pytest.fixture
-def root(v1: V1) -> uuid.UUID:
-    return root_folder(v1)
-
-
-@pytest.fixture(scope="session")
-async def colleague(stack: Stack, tenant: Tenant) -> Tenant:
-    return await add_user(stack.database_url, tenant, "USER")
-
-
-def upload(v1: V1, run: Any, name: str, content: bytes) -> Any:
-    return v1.docs.ingest_document(file=(name, content), path_part_id=run.inputs.path_part_id)
-
-
 # -- 1. racing creates with one idempotency key ---------------------------------------------------------
 
 
 async def test_concurrent_creates_with_one_idempotency_key_get_one_run(
-    live_api: str, tenant: Tenant, colleague: Tenant, v1: V1, root: uuid.UUID
+    live_api: str, tenant: Tenant, member: Tenant, v1: V1, root: uuid.UUID
 ) -> None:
     d = new_definition(v1, root)
     url = f"/v1/workflow-definitions/{d.id}/runs"
     async with (
         httpx.AsyncClient(base_url=live_api, headers=tenant.headers, timeout=60) as mine,
-        httpx.AsyncClient(base_url=live_api, headers=colleague.headers, timeout=60) as theirs,
+        httpx.AsyncClient(base_url=live_api, headers=member.headers, timeout=60) as theirs,
     ):
         for _ in range(3):
             key = uuid.uuid4().hex
@@ -82,7 +62,7 @@ async def test_concurrent_creates_with_one_idempotency_key_get_one_run(
             )
             codes = sorted({r.status_code for r in replies})
             assert set(codes) <= {201, 409}, [r.text for r in replies]
-            for who, r in zip((tenant, colleague) * 3, replies, strict=True):
+            for who, r in zip((tenant, member) * 3, replies, strict=True):
                 if r.status_code == 201:
                     assert r.json()["triggered_by"]["user_id"] == str(who.user_id)
             assert len({r.json()["id"] for r in replies if r.status_code == 201}) == 1

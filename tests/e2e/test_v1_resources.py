@@ -18,27 +18,13 @@ from tests.e2e.v1_client import (
     new_definition,
     poll,
     raw,
-    root_folder,
     set_graph,
     settled,
+    upload,
     v1_graph,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def v1(live_api: str, tenant: Tenant) -> V1:
-    return connect(live_api, tenant.key)
-
-
-@pytest.fixture
-def root(v1: V1) -> uuid.UUID:
-    return root_folder(v1)
-
-
-def upload(v1: V1, run: Any, name: str, content: bytes) -> Any:
-    return v1.docs.ingest_document(file=(name, content), path_part_id=run.inputs.path_part_id)
 
 
 # -- definitions -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from ksapi.exceptions import (
     UnprocessableEntityException,
 )
 
-from tests.conftest import Stack, Tenant, add_user
+from tests.conftest import Tenant
 from tests.e2e.v1_client import (
     SLEEP,
     V1,
@@ -26,28 +26,12 @@ from tests.e2e.v1_client import (
     new_definition,
     poll,
     raw,
-    root_folder,
     set_graph,
     settled,
     v1_graph,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def v1(live_api: str, tenant: Tenant) -> V1:
-    return connect(live_api, tenant.key)
-
-
-@pytest.fixture
-def root(v1: V1) -> uuid.UUID:
-    return root_folder(v1)
-
-
-@pytest.fixture(scope="session")
-async def member(stack: Stack, tenant: Tenant) -> Tenant:
-    return await add_user(stack.database_url, tenant, "USER")
 
 
 def headers(raw_headers: Any) -> dict[str, str]:

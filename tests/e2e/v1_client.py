@@ -121,3 +121,8 @@ def v1_graph(code: str | None = None) -> dict[str, Any]:
 
 
 SLEEP = "import time\ntime.sleep({secs})\nreturn {{'y': 7}}"
+
+
+def upload(v1: V1, run: Any, name: str, content: bytes) -> Any:
+    """Ingest a file into a run's `inputs/` folder."""
+    return v1.docs.ingest_document(file=(name, content), path_part_id=run.inputs.path_part_id)

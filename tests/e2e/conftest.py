@@ -1,0 +1,40 @@
+"""Fixtures shared by the end-to-end tests (the stack itself is in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.session import make_engine, make_session_factory
+from tests.conftest import Stack, Tenant, add_user
+from tests.e2e.v1_client import V1, connect, root_folder
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the stack's database, for tests that check or set stored state directly."""
+    engine = make_engine(stack.database_url, pool_size=2)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def v1(live_api: str, tenant: Tenant) -> V1:
+    """The ksapi client of the tenant's owner, against a live API process."""
+    return connect(live_api, tenant.key)
+
+
+@pytest.fixture
+def root(v1: V1) -> uuid.UUID:
+    return root_folder(v1)
+
+
+@pytest.fixture(scope="session")
+async def member(stack: Stack, tenant: Tenant) -> Tenant:
+    """A USER of the same tenant (not the owner)."""
+    return await add_user(stack.database_url, tenant, "USER")
