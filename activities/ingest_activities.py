@@ -56,7 +56,7 @@ class IngestActivities:
                 # Dispatched by an earlier attempt of this activity that did not return: start it again
                 # (the start is idempotent: the child workflow id is the run's).
                 run_input, timeout = await again(session, run, self._settings)
-                await session.rollback()
+                await session.commit()  # keeps any version it created for the execution's writes
                 return SettleResult(
                     run_input=run_input,
                     execution_timeout_seconds=timeout.total_seconds(),

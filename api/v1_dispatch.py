@@ -6,6 +6,7 @@ auto-starts a run once its uploads settle. No FastAPI here.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from db.models import Document, Folder, Run, Workflow, WorkflowVersion
 from settings import Settings
 from workflows import graph
 from workflows.definition import WorkflowDefinition
-from workflows.schema import RunInput
+from workflows.schema import RunInput, SubworkflowSnapshot
 
 
 class InputProblem(Exception):
@@ -158,6 +159,8 @@ async def dispatch(
     input_id = graph.GraphPlan.build(defn).input_node_id
     # Built before anything is written: a subworkflow that vanished is refused with the draft untouched.
     engine_input = await run_input(session, run, wf, defn, payload, settings)
+    # Pinned too, so a retry or resume runs the same subworkflow versions as the first attempt.
+    snapshot["subworkflow_versions"] = {w: sub.version_id for w, sub in engine_input.subworkflows.items()}
     moved = await repo.dispatch_draft(
         session,
         run.id,
@@ -179,7 +182,10 @@ async def run_input(
     defn: WorkflowDefinition,
     payload: dict[str, Any],
     settings: Settings,
+    subworkflows: dict[str, SubworkflowSnapshot] | None = None,
 ) -> RunInput:
+    if subworkflows is None:
+        subworkflows = await resolve_subworkflows(session, run.tenant_id, defn, wf, pin=True)
     return RunInput(
         run_id=str(run.id),
         tenant_id=str(run.tenant_id),
@@ -188,7 +194,7 @@ async def run_input(
         definition=defn,
         input_payload=payload,
         policy=node_policy(settings),
-        subworkflows=await resolve_subworkflows(session, run.tenant_id, defn, wf, pin=True),
+        subworkflows=subworkflows,
         triggered_by=str(run.triggered_by) if run.triggered_by else None,
         attempt=run.attempt,
     )
@@ -203,6 +209,27 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     d = await ensure_definition(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
     payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
-    return await run_input(session, run, wf, defn, payload, settings), timedelta(
+    pinned = await _pinned_subworkflows(session, run)
+    return await run_input(session, run, wf, defn, payload, settings, pinned), timedelta(
         seconds=d.max_run_duration_seconds
     )
+
+
+async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, SubworkflowSnapshot] | None:
+    """The subworkflow versions the first attempt pinned; None (resolve afresh) if any is gone."""
+    pinned = (run.snapshot or {}).get("subworkflow_versions")
+    if not isinstance(pinned, dict):
+        return None
+    found: dict[str, SubworkflowSnapshot] = {}
+    for workflow_id, version_id in pinned.items():
+        version = await session.get(WorkflowVersion, uuid.UUID(version_id)) if version_id else None
+        sub = await session.get(Workflow, uuid.UUID(workflow_id))
+        if version is None or sub is None:
+            return None
+        found[workflow_id] = SubworkflowSnapshot(
+            workflow_id=workflow_id,
+            name=sub.name,
+            version_id=version_id,
+            definition=WorkflowDefinition.model_validate(version.definition),
+        )
+    return found

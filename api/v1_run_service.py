@@ -167,6 +167,8 @@ async def retry_run(
     run = await get_run(session, who, run_id)
     if started:
         run_input, timeout = await again(session, run, settings)
+        # Versions it created (a subworkflow resolved afresh) must be visible to the execution's writes.
+        await session.commit()
         run_input = run_input.model_copy(update={"precomputed": precomputed})
         wf = await session.get(Workflow, run.workflow_id)
         assert wf is not None

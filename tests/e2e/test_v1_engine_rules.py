@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from ksapi.exceptions import ConflictException
@@ -16,9 +17,9 @@ from activities.reconciler import cancel_stopped
 from db import repo
 from db.models import Run
 from run_status import RunStatus
-from tests.builders import double_graph
+from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
 from tests.conftest import Stack, Tenant, wait_until
-from tests.e2e.v1_client import V1, new_definition, raw, root_folder, settled
+from tests.e2e.v1_client import V1, new_definition, poll, raw, root_folder, set_graph, settled
 from workflows.schema import FinalizeInput, TaskRecord
 from workflows.search_attributes import temporal_workflow_id
 
@@ -123,3 +124,64 @@ async def test_a_stop_whose_cancel_never_arrived_is_delivered_by_the_reconciler(
     await wait_until(closed, within=30)
     async with db() as session:
         assert await session.scalar(select(Run.error).where(Run.id == run_id)) == "Stopped by user"
+
+
+def test_a_retry_runs_the_subworkflow_versions_its_first_attempt_pinned(
+    v1: V1, live_api: str, tenant: Tenant
+) -> None:
+    def child_graph(tag: str) -> dict[str, Any]:
+        return definition(
+            [
+                input_node({"text": "string"}),
+                python_node("tag", f"return {{'tag': '{tag}'}}", {"tag": "string"}),
+                output_node({"tag": "tag.tag"}),
+            ],
+            [link("input_node", "tag"), link("tag", "output_node")],
+        )
+
+    with raw(live_api, tenant.key) as http:
+        child = http.post(
+            "/wf/", json={"name": f"pin-{uuid.uuid4().hex[:6]}", "definition": child_graph("v1")}
+        )
+        child_id = child.json()["id"]
+        fields = {"user_message": "string", "instruction": "string", "inputs": "array"}
+        parent_graph = definition(
+            [
+                input_node(fields),
+                node(
+                    "sub",
+                    "SubworkflowNode",
+                    workflow_id=child_id,
+                    input_map={"text": "input_node.user_message"},
+                ),
+                python_node("slow", "import time\ntime.sleep(30)\nreturn {'y': 1}", {"y": "integer"}),
+                output_node({"tag": "sub.tag"}),
+            ],
+            [link("input_node", "sub"), link("sub", "slow"), link("slow", "output_node")],
+        )
+        d = new_definition(v1, root_folder(v1))
+        set_graph(live_api, tenant.key, d.id, parent_graph)
+        run = v1.defs.create_workflow_run(d.id, user_message="hi")
+
+        def children() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = http.get(f"/run/{run.id}/children/").json()
+            return found
+
+        for attempt in (1, 2):
+            if attempt == 1:
+                v1.runs.start_workflow_run(run.id)
+            else:
+                v1.runs.retry_workflow_run(run.id)
+
+            def done(found: list[dict[str, Any]], n: int = attempt) -> bool:
+                return sum(1 for c in found if c["status"] == "COMPLETED") == n
+
+            poll(children, done, within=30)
+            v1.runs.stop_workflow_run(run.id)
+            if attempt == 1:  # the child changes between the attempts
+                wf = http.get(f"/wf/{child_id}/").json()
+                edited = {"name": wf["name"], "description": "", "definition": child_graph("v2")}
+                assert http.put(f"/wf/{child_id}/", json=edited).status_code == 200
+        runs = children()
+        assert [c["outputs"]["output_node"]["tag"] for c in runs] == ["v1", "v1"]
+        assert len({c["workflow_version_id"] for c in runs}) == 1
