@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, nulls_last, select
+from sqlalchemy import Select, and_, case, func, nulls_last, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.v1_service import is_admin
@@ -67,7 +67,11 @@ def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
 async def list_runs(session: AsyncSession, who: Principal, f: RunFilters) -> tuple[list[Run], int]:
     q = _filtered(who, f)
     total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    started_at = case((Run.draft_state.is_(None), Run.start_time), else_=None)
+    # The same rule as the presenter's `started_at`: null for drafts and v1 runs that never started.
+    # (A snapshot may be stored as SQL NULL or as JSON null.)
+    no_snapshot = func.coalesce(func.jsonb_typeof(Run.snapshot), "null") == "null"
+    never_started = or_(Run.draft_state.is_not(None), and_(Run.v1.is_(True), no_snapshot))
+    started_at = case((never_started, None), else_=Run.start_time)
     column = {"CREATED_AT": Run.created_at, "COMPLETED_AT": Run.end_time}.get(f.sort_by, started_at)
     desc = (f.sort_dir or "DESC") == "DESC"
     order = nulls_last(column.desc() if desc else column.asc())

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import ksapi
 import pytest
 from ksapi.exceptions import ConflictException
 from sqlalchemy import select, update
@@ -185,3 +186,20 @@ def test_a_retry_runs_the_subworkflow_versions_its_first_attempt_pinned(
         runs = children()
         assert [c["outputs"]["output_node"]["tag"] for c in runs] == ["v1", "v1"]
         assert len({c["workflow_version_id"] for c in runs}) == 1
+
+
+async def test_runs_that_never_started_sort_last_by_start_time(
+    v1: V1, db: async_sessionmaker[AsyncSession]
+) -> None:
+    d = new_definition(v1, root_folder(v1))
+    failed, started = (v1.defs.create_workflow_run(d.id) for _ in range(2))
+    v1.runs.start_workflow_run(started.id)
+    settled(v1, started.id, "COMPLETED")
+    async with db() as session, session.begin():  # as when an armed draft's upload fails ingestion
+        assert await repo.fail_draft(session, failed.id, "Input 'a.txt' failed ingestion: bad")
+    assert v1.runs.get_workflow_run(failed.id).started_at is None
+    for direction in (ksapi.SortDirection.ASC, ksapi.SortDirection.DESC):
+        page = v1.runs.list_workflow_runs_for_tenant(
+            definition_id=d.id, sort_by=ksapi.WorkflowRunOrder.STARTED_AT, sort_dir=direction
+        )
+        assert [r.id for r in page.items] == [started.id, failed.id]
