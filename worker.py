@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from activities.reconciler import reconcile_forever
 from activities.registry import build_worker, sandbox_pool
+from api.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
@@ -26,7 +27,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     sessions = make_session_factory(engine)
     client = await connect(settings)
     async with sandbox_pool(settings) as pool:
-        worker = build_worker(client, settings, sessions, pool)
+        worker = build_worker(client, settings, sessions, pool, run_starts())
         reconciler = asyncio.create_task(
             reconcile_forever(sessions, client, settings.reconcile_interval_seconds, timedelta(seconds=30))
         )

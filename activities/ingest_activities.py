@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from api.v1_dispatch import again, dispatch
-from api.v1_service import is_textual
 from db import repo
 from db import v1_repo as v1
 from db.models import Document, Folder, Run, utcnow
 from settings import Settings
-from workflows.ingest_schema import SettleResult
+from workflows.ingest_schema import SettleResult, is_textual
+from workflows.schema import RunInput
+
+
+@dataclass(frozen=True)
+class RunStarts:
+    """The run rules that turn a settled draft into an engine input (the v1 service layer's
+    `dispatch` and `again`), injected by the process so that activities do not import the API."""
+
+    dispatch: Callable[
+        [AsyncSession, Run, Settings, str | None, list[str]], Awaitable[tuple[RunInput, timedelta] | None]
+    ]
+    again: Callable[[AsyncSession, Run, Settings], Awaitable[tuple[RunInput, timedelta]]]
 
 
 class IngestActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, starts: RunStarts
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._starts = starts
 
     @activity.defn(name="ingest_document")
     async def ingest_document(self, document_id: str) -> str:
@@ -55,7 +71,7 @@ class IngestActivities:
             if run is not None and run.draft_state is None and run.status == "PENDING" and run.snapshot:
                 # Dispatched by an earlier attempt of this activity that did not return: start it again
                 # (the start is idempotent: the child workflow id is the run's).
-                run_input, timeout = await again(session, run, self._settings)
+                run_input, timeout = await self._starts.again(session, run, self._settings)
                 await session.commit()  # keeps any version it created for the execution's writes
                 return SettleResult(
                     run_input=run_input,
@@ -87,7 +103,7 @@ class IngestActivities:
                 await session.commit()
                 return SettleResult()
             await session.execute(update(Run).where(Run.id == rid).values(updated_at=utcnow()))
-            dispatched = await dispatch(session, run, self._settings, None, [v1.PENDING])
+            dispatched = await self._starts.dispatch(session, run, self._settings, None, [v1.PENDING])
             if dispatched is None:
                 return SettleResult()
             run_input, timeout = dispatched

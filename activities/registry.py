@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.ingest_activities import IngestActivities
+from activities.ingest_activities import IngestActivities, RunStarts
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
@@ -44,7 +44,11 @@ async def sandbox_pool(settings: Settings) -> AsyncIterator[SandboxPool]:
 
 
 def build_worker(
-    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], pool: SandboxPool
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    pool: SandboxPool,
+    starts: RunStarts,
 ) -> Worker:
     """The one worker configuration, shared by the worker process, the API's embedded worker and tests."""
     acts = RunActivities(sessions, pool, sandbox_limits(settings))
@@ -52,7 +56,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
-        activities=[*acts.all(), *IngestActivities(sessions, settings).all()],
+        activities=[*acts.all(), *IngestActivities(sessions, settings, starts).all()],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.

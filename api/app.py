@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from activities.registry import build_worker, sandbox_pool
 from api import errors
 from api.routes import datasets, meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
+from api.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
@@ -96,7 +97,7 @@ async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
             # be the worker's own, so once connected this client serves the whole API.
             client = await connect(settings)
             async with sandbox_pool(settings) as pool:
-                worker = build_worker(client, settings, app.state.sessions, pool)
+                worker = build_worker(client, settings, app.state.sessions, pool, run_starts())
                 async with worker:
                     app.state.temporal = client
                     app.state.embedded_worker = worker

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from activities.ingest_activities import RunStarts
 from api.run_service import node_policy
 from api.v1_definition_service import ensure_definition
 from api.workflow_service import resolve_subworkflows, version_for_run
@@ -233,3 +234,8 @@ async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, Sub
             definition=WorkflowDefinition.model_validate(version.definition),
         )
     return found
+
+
+def run_starts() -> RunStarts:
+    """These rules, for the ingestion activities (which start a run once its uploads settle)."""
+    return RunStarts(dispatch=dispatch, again=again)

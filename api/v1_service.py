@@ -20,8 +20,6 @@ from errors import BadRequest, Conflict, Forbidden, NotFound
 from settings import Settings
 from workflows.ingest_schema import IngestInput
 
-TEXTUAL = ("text/", "application/json", "application/x-yaml", "application/yaml", "application/xml")
-
 
 def is_admin(who: Principal) -> bool:
     return who.role in (Role.OWNER, Role.ADMIN)
@@ -141,10 +139,6 @@ def media_type_of(name: str, declared: str | None) -> str:
     if declared and declared != "application/octet-stream":
         return declared
     return mimetypes.guess_type(name)[0] or declared or "application/octet-stream"
-
-
-def is_textual(media_type: str, name: str) -> bool:
-    return media_type.startswith(TEXTUAL) or name.lower().endswith((".md", ".txt", ".csv", ".json", ".yaml"))
 
 
 async def create_upload(

@@ -6,6 +6,13 @@ from pydantic import BaseModel
 
 from workflows.schema import RunInput
 
+TEXTUAL = ("text/", "application/json", "application/x-yaml", "application/yaml", "application/xml")
+
+
+def is_textual(media_type: str, name: str) -> bool:
+    """Whether ingestion extracts an upload's text (it is then given to the graph as `text`)."""
+    return media_type.startswith(TEXTUAL) or name.lower().endswith((".md", ".txt", ".csv", ".json", ".yaml"))
+
 
 class IngestInput(BaseModel):
     document_id: str
