@@ -63,7 +63,7 @@ async def start_batch_run(
     if dataset.row_count == 0:
         raise InvalidInput("The dataset has no rows")
     reachable = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
-    human = graph.human_step(defn, (s.definition for s in reachable.values()))
+    human = graph.human_step([defn, *(s.definition for s in reachable.values())])
     if human is not None:
         raise InvalidInput(
             f"A batch run cannot include a human step ('{human}'): rows cannot wait for a person"

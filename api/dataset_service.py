@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from api.dataset_files import parse_dataset
+from api.workflow_service import parse_id
 from db.accounts import Principal, Role
 from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run
 from errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -23,15 +24,6 @@ from run_status import TERMINAL, RunStatus, is_terminal
 _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 _INSERT_CHUNK = 1000  # rows per INSERT statement: bounds the bind parameters of one statement
 DOWNLOAD_PAGE = 1000  # output lines read per query while streaming a download
-
-
-def _parse_id(raw: str | uuid.UUID, what: str) -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
 
 
 def _ensure_can_mutate(who: Principal, owner: uuid.UUID | None, refusal: str) -> None:
@@ -111,7 +103,7 @@ async def get_dataset(session: AsyncSession, who: Principal, dataset_id: str | u
     """
     ds = await session.scalar(
         select(Dataset).where(
-            Dataset.id == _parse_id(dataset_id, "Dataset"), Dataset.tenant_id == who.tenant_id
+            Dataset.id == parse_id(dataset_id, "Dataset"), Dataset.tenant_id == who.tenant_id
         )
     )
     if ds is None:
@@ -192,7 +184,7 @@ async def get_output_file(
     """
     of = await session.scalar(
         select(OutputFile).where(
-            OutputFile.id == _parse_id(output_file_id, "Output file"), OutputFile.tenant_id == who.tenant_id
+            OutputFile.id == parse_id(output_file_id, "Output file"), OutputFile.tenant_id == who.tenant_id
         )
     )
     if of is None:

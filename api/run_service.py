@@ -30,7 +30,7 @@ from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
 from workflows.definition import WorkflowDefinition
-from workflows.schema import NodePolicy, RunInput, RunResult
+from workflows.schema import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 
 
 def node_policy(settings: Settings) -> NodePolicy:
@@ -92,7 +92,22 @@ async def start_run(
     run.version = version
     session.add(run)
     await session.commit()
-    run_input = RunInput(
+    run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
+    await start_execution(session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager)
+    return run
+
+
+def engine_input(
+    run: Run,
+    wf: Workflow,
+    defn: WorkflowDefinition,
+    payload: dict[str, Any],
+    settings: Settings,
+    subworkflows: dict[str, SubworkflowSnapshot],
+    attempt: int | None = None,
+) -> RunInput:
+    """The input of a stored run's execution (`attempt`: set for runs that may be re-run, see RunInput)."""
+    return RunInput(
         run_id=str(run.id),
         tenant_id=str(run.tenant_id),
         workflow_id=str(wf.id),
@@ -101,10 +116,9 @@ async def start_run(
         input_payload=payload,
         policy=node_policy(settings),
         subworkflows=subworkflows,
-        triggered_by=str(who.user_id),
+        triggered_by=str(run.triggered_by) if run.triggered_by else None,
+        attempt=attempt,
     )
-    await start_execution(session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager)
-    return run
 
 
 async def start_execution(
@@ -212,7 +226,7 @@ async def run_partial(
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
     calls = any(nid not in precomputed and top[nid].node_type == "SubworkflowNode" for nid in include)
     reachable = [s.definition for s in subworkflows.values()] if calls else []
-    human = graph.human_step(WorkflowDefinition(nodes=[], links=[]), reachable)
+    human = graph.human_step(reachable)
     if human is not None:
         raise InvalidInput(f"A partial run cannot wait for a person: a subworkflow it runs has '{human}'")
     plan = graph.GraphPlan.build(defn)

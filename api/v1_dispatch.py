@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.ingest_activities import RunStarts
-from api.run_service import node_policy
+from api.run_service import engine_input
 from api.v1_definition_service import ensure_definition
 from api.workflow_service import resolve_subworkflows, version_for_run
 from db import repo
@@ -187,18 +187,7 @@ async def run_input(
 ) -> RunInput:
     if subworkflows is None:
         subworkflows = await resolve_subworkflows(session, run.tenant_id, defn, wf, pin=True)
-    return RunInput(
-        run_id=str(run.id),
-        tenant_id=str(run.tenant_id),
-        workflow_id=str(run.workflow_id),
-        workflow_name=wf.name,
-        definition=defn,
-        input_payload=payload,
-        policy=node_policy(settings),
-        subworkflows=subworkflows,
-        triggered_by=str(run.triggered_by) if run.triggered_by else None,
-        attempt=run.attempt,
-    )
+    return engine_input(run, wf, defn, payload, settings, subworkflows, attempt=run.attempt)
 
 
 async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[RunInput, timedelta]:

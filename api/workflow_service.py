@@ -28,8 +28,10 @@ _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 _NAME_ROOM = 460
 
 
-def parse_id(raw: str, what: str) -> uuid.UUID:
+def parse_id(raw: str | uuid.UUID, what: str) -> uuid.UUID:
     """Ids are UUIDs; anything else cannot name an entity, so it is simply not found."""
+    if isinstance(raw, uuid.UUID):
+        return raw
     try:
         return uuid.UUID(raw)
     except ValueError:

@@ -15,7 +15,7 @@ from sqlalchemy import Text, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DatasetRow, OutputFile, Run, utcnow
-from db.repo import task_id, transition
+from db.repo import parent_task_id, task_id, transition
 from run_status import RunStatus
 from workflows.schema import FinalizeBatchInput, RecordRowsInput, RunResult
 
@@ -130,10 +130,8 @@ async def record_rows(session: AsyncSession, arg: RecordRowsInput) -> int:
             item = record.model_dump(mode="json")
             item["id"] = str(task_id(row.run_id, record.scope, record.node_id))
             item["run_id"] = row.run_id
-            item["parent_task_id"] = None
-            if record.scope:
-                outer, _, last = record.scope.rpartition("/")
-                item["parent_task_id"] = str(task_id(row.run_id, outer, last.rpartition("#")[0]))
+            parent = parent_task_id(row.run_id, record.scope)
+            item["parent_task_id"] = str(parent) if parent else None
             tasks.append(item)
     if tasks:
         await session.execute(_INSERT_TASKS, {"tasks": json.dumps(tasks)})

@@ -110,7 +110,8 @@ def task_id(run_id: uuid.UUID | str, scope: str, node_id: str) -> uuid.UUID:
     return uuid.uuid5(_TASK_IDS, f"{run_id}|{scope}|{node_id}")
 
 
-def _parent_task_id(run_id: uuid.UUID | str, scope: str) -> uuid.UUID | None:
+def parent_task_id(run_id: uuid.UUID | str, scope: str) -> uuid.UUID | None:
+    """The id of the loop task whose body holds tasks of this scope (None at top level)."""
     if not scope:
         return None
     outer, _, last = scope.rpartition("/")
@@ -122,7 +123,7 @@ def _tasks_json(run_id: uuid.UUID | str, records: list[TaskRecord]) -> str:
     for r in records:
         row = r.model_dump(mode="json")
         row["id"] = str(task_id(run_id, r.scope, r.node_id))
-        parent = _parent_task_id(run_id, r.scope)
+        parent = parent_task_id(run_id, r.scope)
         row["parent_task_id"] = str(parent) if parent else None
         rows.append(row)
     return json.dumps(rows)

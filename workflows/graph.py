@@ -232,10 +232,10 @@ class GraphPlan:
         return found
 
 
-def human_step(defn: WorkflowDefinition, others: Iterable[WorkflowDefinition] = ()) -> str | None:
-    """The id of a HumanInterventionNode in the definition or in the workflows it runs, if any
-    (runs that nobody can answer, such as batch rows and partial runs, must not have one)."""
-    for d in (defn, *others):
+def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
+    """The id of a HumanInterventionNode in any of the definitions, if one has one (runs that
+    nobody can answer, such as batch rows and partial runs, must not reach one)."""
+    for d in defns:
         for node in d.nodes:
             if node.node_type == "HumanInterventionNode":
                 return node.id
