@@ -12,7 +12,7 @@
    stays PENDING; that is reported as seen. Then the folder is created (and removed afterwards) and the batch
    is run again, to get a figure for the side-by-side.
 
-Targets (issue 5): >= 200 rows/s, no process above 500 MB.
+Targets (2-core machine): >= 200 rows/s, no process above 500 MB.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def print_results(results: list[BatchResult], baseline: Sampler | None) -> None:
 def print_targets(results: list[BatchResult]) -> None:
     ours = [r for r in results if r.system == "ours"]
     print(
-        f"\ntargets (issue 5, 2-core machine): >= {TARGET_ROWS_PER_S:.0f} rows/s; no process above {TARGET_MB:.0f} MB"
+        f"\ntargets (2-core machine): >= {TARGET_ROWS_PER_S:.0f} rows/s; no process above {TARGET_MB:.0f} MB"
     )
     for r in ours:
         ok = r.rows_per_s is not None and r.rows_per_s >= TARGET_ROWS_PER_S and r.verdict.startswith("ok")

@@ -1,4 +1,4 @@
-"""Start and stop a throwaway Temporal dev server tuned as in temporal-notes 3.3-3.4."""
+"""Start and stop a throwaway Temporal dev server tuned as `make run` tunes it (WAL, one partition, eager)."""
 
 from __future__ import annotations
 

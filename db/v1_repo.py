@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Document, Folder, Run, V1Definition, WorkflowVersion, utcnow
 from run_status import RunStatus
 
-# The v1 view of a run (product.md, "One run model, two views").
+# The v1 view of a run: its execution state, derived from the status and the draft state.
 NOT_STARTED, PENDING, IN_PROGRESS, COMPLETED, FAILED = (
     "NOT_STARTED",
     "PENDING",

@@ -1,4 +1,4 @@
-"""The v1 view of a run (product.md, "One run model, two views"), in Python and in SQL."""
+"""The v1 view of a run (execution state from status and draft state), in Python and in SQL."""
 
 from __future__ import annotations
 
