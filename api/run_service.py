@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.service import RPCError
+from temporalio.types import MethodAsyncSingleParam
 
 from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, version_for_run
 from db import repo
@@ -29,8 +30,11 @@ from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
+from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
-from workflows.schema import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
+from workflows.run_workflow import RunWorkflow
+
+ArgT = TypeVar("ArgT")
 
 
 def node_policy(settings: Settings) -> NodePolicy:
@@ -93,7 +97,7 @@ async def start_run(
     session.add(run)
     await session.commit()
     run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
-    await start_execution(session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager)
+    await start_execution(session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager)
     return run
 
 
@@ -127,8 +131,8 @@ async def start_execution(
     settings: Settings,
     run: Run,
     wf: Workflow,
-    workflow_type: str,
-    arg: Any,
+    execution: MethodAsyncSingleParam[Any, ArgT, RunResult],
+    arg: ArgT,
     *,
     eager: bool,
     execution_timeout: timedelta | None = None,
@@ -147,7 +151,7 @@ async def start_execution(
     run_id = str(run.id)
     try:
         await client.start_workflow(
-            workflow_type,
+            execution,
             arg,
             id=sa.temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
@@ -236,7 +240,7 @@ async def run_partial(
         _, payload = _run_inputs(defn, initial_inputs)
     run_id = str(uuid.uuid4())
     handle = await client.start_workflow(
-        "RunWorkflow",
+        RunWorkflow.run,
         RunInput(
             run_id=run_id,
             tenant_id=str(who.tenant_id),
@@ -253,7 +257,6 @@ async def run_partial(
         ),
         id=f"partial-{run_id}",
         task_queue=settings.temporal_task_queue,
-        result_type=RunResult,
         memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": "partial"},
     )
     try:
@@ -318,7 +321,7 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:
     """The run's result once it closes; None if it is still going after `wait_seconds` or did not complete."""
-    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run_id)), result_type=RunResult)
+    handle = client.get_workflow_handle_for(RunWorkflow.run, sa.temporal_workflow_id(str(run_id)))
     try:
         return await asyncio.wait_for(handle.result(), wait_seconds)
     except (TimeoutError, WorkflowFailureError):

@@ -20,8 +20,8 @@ from db.models import Run, Workflow, WorkflowVersion, utcnow
 from errors import Conflict, InvalidDefinition, NotFound
 from run_status import TERMINAL, RunStatus
 from workflows import graph
+from workflows.contracts import SubworkflowSnapshot
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
-from workflows.schema import SubworkflowSnapshot
 
 _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 # Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -24,27 +25,29 @@ with workflow.unsafe.imports_passed_through():
     from run_status import PauseAction, RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
-    from workflows.node_configs import (
-        ForLoopNodeConfig,
-        HumanInterventionNodeConfig,
-        SubworkflowNodeConfig,
-    )
-    from workflows.schema import (
+    from workflows.contracts import (
         CreateChildRunInput,
         Decision,
         PauseRecord,
         ProgressInput,
         PythonBatchInput,
-        PythonBatchResult,
         PythonItem,
         PythonNodeInput,
         RecordDecisionInput,
         RecordPauseInput,
+        RunActivitiesContract,
         RunInput,
-        RunResult,
+        RunWorkflowContract,
         TaskRecord,
     )
+    from workflows.node_configs import (
+        ForLoopNodeConfig,
+        HumanInterventionNodeConfig,
+        SubworkflowNodeConfig,
+    )
 
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 _LIMIT_KEYS = ("wall_seconds", "cpu_seconds", "memory_mb", "output_bytes")
 
 
@@ -94,15 +97,14 @@ class PythonBatcher:
             del queue[: self._max]
             items: list[PythonItem | None] = [None] * len(group)
             try:
-                result: PythonBatchResult = await workflow.execute_local_activity(
-                    "run_python_batch",
+                result = await workflow.execute_local_activity_method(
+                    RunActivitiesContract.run_python_batch,
                     PythonBatchInput(
                         code=arg.code,
                         items=[inputs for inputs, _ in group],
                         output_schema=arg.output_schema,
                         limits={**arg.limits, "wall_seconds": wall},
                     ),
-                    result_type=PythonBatchResult,
                     start_to_close_timeout=timedelta(seconds=wall + 10),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                     summary=f"{title} x{len(group)}",
@@ -173,9 +175,9 @@ class GraphRunner:
             if state.unsettled():
                 state.cancel(reason, workflow.now())
 
-    async def write(self, name: str, arg: Any, summary: str) -> None:
+    async def write(self, write: Callable[[Any, ArgT], Awaitable[None]], arg: ArgT, summary: str) -> None:
         if self.inp.persist:
-            await db_write(name, arg, summary)
+            await db_write(write, arg, summary)
 
     # -- driving ---------------------------------------------------------------------------------
     async def run(self) -> graph.RunState:
@@ -279,7 +281,7 @@ class GraphRunner:
                 settled = self.unflushed()
                 if settled:
                     progress = ProgressInput(run_id=self.inp.run_id, attempt=self.inp.attempt, tasks=settled)
-                    await db_write("record_progress", progress, "progress")
+                    await db_write(RunActivitiesContract.record_progress, progress, "progress")
             await workflow.wait(list(in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
             for node_id, task in list(in_flight.items()):
                 if not task.done():
@@ -323,15 +325,13 @@ class GraphRunner:
             # through the server. User code has no network and no lasting files, so running it
             # again on the slow path after the fast-path limit is harmless.
             try:
-                quick: dict[str, Any] = await workflow.execute_local_activity(
-                    "run_python_node",
+                return await workflow.execute_local_activity_method(
+                    RunActivitiesContract.run_python_node,
                     arg.model_copy(update={"limits": {**arg.limits, "wall_seconds": fast}}),
-                    result_type=dict,
                     start_to_close_timeout=timedelta(seconds=fast + 10),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                     summary=node.title,
                 )
-                return quick
             except (ActivityError, ApplicationError) as err:
                 # A failed local activity surfaces as its ApplicationError itself, not wrapped.
                 cause = err.cause if isinstance(err, ActivityError) else err
@@ -346,10 +346,9 @@ class GraphRunner:
         # Only now is the run worth marking RUNNING for operators: a fast-path run is already done.
         if self.inp.persist:
             workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
-        result: dict[str, Any] = await workflow.execute_activity(
-            "run_python_node",
+        return await workflow.execute_activity_method(
+            RunActivitiesContract.run_python_node,
             arg.model_copy(update={"tasks": []}) if fast > 0 else arg,
-            result_type=dict,
             start_to_close_timeout=timedelta(seconds=policy.start_to_close_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(
@@ -357,7 +356,6 @@ class GraphRunner:
             ),
             summary=node.title,
         )
-        return result
 
     async def _human_node(
         self, state: graph.RunState, node_id: str, inputs: dict[str, Any]
@@ -377,7 +375,7 @@ class GraphRunner:
         timeout = config.timeout_seconds
         workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.PAUSED.value)])
         await self.write(
-            "record_pause",
+            RunActivitiesContract.record_pause,
             RecordPauseInput(
                 run_id=self.inp.run_id,
                 attempt=self.inp.attempt,
@@ -415,7 +413,7 @@ class GraphRunner:
         if state.run_status() == RunStatus.RUNNING:
             workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
         await self.write(
-            "record_decision",
+            RunActivitiesContract.record_decision,
             RecordDecisionInput(
                 run_id=self.inp.run_id,
                 attempt=self.inp.attempt,
@@ -470,7 +468,7 @@ class GraphRunner:
         state.records[node_id].subworkflow_output = {"run_id": child_id}
         if self.inp.persist:
             await db_write(
-                "create_child_run",
+                RunActivitiesContract.create_child_run,
                 CreateChildRunInput(
                     run_id=child_id,
                     parent_run_id=self.inp.run_id,
@@ -483,8 +481,8 @@ class GraphRunner:
                 ),
                 f"child run {node.title}",
             )
-        result: RunResult = await workflow.execute_child_workflow(
-            "RunWorkflow",
+        result = await workflow.execute_child_workflow(
+            RunWorkflowContract.run,
             RunInput(
                 run_id=child_id,
                 tenant_id=self.inp.tenant_id,
@@ -498,7 +496,6 @@ class GraphRunner:
                 triggered_by=self.inp.triggered_by,
             ),
             id=sa.temporal_workflow_id(child_id),
-            result_type=RunResult,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.RUN_ID, child_id),
@@ -598,13 +595,12 @@ def _apply(
     return output
 
 
-async def db_write(name: str, arg: Any, summary: str, result_type: type | None = None) -> Any:
+async def db_write(write: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str) -> ResultT:
     """A database write as a local activity: it runs inside the workflow task (no round trip) and
     retries with backoff for as long as the database is away."""
-    return await workflow.execute_local_activity(
-        name,
+    return await workflow.execute_local_activity_method(
+        write,
         arg,
-        result_type=result_type,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         summary=summary,

@@ -15,8 +15,8 @@ from typing import Any
 from errors import InvalidDefinition, InvalidInput
 from run_status import RunStatus, TaskStatus
 from workflows import nodes
+from workflows.contracts import TaskRecord
 from workflows.definition import SpurType, WorkflowDefinition, WorkflowLink, WorkflowNode
-from workflows.schema import TaskRecord
 
 UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})

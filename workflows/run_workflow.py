@@ -17,14 +17,23 @@ from temporalio.exceptions import ApplicationError, CancelledError
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import search_attributes as sa
+    from workflows.contracts import (
+        Decision,
+        DecisionResult,
+        FinalizeInput,
+        RunActivitiesContract,
+        RunInput,
+        RunResult,
+        RunWorkflowContract,
+        TaskRecord,
+    )
     from workflows.driver import GraphRunner, Pause, db_write
-    from workflows.schema import Decision, DecisionResult, FinalizeInput, RunInput, RunResult, TaskRecord
 
 T = TypeVar("T")
 
 
 @workflow.defn(name="RunWorkflow")
-class RunWorkflow:
+class RunWorkflow(RunWorkflowContract):
     def __init__(self) -> None:
         self._runner: GraphRunner | None = None
 
@@ -108,8 +117,8 @@ class RunWorkflow:
             return _small(
                 RunResult(run_id=inp.run_id, status=status, outputs=state.outputs(), error=error), runner
             )
-        result: RunResult = await db_write(
-            "finalize_run",
+        result = await db_write(
+            RunActivitiesContract.finalize_run,
             FinalizeInput(
                 run_id=inp.run_id,
                 attempt=inp.attempt,
@@ -120,7 +129,6 @@ class RunWorkflow:
                 end_time=workflow.now(),
             ),
             "finalize run",
-            RunResult,
         )
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
         return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
