@@ -42,7 +42,9 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
         RunResult,
     )
-    from workflows.driver import GraphRunner, PythonBatcher, db_write
+    from workflows.driver import GraphRunner
+    from workflows.node_kinds.base import db_write
+    from workflows.node_kinds.python_func import PythonBatcher
 
 _PAGE_ROWS = 100  # rows per load, at most (the loader also stops at a byte budget)
 _FLUSH_ROWS = 100  # finished rows per bulk write, at most

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
+    from workflows import nodes
     from workflows import search_attributes as sa
     from workflows.contracts import (
         Decision,
@@ -27,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
         RunWorkflowContract,
         TaskRecord,
     )
-    from workflows.driver import GraphRunner, Pause, db_write
+    from workflows.driver import GraphRunner
+    from workflows.node_kinds.base import Pause, db_write
 
 T = TypeVar("T")
 
@@ -143,7 +145,9 @@ def _small(result: RunResult, runner: GraphRunner) -> RunResult:
     if len(json.dumps(result.outputs, default=str)) <= _RESULT_OUTPUT_BYTES:
         return result
     plan = runner.root.plan
-    kept = {nid: out for nid, out in result.outputs.items() if plan.by_id[nid].node_type == "OutputNode"}
+    kept = {
+        nid: out for nid, out in result.outputs.items() if nodes.kind_of(plan.by_id[nid].node_type).is_output
+    }
     return result.model_copy(update={"outputs": kept, "outputs_complete": False})
 
 
