@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -106,6 +105,3 @@ class IngestActivities(IngestActivitiesContract):
             return SettleResult(
                 run_input=run_input, execution_timeout_seconds=timeout.total_seconds(), run_type=run.run_type
             )
-
-    def all(self) -> list[Any]:
-        return [self.ingest_document, self.settle_run_inputs]

@@ -155,17 +155,3 @@ class RunActivities(RunActivitiesContract):
         async with self._sessions() as session, session.begin():
             if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_decision(session, arg)
-
-    def all(self) -> list[Any]:
-        return [
-            self.run_python_node,
-            self.finalize_run,
-            self.record_progress,
-            self.record_pause,
-            self.record_decision,
-            self.create_child_run,
-            self.run_python_batch,
-            self.load_dataset_rows,
-            self.record_batch_rows,
-            self.finalize_batch,
-        ]

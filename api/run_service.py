@@ -220,15 +220,13 @@ async def run_partial(
             raise InvalidInput(f"partial_outputs['{nid}'] must be an object of output fields")
         precomputed[nid] = output
     include = graph.partial_run_nodes(defn, node_id, set(precomputed))
-    waits = [
-        nid for nid in include if nid not in precomputed and top[nid].node_type == "HumanInterventionNode"
-    ]
+    waits = [nid for nid in include if nid not in precomputed and nodes.kind_of(top[nid].node_type).pauses]
     if waits:
         raise InvalidInput(
             f"A partial run cannot wait for a person: give precomputed outputs for '{waits[0]}'"
         )
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
-    calls = any(nid not in precomputed and top[nid].node_type == "SubworkflowNode" for nid in include)
+    calls = any(nid not in precomputed and nodes.kind_of(top[nid].node_type).runs_child for nid in include)
     reachable = [s.definition for s in subworkflows.values()] if calls else []
     human = graph.human_step(reachable)
     if human is not None:
@@ -277,7 +275,7 @@ async def run_partial(
 def may_pause(run: Run) -> bool:
     """Whether the run's graph has a human step (only then is it worth watching for a pause)."""
     nodes_ = (run.version.definition if run.version is not None else {}).get("nodes", [])
-    return any(n.get("node_type") == "HumanInterventionNode" for n in nodes_)
+    return any(nodes.kind_of(n.get("node_type")).pauses for n in nodes_)
 
 
 async def wait_until_settled(

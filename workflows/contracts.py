@@ -8,6 +8,8 @@ must never change (the replay test fails if they do).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -296,7 +298,8 @@ class SettleResult(BaseModel):
 
 class _ActivityContract:
     """An activity interface: workflow code calls its methods with `workflow.execute_activity_method`;
-    a subclass in `activities/` implements them (mypy checks the overrides' signatures).
+    a subclass in `activities/` implements them all (mypy checks the overrides' signatures, and an
+    implementation that leaves one out cannot be instantiated).
 
     An override is registered under the interface's activity name, so each name is written once.
     """
@@ -310,62 +313,83 @@ class _ActivityContract:
                 if defn is not None and own is not None and own is not declared:
                     activity.defn(name=defn.name)(own)
 
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity of the interface, bound to this implementation, for a worker to register."""
+        cls = type(self)
+        return [
+            getattr(self, attr)
+            for attr in dir(cls)
+            if callable(getattr(cls, attr)) and activity._Definition.from_callable(getattr(cls, attr))
+        ]
 
-class RunActivitiesContract(_ActivityContract):
+
+class RunActivitiesContract(_ActivityContract, ABC):
     """Activities of runs and batches (implemented by `activities.run_activities.RunActivities`)."""
 
     @activity.defn(name="run_python_node")
+    @abstractmethod
     async def run_python_node(self, arg: PythonNodeInput) -> dict[str, Any]:
         """The node's output (its code's returned object)."""
         raise NotImplementedError
 
     @activity.defn(name="run_python_batch")
+    @abstractmethod
     async def run_python_batch(self, arg: PythonBatchInput) -> PythonBatchResult:
         raise NotImplementedError
 
     @activity.defn(name="finalize_run")
+    @abstractmethod
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
         raise NotImplementedError
 
     @activity.defn(name="create_child_run")
+    @abstractmethod
     async def create_child_run(self, arg: CreateChildRunInput) -> None:
         raise NotImplementedError
 
     @activity.defn(name="load_dataset_rows")
+    @abstractmethod
     async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     @activity.defn(name="record_batch_rows")
+    @abstractmethod
     async def record_batch_rows(self, arg: RecordRowsInput) -> int:
         """How many rows were recorded now (rows recorded before are not counted)."""
         raise NotImplementedError
 
     @activity.defn(name="finalize_batch")
+    @abstractmethod
     async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
         raise NotImplementedError
 
     @activity.defn(name="record_progress")
+    @abstractmethod
     async def record_progress(self, arg: ProgressInput) -> None:
         raise NotImplementedError
 
     @activity.defn(name="record_pause")
+    @abstractmethod
     async def record_pause(self, arg: RecordPauseInput) -> None:
         raise NotImplementedError
 
     @activity.defn(name="record_decision")
+    @abstractmethod
     async def record_decision(self, arg: RecordDecisionInput) -> None:
         raise NotImplementedError
 
 
-class IngestActivitiesContract(_ActivityContract):
+class IngestActivitiesContract(_ActivityContract, ABC):
     """Activities of document ingestion (implemented by `activities.ingest_activities`)."""
 
     @activity.defn(name="ingest_document")
+    @abstractmethod
     async def ingest_document(self, document_id: str) -> str:
         """The document's ingest status (COMPLETED or FAILED)."""
         raise NotImplementedError
 
     @activity.defn(name="settle_run_inputs")
+    @abstractmethod
     async def settle_run_inputs(self, run_id: str) -> SettleResult:
         raise NotImplementedError
 
