@@ -2,8 +2,14 @@
 
 A kind is one `NodeHandler` subclass in a module of this package, registered by one line in
 `workflows.nodes`. Handlers are workflow code: deterministic, no I/O (pydantic, temporalio and the
-workflows' own pure modules only). They never import `workflows.graph` or the catalogue at run time;
-what they need of the run (plans, states, writes, pauses) they get through `RunScope`.
+workflows' own pure modules only). `workflows.graph` imports the catalogue, which imports every
+kind, so a kind never imports the graph or the catalogue at run time: what it needs of the run
+(plans, states, writes, pauses) it gets through `RunScope`.
+
+Adding a kind: its module here (handler and config model) and its tests, plus one import and one
+entry in `workflows.nodes.HANDLERS`. A kind whose work is an activity also declares the activity in
+`workflows.contracts` (input and output models, one abstract method of an activity contract) and
+implements it in `activities/` (a new implementing class is one more line in `activities/registry.py`).
 """
 
 from __future__ import annotations
