@@ -6,18 +6,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 
 from db import repo
 from db import v1_repo as v1
 from db.models import Document, Folder, Run, utcnow
 from settings import Settings
-from workflows.ingest_schema import SettleResult, is_textual
-from workflows.schema import RunInput
+from workflows.contracts import IngestActivitiesContract, RunInput, SettleResult, is_textual
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class RunStarts:
     again: Callable[[AsyncSession, Run, Settings], Awaitable[tuple[RunInput, timedelta]]]
 
 
-class IngestActivities:
+class IngestActivities(IngestActivitiesContract):
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], settings: Settings, starts: RunStarts
     ) -> None:
@@ -39,7 +36,6 @@ class IngestActivities:
         self._settings = settings
         self._starts = starts
 
-    @activity.defn(name="ingest_document")
     async def ingest_document(self, document_id: str) -> str:
         """Extract text from a textual upload (UTF-8); other types are stored as they are.
         Returns the document's ingest status (COMPLETED or FAILED); repeating it changes nothing."""
@@ -61,7 +57,6 @@ class IngestActivities:
             doc.updated_at = utcnow()
             return doc.ingest_status
 
-    @activity.defn(name="settle_run_inputs")
     async def settle_run_inputs(self, run_id: str) -> SettleResult:
         """When no upload of a PENDING draft is still ingesting: back to NOT_STARTED, or (auto_start)
         dispatch it, or fail it if an upload failed. Returns the run to start, if any."""
@@ -110,6 +105,3 @@ class IngestActivities:
             return SettleResult(
                 run_input=run_input, execution_timeout_seconds=timeout.total_seconds(), run_type=run.run_type
             )
-
-    def all(self) -> list[Any]:
-        return [self.ingest_document, self.settle_run_inputs]

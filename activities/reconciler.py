@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from db import repo, v1_repo
 from db.models import Run, utcnow
 from run_status import RunStatus
-from workflows.schema import RunResult
+from workflows.contracts import RunResult
 from workflows.search_attributes import temporal_workflow_id
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
-        activities=[*acts.all(), *IngestActivities(sessions, settings, starts).all()],
+        activities=[*acts.activities(), *IngestActivities(sessions, settings, starts).activities()],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.

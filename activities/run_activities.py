@@ -1,4 +1,4 @@
-"""Activities the run workflow calls by name: the sandboxed PythonFuncNode and the terminal write."""
+"""The run and batch activities (`contracts.RunActivitiesContract`): the sandboxed PythonFuncNode, batch rows and the writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import batch_repo, repo
-from workflows.schema import (
+from workflows.contracts import (
     CreateChildRunInput,
     FinalizeBatchInput,
     FinalizeInput,
@@ -26,13 +26,14 @@ from workflows.schema import (
     RecordDecisionInput,
     RecordPauseInput,
     RecordRowsInput,
+    RunActivitiesContract,
     RunResult,
 )
 
 GROUP_RESULT_BYTES = 1024 * 1024
 
 
-class RunActivities:
+class RunActivities(RunActivitiesContract):
     """Activity implementations with their dependencies injected by `worker.py` (or a test)."""
 
     def __init__(
@@ -42,7 +43,6 @@ class RunActivities:
         self._sandbox = sandbox
         self._limits = limits
 
-    @activity.defn(name="run_python_node")
     async def run_python_node(self, arg: PythonNodeInput) -> dict[str, Any]:
         """Record progress, then run the node's code in a sandbox process, heartbeating meanwhile.
 
@@ -73,7 +73,6 @@ class RunActivities:
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)
 
-    @activity.defn(name="run_python_batch")
     async def run_python_batch(self, arg: PythonBatchInput) -> PythonBatchResult:
         """Run one Python node for several batch rows in one sandbox process; nothing is written.
 
@@ -100,7 +99,6 @@ class RunActivities:
             raise ApplicationError("group result too large", type="group_too_large", non_retryable=True)
         return result
 
-    @activity.defn(name="finalize_run")
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
         """Write the run's terminal state once; a repeated call answers with what is stored."""
         async with self._sessions() as session, session.begin():
@@ -114,7 +112,6 @@ class RunActivities:
             recorded=recorded,
         )
 
-    @activity.defn(name="create_child_run")
     async def create_child_run(self, arg: CreateChildRunInput) -> None:
         """Write a SubworkflowNode's child run row before its execution starts (once)."""
         try:
@@ -127,54 +124,34 @@ class RunActivities:
                 f"Workflow '{arg.workflow_id}' no longer exists", type="gone", non_retryable=True
             ) from err
 
-    @activity.defn(name="load_dataset_rows")
     async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
         """A page of a dataset's rows, in order, for a batch chunk."""
         async with self._sessions() as session:
             return await batch_repo.load_rows(session, uuid.UUID(arg.dataset_id), arg.start, arg.limit)
 
-    @activity.defn(name="record_batch_rows")
     async def record_batch_rows(self, arg: RecordRowsInput) -> int:
         """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
         async with self._sessions() as session, session.begin():
             return await batch_repo.record_rows(session, arg)
 
-    @activity.defn(name="finalize_batch")
     async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
         """The batch parent's terminal write (first terminal write wins)."""
         async with self._sessions() as session, session.begin():
             return await batch_repo.finalize_batch(session, arg)
 
-    @activity.defn(name="record_progress")
     async def record_progress(self, arg: ProgressInput) -> None:
         """Write task rows that settled while other nodes are still running or paused."""
         async with self._sessions() as session, session.begin():
             await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
 
-    @activity.defn(name="record_pause")
     async def record_pause(self, arg: RecordPauseInput) -> None:
         """Write a pause when it opens, so paused lists need no Temporal query."""
         async with self._sessions() as session, session.begin():
             if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_pause(session, arg)
 
-    @activity.defn(name="record_decision")
     async def record_decision(self, arg: RecordDecisionInput) -> None:
         """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
         async with self._sessions() as session, session.begin():
             if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_decision(session, arg)
-
-    def all(self) -> list[Any]:
-        return [
-            self.run_python_node,
-            self.finalize_run,
-            self.record_progress,
-            self.record_pause,
-            self.record_decision,
-            self.create_child_run,
-            self.run_python_batch,
-            self.load_dataset_rows,
-            self.record_batch_rows,
-            self.finalize_batch,
-        ]

@@ -16,8 +16,9 @@ from errors import BadRequest, InvalidInput
 from run_status import RunStatus
 from settings import Settings
 from workflows import graph, nodes
+from workflows.batch_workflow import BatchWorkflow
+from workflows.contracts import BatchInput
 from workflows.definition import WorkflowDefinition
-from workflows.schema import BatchInput
 
 
 def batch_fields(defn: WorkflowDefinition) -> tuple[list[str], list[str]]:
@@ -109,5 +110,5 @@ async def start_batch_run(
         policy=node_policy(settings),
         subworkflows=subworkflows,
     )
-    await start_execution(session, client, settings, run, wf, "BatchWorkflow", batch, eager=eager)
+    await start_execution(session, client, settings, run, wf, BatchWorkflow.run, batch, eager=eager)
     return run

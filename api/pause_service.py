@@ -17,7 +17,8 @@ from db.models import Pause, Run, Workflow
 from errors import BadRequest, Conflict
 from run_status import RunStatus, is_terminal
 from workflows import search_attributes as sa
-from workflows.schema import Decision, DecisionResult
+from workflows.contracts import Decision
+from workflows.run_workflow import RunWorkflow
 
 
 async def paused_runs(
@@ -104,13 +105,14 @@ async def decide(
         decided = f"{pause.resume_action} by {pause.resume_user_id}" if pause.resume_action else "closed"
         raise Conflict(f"This pause was already decided ({decided})")
     targeted = decision.model_copy(update={"node_id": pause.node_id})
-    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run.id)))
+    handle = client.get_workflow_handle_for(RunWorkflow.run, sa.temporal_workflow_id(str(run.id)))
     try:
-        await handle.execute_update(
-            "decide",
+        # The SDK's stubs type an async handler's result as its coroutine: `_` keeps mypy from
+        # asking for an await (the value is the handler's DecisionResult).
+        _ = await handle.execute_update(
+            RunWorkflow.decide,
             targeted,
             id=f"decide:{run.id}:{pause.node_id}:{pause.seq}:{_fingerprint(targeted)}",
-            result_type=DecisionResult,
         )
     except WorkflowUpdateFailedError as err:
         raise Conflict(f"Decision refused: {err.cause or err}") from err

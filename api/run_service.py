@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.service import RPCError
+from temporalio.types import MethodAsyncSingleParam
 
 from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, version_for_run
 from db import repo
@@ -29,8 +30,11 @@ from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
+from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
-from workflows.schema import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
+from workflows.run_workflow import RunWorkflow
+
+ArgT = TypeVar("ArgT")
 
 
 def node_policy(settings: Settings) -> NodePolicy:
@@ -93,7 +97,7 @@ async def start_run(
     session.add(run)
     await session.commit()
     run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
-    await start_execution(session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager)
+    await start_execution(session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager)
     return run
 
 
@@ -127,8 +131,8 @@ async def start_execution(
     settings: Settings,
     run: Run,
     wf: Workflow,
-    workflow_type: str,
-    arg: Any,
+    execution: MethodAsyncSingleParam[Any, ArgT, RunResult],
+    arg: ArgT,
     *,
     eager: bool,
     execution_timeout: timedelta | None = None,
@@ -147,7 +151,7 @@ async def start_execution(
     run_id = str(run.id)
     try:
         await client.start_workflow(
-            workflow_type,
+            execution,
             arg,
             id=sa.temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
@@ -216,15 +220,13 @@ async def run_partial(
             raise InvalidInput(f"partial_outputs['{nid}'] must be an object of output fields")
         precomputed[nid] = output
     include = graph.partial_run_nodes(defn, node_id, set(precomputed))
-    waits = [
-        nid for nid in include if nid not in precomputed and top[nid].node_type == "HumanInterventionNode"
-    ]
+    waits = [nid for nid in include if nid not in precomputed and nodes.kind_of(top[nid].node_type).pauses]
     if waits:
         raise InvalidInput(
             f"A partial run cannot wait for a person: give precomputed outputs for '{waits[0]}'"
         )
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=False)
-    calls = any(nid not in precomputed and top[nid].node_type == "SubworkflowNode" for nid in include)
+    calls = any(nid not in precomputed and nodes.kind_of(top[nid].node_type).runs_child for nid in include)
     reachable = [s.definition for s in subworkflows.values()] if calls else []
     human = graph.human_step(reachable)
     if human is not None:
@@ -236,7 +238,7 @@ async def run_partial(
         _, payload = _run_inputs(defn, initial_inputs)
     run_id = str(uuid.uuid4())
     handle = await client.start_workflow(
-        "RunWorkflow",
+        RunWorkflow.run,
         RunInput(
             run_id=run_id,
             tenant_id=str(who.tenant_id),
@@ -253,7 +255,6 @@ async def run_partial(
         ),
         id=f"partial-{run_id}",
         task_queue=settings.temporal_task_queue,
-        result_type=RunResult,
         memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": "partial"},
     )
     try:
@@ -274,7 +275,7 @@ async def run_partial(
 def may_pause(run: Run) -> bool:
     """Whether the run's graph has a human step (only then is it worth watching for a pause)."""
     nodes_ = (run.version.definition if run.version is not None else {}).get("nodes", [])
-    return any(n.get("node_type") == "HumanInterventionNode" for n in nodes_)
+    return any(nodes.kind_of(n.get("node_type")).pauses for n in nodes_)
 
 
 async def wait_until_settled(
@@ -318,7 +319,7 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:
     """The run's result once it closes; None if it is still going after `wait_seconds` or did not complete."""
-    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run_id)), result_type=RunResult)
+    handle = client.get_workflow_handle_for(RunWorkflow.run, sa.temporal_workflow_id(str(run_id)))
     try:
         return await asyncio.wait_for(handle.result(), wait_seconds)
     except (TimeoutError, WorkflowFailureError):

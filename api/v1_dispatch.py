@@ -21,8 +21,8 @@ from db import repo
 from db.models import Document, Folder, Run, Workflow, WorkflowVersion
 from settings import Settings
 from workflows import graph
+from workflows.contracts import RunInput, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
-from workflows.schema import RunInput, SubworkflowSnapshot
 
 
 class InputProblem(Exception):

@@ -25,7 +25,8 @@ from errors import Conflict, Forbidden, NotFound
 from run_status import RunStatus, TaskStatus
 from settings import Settings
 from workflows import search_attributes as sa
-from workflows.schema import FinalizeInput
+from workflows.contracts import FinalizeInput
+from workflows.run_workflow import RunWorkflow
 
 log = logging.getLogger(__name__)
 STOPPED = "Stopped by user"
@@ -69,7 +70,7 @@ async def launch(
     wf = await session.get(Workflow, run.workflow_id)
     assert wf is not None
     await run_service.start_execution(
-        session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager, execution_timeout=timeout
+        session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager, execution_timeout=timeout
     )
     await _stop_if_stopped_meanwhile(session, client, run.id)
 
@@ -178,7 +179,7 @@ async def retry_run(
             settings,
             run,
             wf,
-            "RunWorkflow",
+            RunWorkflow.run,
             run_input,
             eager=eager,
             execution_timeout=timeout,

@@ -18,7 +18,8 @@ from db.accounts import Principal, Role
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, utcnow
 from errors import BadRequest, Conflict, Forbidden, NotFound
 from settings import Settings
-from workflows.ingest_schema import IngestInput
+from workflows.contracts import IngestInput
+from workflows.ingest_workflow import IngestDocumentWorkflow
 
 
 def is_admin(who: Principal) -> bool:
@@ -186,7 +187,7 @@ async def create_upload(
 async def start_ingestion(client: Client, settings: Settings, doc: Document) -> None:
     """The ingestion is a Temporal workflow (text extraction, then settling the run's inputs)."""
     await client.start_workflow(
-        "IngestDocumentWorkflow",
+        IngestDocumentWorkflow.run,
         IngestInput(document_id=str(doc.id), run_id=str(doc.run_id) if doc.run_id else None),
         id=doc.ingest_workflow_id or f"ingest-{doc.id}",
         task_queue=settings.temporal_task_queue,

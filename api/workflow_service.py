@@ -19,9 +19,9 @@ from db.accounts import Principal
 from db.models import Run, Workflow, WorkflowVersion, utcnow
 from errors import Conflict, InvalidDefinition, NotFound
 from run_status import TERMINAL, RunStatus
-from workflows import graph
+from workflows import graph, nodes
+from workflows.contracts import SubworkflowSnapshot
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
-from workflows.schema import SubworkflowSnapshot
 
 _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 # Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.
@@ -86,9 +86,9 @@ async def resolve_subworkflows(
 
     async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]]) -> None:
         for node in defn.nodes:
-            if node.node_type == "ForLoopNode" and not any(n.parent_id == node.id for n in defn.nodes):
+            if nodes.kind_of(node.node_type).has_body and not any(n.parent_id == node.id for n in defn.nodes):
                 await visit(graph.loop_body(defn, node), path)  # a body given in the loop's config
-            if node.node_type != "SubworkflowNode":
+            if not nodes.kind_of(node.node_type).runs_child:
                 continue
             target = str(node.config.get("workflow_id", ""))
             if any(target == wid for wid, _ in path):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import DatasetRow, OutputFile, Run, utcnow
 from db.repo import parent_task_id, task_id, transition
 from run_status import RunStatus
-from workflows.schema import FinalizeBatchInput, RecordRowsInput, RunResult
+from workflows.contracts import FinalizeBatchInput, RecordRowsInput, RunResult
 
 _INSERT_RUNS = text(
     """

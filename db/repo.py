@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import v1_repo
 from db.models import Document, Pause, Run, Task, utcnow
 from run_status import ALLOWED_FROM, RETRYABLE_FROM, RunStatus, TaskStatus
-from workflows.schema import (
+from workflows.contracts import (
     CreateChildRunInput,
     FinalizeInput,
     RecordDecisionInput,

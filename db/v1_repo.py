@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Document, Folder, Run, V1Definition, WorkflowVersion, utcnow
 from run_status import RunStatus
+from workflows import nodes
 
 # The v1 view of a run: its execution state, derived from the status and the draft state.
 NOT_STARTED, PENDING, IN_PROGRESS, COMPLETED, FAILED = (
@@ -125,7 +126,9 @@ async def on_terminal(
                 select(WorkflowVersion.definition).where(WorkflowVersion.id == run.workflow_version_id)
             )
         ) or {}
-    output_nodes = [n["id"] for n in definition.get("nodes", []) if n.get("node_type") == "OutputNode"]
+    output_nodes = [
+        n["id"] for n in definition.get("nodes", []) if nodes.kind_of(n.get("node_type")).is_output
+    ]
     if folder is not None:
         for node_id in output_nodes:
             if node_id not in outputs:

@@ -29,8 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import graph, nodes
     from workflows import search_attributes as sa
-    from workflows.driver import GraphRunner, PythonBatcher, db_write
-    from workflows.schema import (
+    from workflows.contracts import (
         BatchChunkInput,
         BatchInput,
         BatchRow,
@@ -39,9 +38,13 @@ with workflow.unsafe.imports_passed_through():
         LoadRowsInput,
         ProgressInput,
         RecordRowsInput,
+        RunActivitiesContract,
         RunInput,
         RunResult,
     )
+    from workflows.driver import GraphRunner
+    from workflows.node_kinds.base import db_write
+    from workflows.node_kinds.python_func import PythonBatcher
 
 _PAGE_ROWS = 100  # rows per load, at most (the loader also stops at a byte budget)
 _FLUSH_ROWS = 100  # finished rows per bulk write, at most
@@ -116,12 +119,11 @@ class BatchChunkWorkflow:
         try:
             while True:
                 if not queued and loaded < stop_at:
-                    page: list[dict[str, Any]] = await workflow.execute_local_activity(
-                        "load_dataset_rows",
+                    page = await workflow.execute_local_activity_method(
+                        RunActivitiesContract.load_dataset_rows,
                         LoadRowsInput(
                             dataset_id=batch.dataset_id, start=loaded, limit=min(_PAGE_ROWS, stop_at - loaded)
                         ),
-                        result_type=list,
                         start_to_close_timeout=timedelta(seconds=30),
                         retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
                         summary="load rows",
@@ -240,7 +242,7 @@ class BatchChunkWorkflow:
             return
         rows = sorted(finished, key=lambda r: r.idx)
         await db_write(
-            "record_batch_rows",
+            RunActivitiesContract.record_batch_rows,
             RecordRowsInput(
                 parent_run_id=batch.run_id,
                 tenant_id=batch.tenant_id,
@@ -272,18 +274,21 @@ class BatchWorkflow:
     async def run(self, inp: BatchInput) -> RunResult:
         if inp.next_row == 0:
             workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
-            await db_write("record_progress", ProgressInput(run_id=inp.run_id, tasks=[]), "batch started")
+            await db_write(
+                RunActivitiesContract.record_progress,
+                ProgressInput(run_id=inp.run_id, tasks=[]),
+                "batch started",
+            )
         try:
             chunks = 0
             while inp.next_row < inp.row_count:
                 if chunks >= _CHUNKS_PER_EXECUTION or workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(inp)
                 end = min(inp.next_row + inp.chunk_rows, inp.row_count)
-                done: ChunkResult = await workflow.execute_child_workflow(
-                    "BatchChunkWorkflow",
+                done = await workflow.execute_child_workflow(
+                    BatchChunkWorkflow.run,
                     BatchChunkInput(batch=inp, start=inp.next_row, end=end),
                     id=f"{sa.temporal_workflow_id(inp.run_id)}/rows-{inp.next_row}",
-                    result_type=ChunkResult,
                     memo={"workflow_name": inp.workflow_name, "rows": f"{inp.next_row}..{end - 1}"},
                 )
                 chunks += 1
@@ -307,11 +312,10 @@ class BatchWorkflow:
         return result
 
     async def _finalize(self, inp: BatchInput, *, canceled: bool) -> RunResult:
-        result: RunResult = await db_write(
-            "finalize_batch",
+        result = await db_write(
+            RunActivitiesContract.finalize_batch,
             FinalizeBatchInput(run_id=inp.run_id, canceled=canceled, end_time=workflow.now()),
             "finalize batch",
-            RunResult,
         )
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
         return result

@@ -15,8 +15,8 @@ from typing import Any
 from errors import InvalidDefinition, InvalidInput
 from run_status import RunStatus, TaskStatus
 from workflows import nodes
+from workflows.contracts import TaskRecord
 from workflows.definition import SpurType, WorkflowDefinition, WorkflowLink, WorkflowNode
-from workflows.schema import TaskRecord
 
 UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
@@ -43,10 +43,11 @@ def validate_definition(defn: WorkflowDefinition, _depth: int = 0) -> None:
         parent = by_id.get(node.parent_id)
         if parent is None:
             raise InvalidDefinition(f"Node '{node.id}' has parent_id '{node.parent_id}', which is not a node")
-        if parent.node_type != "ForLoopNode":
+        if not nodes.kind_of(parent.node_type).has_body:
+            containers = " or ".join(k.node_type for k in nodes.HANDLERS if k.has_body)
             raise InvalidDefinition(
                 f"Node '{node.id}' has parent_id '{node.parent_id}', which is a {parent.node_type}; "
-                "only a ForLoopNode has a body"
+                f"only a {containers} has a body"
             )
     for link in defn.links:
         for end in (link.source_id, link.target_id):
@@ -61,7 +62,7 @@ def validate_definition(defn: WorkflowDefinition, _depth: int = 0) -> None:
             )
     _validate_graph(defn)
     for node in defn.nodes:
-        if node.node_type == "ForLoopNode" and node.parent_id is None:
+        if nodes.kind_of(node.node_type).has_body and node.parent_id is None:
             _validate_body(node, loop_body(defn, node), _depth + 1)
 
 
@@ -79,10 +80,12 @@ def _validate_body(loop: WorkflowNode, body: WorkflowDefinition, depth: int) -> 
         raise InvalidDefinition(f"Loops may be nested at most {MAX_LOOP_NESTING} deep ('{loop.id}')")
     if not body.nodes:
         raise InvalidDefinition(f"{where} is empty: give it child nodes (parent_id '{loop.id}')")
-    if sum(1 for n in body.nodes if n.parent_id is None and n.node_type == "OutputNode") != 1:
+    if sum(1 for n in body.nodes if n.parent_id is None and nodes.kind_of(n.node_type).is_output) != 1:
         raise InvalidDefinition(f"{where} needs exactly one OutputNode")
-    if any(n.node_type == "HumanInterventionNode" for n in body.nodes):
-        raise InvalidDefinition(f"{where} cannot contain a HumanInterventionNode")
+    # Nobody can answer a pause inside a loop body.
+    pausing = next((n for n in body.nodes if nodes.kind_of(n.node_type).pauses), None)
+    if pausing is not None:
+        raise InvalidDefinition(f"{where} cannot contain a {pausing.node_type}")
     try:
         validate_definition(body, depth)
     except InvalidDefinition as err:
@@ -115,7 +118,7 @@ def _validate_graph(defn: WorkflowDefinition) -> None:
     """The checks of one graph level (the workflow, or one loop body)."""
     top = [n for n in defn.nodes if n.parent_id is None]
     targets = {link.target_id for link in defn.links}
-    inputs = [n for n in top if n.node_type == "InputNode"]
+    inputs = [n for n in top if nodes.kind_of(n.node_type).is_input]
     if len(inputs) != 1:
         raise InvalidDefinition(f"A workflow needs exactly one root InputNode; found {len(inputs)}")
     if inputs[0].id in targets:
@@ -123,8 +126,9 @@ def _validate_graph(defn: WorkflowDefinition) -> None:
     by_id = {n.id: n for n in defn.nodes}
     for link in defn.links:
         source = by_id[link.source_id]
-        if source.node_type == "RouterNode":
-            routes = source.config.get("route_map") or {}
+        kind = nodes.kind_of(source.node_type)
+        if kind.routes:
+            routes = kind.route_names(source)
             if not link.source_handle:
                 raise InvalidDefinition(
                     f"Link {link.source_id} -> {link.target_id} leaves router '{link.source_id}' without a "
@@ -137,7 +141,7 @@ def _validate_graph(defn: WorkflowDefinition) -> None:
                 )
     _check_acyclic(top, defn.links)
     if defn.spur_type == SpurType.CHATBOT:
-        _check_chatbot(inputs[0], [n for n in top if n.node_type == "OutputNode"])
+        _check_chatbot(inputs[0], [n for n in top if nodes.kind_of(n.node_type).is_output])
 
 
 def _check_acyclic(top: list[WorkflowNode], links: list[WorkflowLink]) -> None:
@@ -205,6 +209,8 @@ class GraphPlan:
     preds: dict[str, list[WorkflowLink]]
     succs: dict[str, list[str]]
     input_node_id: str
+    # The plan's OutputNodes, in order.
+    output_ids: list[str]
 
     @classmethod
     def build(cls, defn: WorkflowDefinition, include: set[str] | None = None) -> GraphPlan:
@@ -218,8 +224,9 @@ class GraphPlan:
                 preds[link.target_id].append(link)
                 succs[link.source_id].append(link.target_id)
         order = _topological(top, preds)
-        input_id = next(n.id for n in top if n.node_type == "InputNode")
-        return cls(defn, order, by_id, preds, succs, input_id)
+        input_id = next(n.id for n in top if nodes.kind_of(n.node_type).is_input)
+        outputs = [nid for nid in order if nodes.kind_of(by_id[nid].node_type).is_output]
+        return cls(defn, order, by_id, preds, succs, input_id, outputs)
 
     def descendants(self, node_id: str) -> set[str]:
         found: set[str] = set()
@@ -233,11 +240,11 @@ class GraphPlan:
 
 
 def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
-    """The id of a HumanInterventionNode in any of the definitions, if one has one (runs that
-    nobody can answer, such as batch rows and partial runs, must not reach one)."""
+    """The id of a node that waits for a person in any of the definitions, if one has one (runs
+    that nobody can answer, such as batch rows and partial runs, must not reach one)."""
     for d in defns:
         for node in d.nodes:
-            if node.node_type == "HumanInterventionNode":
+            if nodes.kind_of(node.node_type).pauses:
                 return node.id
     return None
 
@@ -257,7 +264,7 @@ def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[st
     for link in defn.links:
         if link.source_id in top and link.target_id in top:
             preds[link.target_id].append(link.source_id)
-    needed = {next(nid for nid, n in top.items() if n.node_type == "InputNode"), target}
+    needed = {next(nid for nid, n in top.items() if nodes.kind_of(n.node_type).is_input), target}
     stack = [target]
     while stack:
         nid = stack.pop()
@@ -357,23 +364,23 @@ class RunState:
     def decide(self, node_id: str) -> Start | None:
         """Inputs for a ready node, or None when it must be skipped (an untaken route upstream).
 
-        A node is skipped when any predecessor was skipped or sent it nothing, except a
-        CoalesceNode, which is skipped only when every predecessor sent nothing.
+        A node is skipped when any predecessor was skipped or sent it nothing, except a kind that
+        takes partial inputs (CoalesceNode), which is skipped only when every predecessor sent nothing.
         """
-        node = self.plan.by_id[node_id]
         inputs: dict[str, Any] = {}
         missing = 0
         links = self.plan.preds[node_id]
         for link in links:
             source = self.records[link.source_id]
             payload: Any = source.outputs if source.status == TaskStatus.COMPLETED else None
-            if payload is not None and self.plan.by_id[link.source_id].node_type == "RouterNode":
-                payload = nodes.router_route_payload(payload, link.source_handle or "")
+            kind = nodes.kind_of(self.plan.by_id[link.source_id].node_type)
+            if payload is not None and kind.routes:
+                payload = kind.route_payload(payload, link.source_handle or "")
             if payload is None:
                 missing += 1
                 continue
             inputs[self.plan.by_id[link.source_id].title] = payload
-        if node.node_type == "CoalesceNode":
+        if nodes.kind_of(self.plan.by_id[node_id].node_type).takes_partial_inputs:
             return Start(inputs) if inputs else None
         if missing:
             return None

@@ -1,6 +1,6 @@
 """`IngestDocumentWorkflow`: extract an upload's text, then settle its run's inputs (maybe starting the run).
 
-Activities are called by name. A run that auto-starts is started as an abandoned child, so the start
+A run that auto-starts is started as an abandoned child, so the start
 is durable (retried by Temporal, never duplicated: its workflow id is the run's).
 """
 
@@ -22,8 +22,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import search_attributes as sa
-    from workflows.ingest_schema import IngestInput, SettleResult
-    from workflows.schema import RunInput
+    from workflows.contracts import (
+        IngestActivitiesContract,
+        IngestInput,
+        RunInput,
+        RunWorkflowContract,
+        SettleResult,
+    )
 
 _TIMEOUT = timedelta(seconds=60)
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20)
@@ -33,19 +38,17 @@ _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20
 class IngestDocumentWorkflow:
     @workflow.run
     async def run(self, inp: IngestInput) -> str:
-        status: str = await workflow.execute_activity(
-            "ingest_document",
+        status = await workflow.execute_activity_method(
+            IngestActivitiesContract.ingest_document,
             inp.document_id,
-            result_type=str,
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
         )
         if inp.run_id is None:
             return status
-        settled: SettleResult = await workflow.execute_activity(
-            "settle_run_inputs",
+        settled = await workflow.execute_activity_method(
+            IngestActivitiesContract.settle_run_inputs,
             inp.run_id,
-            result_type=SettleResult,
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
         )
@@ -59,7 +62,7 @@ class IngestDocumentWorkflow:
     @staticmethod
     async def _start_run(ri: RunInput, settled: SettleResult) -> None:
         await workflow.start_child_workflow(
-            "RunWorkflow",
+            RunWorkflowContract.run,
             ri,
             id=sa.temporal_workflow_id(ri.run_id),
             parent_close_policy=ParentClosePolicy.ABANDON,

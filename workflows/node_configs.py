@@ -1,16 +1,12 @@
-"""Node types: config models, the catalogue (group, display name, kind, visual tag) and its JSON form.
+"""The config models of the node kinds (each kind in `workflows.node_kinds` names its own).
 
 Deterministic and free of I/O (stdlib, pydantic and the definition models only), because workflow code
-imports it. `workflows.nodes` holds the behaviour (validation, evaluation) and re-exports
-`supported_types` and `NODE_TYPES_IMPLEMENTED`.
+imports it.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -177,140 +173,3 @@ class SubworkflowNodeConfig(NodeConfig):
         title="Input map",
         description="Child input field -> dot path into this node's inputs; empty passes all inputs.",
     )
-
-
-class NodeKind(StrEnum):
-    PURE = "pure"  # evaluated inline in workflow code
-    ACTIVITY = "activity"  # runs as a Temporal activity
-    CONTROL = "control"  # waits on Temporal messages (pauses), runs bodies or child runs
-
-
-def _object_schema(title: str, description: str | None = None, *, open_: bool = False) -> dict[str, Any]:
-    # The shape pydantic gives PySpur's empty input/output model classes.
-    schema: dict[str, Any] = {"properties": {}, "title": title, "type": "object"}
-    if description:
-        schema["description"] = description
-    if open_:
-        schema["additionalProperties"] = True
-    return schema
-
-
-_BASE_INPUT_DOC = (
-    "Base class for node inputs.\n\nEach node's input model will be dynamically created based on its "
-    "predecessor nodes,\nwith fields named after node IDs and types being the corresponding NodeOutputModels."
-)
-_BASE_OUTPUT_DOC = "Base class for all node outputs.\n\nEach node type will define its own output model that inherits from this."
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """One catalogue entry."""
-
-    node_type: str
-    display_name: str
-    group: str
-    kind: NodeKind
-    config_model: type[NodeConfig]
-    # PySpur derives the acronym from the class's snake name and the colour from md5(class name).
-    acronym: str
-    color: str
-
-
-_SPECS = [
-    NodeSpec("InputNode", "Input", "Input/Output", NodeKind.PURE, InputNodeConfig, "IN", "#6F42C1"),
-    NodeSpec("OutputNode", "Output", "Input/Output", NodeKind.PURE, OutputNodeConfig, "ON", "#17A2B8"),
-    NodeSpec(
-        "PythonFuncNode",
-        "Python Function",
-        "Code Execution",
-        NodeKind.ACTIVITY,
-        PythonFuncNodeConfig,
-        "PFN",
-        "#6610F2",
-    ),
-    NodeSpec("RouterNode", "Router", "Logic", NodeKind.PURE, RouterNodeConfig, "RN", "#FF7F50"),
-    NodeSpec("CoalesceNode", "Coalesce", "Logic", NodeKind.PURE, CoalesceNodeConfig, "CN", "#28A745"),
-    NodeSpec("MergeNode", "Merge", "Logic", NodeKind.PURE, MergeNodeConfig, "MN", "#6F42C1"),
-    NodeSpec(
-        "StaticValueNode", "Static Value", "Logic", NodeKind.PURE, StaticValueNodeConfig, "CVN", "#20C997"
-    ),
-    # PySpur registers this one by decorator, which lands it after the statically listed Logic nodes.
-    NodeSpec(
-        "HumanInterventionNode",
-        "HumanIntervention",
-        "Logic",
-        NodeKind.CONTROL,
-        HumanInterventionNodeConfig,
-        "HIN",
-        "#6610F2",
-    ),
-    NodeSpec(
-        "SubworkflowNode", "Subworkflow", "Logic", NodeKind.CONTROL, SubworkflowNodeConfig, "SN", "#17A2B8"
-    ),
-    NodeSpec(
-        "ForLoopNode", "ForLoopNode", "Experimental", NodeKind.CONTROL, ForLoopNodeConfig, "FLN", "#00BFFF"
-    ),
-]
-
-# PySpur serves the schemas of its node classes' class-level input/output models. Router, Coalesce and
-# Merge set no output model there, so PySpur answers `{}` for them.
-_IO_SCHEMAS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "InputNode": (_object_schema("InputNodeInput"), _object_schema("InputNodeOutput")),
-    "OutputNode": (
-        _object_schema("BaseNodeInput", _BASE_INPUT_DOC),
-        _object_schema("BaseNodeOutput", _BASE_OUTPUT_DOC),
-    ),
-    "PythonFuncNode": (_object_schema("PythonFuncNodeInput"), _object_schema("PythonFuncNodeOutput")),
-    "RouterNode": (_object_schema("RouterNodeInput", "Input model for the router node."), {}),
-    "CoalesceNode": (_object_schema("CoalesceNodeInput", "Input model for the coalesce node."), {}),
-    "MergeNode": (_object_schema("MergeNodeInput"), {}),
-    "StaticValueNode": (_object_schema("StaticValueNodeInput"), _object_schema("StaticValueNodeOutput")),
-    "HumanInterventionNode": (
-        _object_schema(
-            "HumanInterventionNodeInput", "Input model for the human intervention node.", open_=True
-        ),
-        _object_schema("HumanInterventionNodeOutput", open_=True),
-    ),
-    "SubworkflowNode": (
-        _object_schema("SubworkflowNodeInput", open_=True),
-        _object_schema("SubworkflowNodeOutput", open_=True),
-    ),
-    "ForLoopNode": (_object_schema("ForLoopNodeInput"), _object_schema("ForLoopNodeOutput")),
-}
-
-NODE_CATALOGUE: dict[str, NodeSpec] = {spec.node_type: spec for spec in _SPECS}
-
-# What the service can run today; a catalogue entry outside this set is shown but refused on save.
-NODE_TYPES_IMPLEMENTED: frozenset[str] = frozenset(
-    {
-        "InputNode",
-        "OutputNode",
-        "StaticValueNode",
-        "PythonFuncNode",
-        "HumanInterventionNode",
-        "RouterNode",
-        "CoalesceNode",
-        "MergeNode",
-        "SubworkflowNode",
-        "ForLoopNode",
-    }
-)
-
-
-def supported_types() -> dict[str, list[dict[str, Any]]]:
-    """The body of `GET /node/supported_types/`, in PySpur's shape and group order (a fresh copy)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for spec in _SPECS:
-        config = spec.config_model.model_json_schema()
-        config["title"] = spec.display_name
-        groups.setdefault(spec.group, []).append(
-            {
-                "name": spec.node_type,
-                "input": copy.deepcopy(_IO_SCHEMAS[spec.node_type][0]),
-                "output": copy.deepcopy(_IO_SCHEMAS[spec.node_type][1]),
-                "config": config,
-                "visual_tag": {"acronym": spec.acronym, "color": spec.color},
-                "has_fixed_output": spec.config_model.model_fields["has_fixed_output"].default,
-            }
-        )
-    return groups

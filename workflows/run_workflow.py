@@ -16,15 +16,26 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
+    from workflows import nodes
     from workflows import search_attributes as sa
-    from workflows.driver import GraphRunner, Pause, db_write
-    from workflows.schema import Decision, DecisionResult, FinalizeInput, RunInput, RunResult, TaskRecord
+    from workflows.contracts import (
+        Decision,
+        DecisionResult,
+        FinalizeInput,
+        RunActivitiesContract,
+        RunInput,
+        RunResult,
+        RunWorkflowContract,
+        TaskRecord,
+    )
+    from workflows.driver import GraphRunner
+    from workflows.node_kinds.base import Pause, db_write
 
 T = TypeVar("T")
 
 
 @workflow.defn(name="RunWorkflow")
-class RunWorkflow:
+class RunWorkflow(RunWorkflowContract):
     def __init__(self) -> None:
         self._runner: GraphRunner | None = None
 
@@ -108,8 +119,8 @@ class RunWorkflow:
             return _small(
                 RunResult(run_id=inp.run_id, status=status, outputs=state.outputs(), error=error), runner
             )
-        result: RunResult = await db_write(
-            "finalize_run",
+        result = await db_write(
+            RunActivitiesContract.finalize_run,
             FinalizeInput(
                 run_id=inp.run_id,
                 attempt=inp.attempt,
@@ -120,7 +131,6 @@ class RunWorkflow:
                 end_time=workflow.now(),
             ),
             "finalize run",
-            RunResult,
         )
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
         return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
@@ -135,7 +145,9 @@ def _small(result: RunResult, runner: GraphRunner) -> RunResult:
     if len(json.dumps(result.outputs, default=str)) <= _RESULT_OUTPUT_BYTES:
         return result
     plan = runner.root.plan
-    kept = {nid: out for nid, out in result.outputs.items() if plan.by_id[nid].node_type == "OutputNode"}
+    kept = {
+        nid: out for nid, out in result.outputs.items() if nodes.kind_of(plan.by_id[nid].node_type).is_output
+    }
     return result.model_copy(update={"outputs": kept, "outputs_complete": False})
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api import pause_service, presenters
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep
 from api.schemas import PausedWorkflowResponse, PauseHistoryResponse, ResumeRunRequest, RunResponse
-from workflows.schema import Decision
+from workflows.contracts import Decision
 
 router = APIRouter(prefix="/wf", tags=["pauses"])
 

@@ -21,7 +21,7 @@ from run_status import RunStatus
 from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
 from tests.conftest import Stack, Tenant, wait_until
 from tests.e2e.v1_client import V1, new_definition, poll, raw, root_folder, set_graph, settled
-from workflows.schema import FinalizeInput, TaskRecord
+from workflows.contracts import FinalizeInput, TaskRecord
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e

@@ -32,6 +32,7 @@ from tests.e2e.v1_client import (
     upload,
     v1_graph,
 )
+from workflows.ingest_workflow import IngestDocumentWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +79,7 @@ def refuse_ingestion(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     original = Client.start_workflow
 
     async def start_workflow(self: Client, workflow: Any, *args: Any, **kwargs: Any) -> Any:
-        if workflow == "IngestDocumentWorkflow":
+        if workflow is IngestDocumentWorkflow.run:
             refused.append(kwargs.get("id", ""))
             raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
         return await original(self, workflow, *args, **kwargs)

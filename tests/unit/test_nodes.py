@@ -11,8 +11,15 @@ import pytest
 from errors import InvalidDefinition, InvalidInput
 from workflows import nodes
 from workflows.definition import WorkflowNode, chatbot_definition, default_definition
-from workflows.node_configs import NODE_CATALOGUE, NodeKind, PythonFuncNodeConfig
-from workflows.nodes import NodeEvaluationError, evaluate_pure, validate_node, validate_run_inputs
+from workflows.node_configs import PythonFuncNodeConfig
+from workflows.node_kinds.base import NodeKind
+from workflows.nodes import (
+    NODE_CATALOGUE,
+    NodeEvaluationError,
+    evaluate_pure,
+    validate_node,
+    validate_run_inputs,
+)
 
 
 def node(node_type: str, config: dict[str, Any] | None = None, node_id: str = "n1") -> WorkflowNode:

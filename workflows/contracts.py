@@ -1,11 +1,20 @@
-"""Payloads that cross Temporal (workflow, activity and query arguments and results); pydantic, no I/O."""
+"""The Temporal contracts: every payload that crosses Temporal, and the typed interfaces of the
+activities and of `RunWorkflow`, imported by both the workflow code that calls them and the code
+that implements them, so mypy checks each edge from both sides. Pydantic and temporalio only, no I/O.
+
+Names given here are the activity, workflow, update and query types recorded in histories: they
+must never change (the replay test fails if they do).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio import activity, workflow
 
 from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
@@ -259,3 +268,138 @@ class FinalizeBatchInput(BaseModel):
     run_id: str
     canceled: bool = False
     end_time: datetime
+
+
+# -- document ingestion ----------------------------------------------------------------------------
+TEXTUAL = ("text/", "application/json", "application/x-yaml", "application/yaml", "application/xml")
+
+
+def is_textual(media_type: str, name: str) -> bool:
+    """Whether ingestion extracts an upload's text (it is then given to the graph as `text`)."""
+    return media_type.startswith(TEXTUAL) or name.lower().endswith((".md", ".txt", ".csv", ".json", ".yaml"))
+
+
+class IngestInput(BaseModel):
+    document_id: str
+    # Set when the document is an upload into a v1 run's inputs/ folder.
+    run_id: str | None = None
+
+
+class SettleResult(BaseModel):
+    """What settling a run's inputs decided: a run to start (auto_start), or nothing to do."""
+
+    run_input: RunInput | None = None
+    execution_timeout_seconds: float | None = None
+    run_type: str = "interactive"
+
+
+# -- interfaces ------------------------------------------------------------------------------------
+
+
+class _ActivityContract:
+    """An activity interface: workflow code calls its methods with `workflow.execute_activity_method`;
+    a subclass in `activities/` implements them all (mypy checks the overrides' signatures, and an
+    implementation that leaves one out cannot be instantiated).
+
+    An override is registered under the interface's activity name, so each name is written once.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            for attr, declared in vars(base).items():
+                defn = activity._Definition.from_callable(declared) if callable(declared) else None
+                own = vars(cls).get(attr)
+                if defn is not None and own is not None and own is not declared:
+                    activity.defn(name=defn.name)(own)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity of the interface, bound to this implementation, for a worker to register."""
+        cls = type(self)
+        return [
+            getattr(self, attr)
+            for attr in dir(cls)
+            if callable(getattr(cls, attr)) and activity._Definition.from_callable(getattr(cls, attr))
+        ]
+
+
+class RunActivitiesContract(_ActivityContract, ABC):
+    """Activities of runs and batches (implemented by `activities.run_activities.RunActivities`)."""
+
+    @activity.defn(name="run_python_node")
+    @abstractmethod
+    async def run_python_node(self, arg: PythonNodeInput) -> dict[str, Any]:
+        """The node's output (its code's returned object)."""
+        raise NotImplementedError
+
+    @activity.defn(name="run_python_batch")
+    @abstractmethod
+    async def run_python_batch(self, arg: PythonBatchInput) -> PythonBatchResult:
+        raise NotImplementedError
+
+    @activity.defn(name="finalize_run")
+    @abstractmethod
+    async def finalize_run(self, arg: FinalizeInput) -> RunResult:
+        raise NotImplementedError
+
+    @activity.defn(name="create_child_run")
+    @abstractmethod
+    async def create_child_run(self, arg: CreateChildRunInput) -> None:
+        raise NotImplementedError
+
+    @activity.defn(name="load_dataset_rows")
+    @abstractmethod
+    async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @activity.defn(name="record_batch_rows")
+    @abstractmethod
+    async def record_batch_rows(self, arg: RecordRowsInput) -> int:
+        """How many rows were recorded now (rows recorded before are not counted)."""
+        raise NotImplementedError
+
+    @activity.defn(name="finalize_batch")
+    @abstractmethod
+    async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
+        raise NotImplementedError
+
+    @activity.defn(name="record_progress")
+    @abstractmethod
+    async def record_progress(self, arg: ProgressInput) -> None:
+        raise NotImplementedError
+
+    @activity.defn(name="record_pause")
+    @abstractmethod
+    async def record_pause(self, arg: RecordPauseInput) -> None:
+        raise NotImplementedError
+
+    @activity.defn(name="record_decision")
+    @abstractmethod
+    async def record_decision(self, arg: RecordDecisionInput) -> None:
+        raise NotImplementedError
+
+
+class IngestActivitiesContract(_ActivityContract, ABC):
+    """Activities of document ingestion (implemented by `activities.ingest_activities`)."""
+
+    @activity.defn(name="ingest_document")
+    @abstractmethod
+    async def ingest_document(self, document_id: str) -> str:
+        """The document's ingest status (COMPLETED or FAILED)."""
+        raise NotImplementedError
+
+    @activity.defn(name="settle_run_inputs")
+    @abstractmethod
+    async def settle_run_inputs(self, run_id: str) -> SettleResult:
+        raise NotImplementedError
+
+
+@workflow.defn(name="RunWorkflow")
+class RunWorkflowContract:
+    """How a run's execution is started, for workflow code that cannot import
+    `workflows.run_workflow.RunWorkflow` (which subclasses it): child runs of SubworkflowNodes and
+    the runs an upload starts. Its update and query are called on `RunWorkflow` itself."""
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> RunResult:
+        raise NotImplementedError
