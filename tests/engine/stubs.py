@@ -38,6 +38,7 @@ from workflows.schema import (
     RunInput,
     RunResult,
     SubworkflowSnapshot,
+    TaskRecord,
 )
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "RunResult",
     "Stubs",
     "SubworkflowSnapshot",
+    "TaskRecord",
+    "UserError",
     "WorkflowDefinition",
 ]
 
