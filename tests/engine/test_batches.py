@@ -34,13 +34,14 @@ async def run_batch(engine: Engine, mini_batch_size: int) -> RunResult:
         mini_batch_size=mini_batch_size,
         chunk_rows=CHUNK_ROWS,
     )
-    return await engine.client.execute_workflow(
+    result: RunResult = await engine.client.execute_workflow(
         "BatchWorkflow",
         batch,
         id=sa.temporal_workflow_id(run_id),
         task_queue=engine.task_queue,
         result_type=RunResult,
     )
+    return result
 
 
 def recorded(engine: Engine) -> dict[int, Any]:

@@ -12,7 +12,7 @@ from tests.engine.stubs import Stubs
 
 def names(functions: list[Any]) -> set[str]:
     # temporalio keeps the registered name on the decorated function; it has no public reader.
-    return {activity._Definition.must_from_callable(fn).name for fn in functions}
+    return {str(activity._Definition.must_from_callable(fn).name) for fn in functions}
 
 
 def test_stubs_register_every_run_activity_under_its_real_name() -> None:
