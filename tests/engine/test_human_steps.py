@@ -5,11 +5,13 @@ Pause timeouts are an hour long: the dev server skips the workflow's time, so th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from run_status import PauseAction, RunStatus, TaskStatus
 from tests.builders import definition, input_node, link, node, output_node, python_node
@@ -162,3 +164,95 @@ async def test_cancel_of_a_paused_run_cancels_its_open_nodes(engine_echo: Engine
     assert tasks["approve"] == TaskStatus.CANCELED
     assert tasks["after"] == TaskStatus.CANCELED
     assert engine_echo.stubs.python_calls == []
+
+
+async def test_decline_with_continue_on_decline_lets_the_graph_go_on(engine_echo: Engine) -> None:
+    handle = await engine_echo.start(approval_graph(continue_on_decline=True), {"x": 7})
+    await paused(engine_echo, handle)
+    await handle.execute_update(
+        "decide", Decision(action=PauseAction.DECLINE, user_id="u1"), result_type=DecisionResult
+    )
+    result = await handle.result()
+
+    assert result.status == RunStatus.COMPLETED
+    assert result.outputs["output_node"] == {"seen": {"input_node": {"x": 7}, "approved": False}}
+
+
+def two_pauses() -> dict[str, Any]:
+    return definition(
+        [
+            input_node(),
+            node("a", "HumanInterventionNode"),
+            node("b", "HumanInterventionNode"),
+            node("m", "MergeNode"),
+        ],
+        [link("input_node", "a"), link("input_node", "b"), link("a", "m"), link("b", "m")],
+    )
+
+
+async def both_paused(engine: Engine) -> None:
+    async def recorded() -> bool:
+        return len(engine.stubs.pauses) == 2
+
+    await wait_until(recorded, within=10, interval=0.05)
+
+
+async def test_parallel_pauses_are_each_answered_on_their_own(engine: Engine) -> None:
+    handle = await engine.start(two_pauses(), {"x": 1})
+    await both_paused(engine)
+    assert [p.pause.seq for p in engine.stubs.pauses] == [1, 2]
+
+    for node_id in ("a", "b"):
+        await handle.execute_update(
+            "decide",
+            Decision(action=PauseAction.OVERRIDE, inputs={"from": node_id}, user_id="u1", node_id=node_id),
+            result_type=DecisionResult,
+        )
+    result = await handle.result()
+
+    # Only the last decision back moves the run out of PAUSED.
+    assert [(d.seq, d.still_paused) for d in engine.stubs.decisions] == [(1, True), (2, False)]
+    assert result.outputs["m"] == {"a": {"from": "a"}, "b": {"from": "b"}}
+
+
+async def test_racing_decisions_on_one_pause_have_one_winner(engine_echo: Engine) -> None:
+    handle = await engine_echo.start(approval_graph(), {"x": 7})
+    await paused(engine_echo, handle)
+
+    answers = await asyncio.gather(
+        *[
+            handle.execute_update("decide", Decision(action=action, user_id=user), result_type=DecisionResult)
+            for action, user in ((PauseAction.APPROVE, "ann"), (PauseAction.DECLINE, "bob"))
+        ],
+        return_exceptions=True,
+    )
+    result = await handle.result()
+
+    won = [a for a in answers if isinstance(a, DecisionResult)]
+    # The loser is refused by the workflow, or, when the run closed before the update reached it,
+    # aborted with NOT_FOUND (which the API answers with 409 like a refusal).
+    lost = [
+        a
+        for a in answers
+        if isinstance(a, WorkflowUpdateFailedError)
+        or (isinstance(a, RPCError) and a.status == RPCStatusCode.NOT_FOUND)
+    ]
+    assert (len(won), len(lost)) == (1, 1), answers
+    assert [d.action for d in engine_echo.stubs.decisions] == [won[0].action]
+    assert result.status == (
+        RunStatus.COMPLETED if won[0].action == PauseAction.APPROVE else RunStatus.CANCELED
+    )
+    assert len(engine_echo.stubs.python_calls) == (1 if won[0].action == PauseAction.APPROVE else 0)
+
+
+async def test_cancel_during_two_open_pauses_closes_both(engine: Engine) -> None:
+    handle = await engine.start(two_pauses(), {"x": 1})
+    await both_paused(engine)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+    [final] = engine.stubs.finalized
+    assert final.status == RunStatus.CANCELED
+    tasks = {t.node_id: t.status for t in final.tasks}
+    assert (tasks["a"], tasks["b"], tasks["m"]) == (TaskStatus.CANCELED,) * 3
