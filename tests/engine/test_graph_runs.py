@@ -175,3 +175,84 @@ async def test_for_loop_feeds_each_iteration_the_last_output_and_the_history(eng
     assert loop_task.subworkflow_output["step"] == [{"count": 2}, {"count": 3}, {"count": 4}]
     body_scopes = sorted({t.scope for t in final.tasks if t.node_id == "step"})
     assert body_scopes == ["loop#1", "loop#2", "loop#3"]
+
+
+async def test_merge_and_static_value_feed_python_by_title(engine: Engine) -> None:
+    engine.stubs.python = lambda node_id, inputs: {
+        "s": inputs["merge"]["static"]["k"] + inputs["merge"]["input_node"]["x"]
+    }
+    defn = definition(
+        [
+            input_node(),
+            node("static", "StaticValueNode", values={"k": 7}),
+            node("merge", "MergeNode"),
+            python_node("py", "..."),
+        ],
+        [
+            link("input_node", "static"),
+            link("input_node", "merge"),
+            link("static", "merge"),
+            link("merge", "py"),
+        ],
+    )
+    result = await engine.run(defn, {"x": 1})
+
+    assert result.outputs["py"] == {"s": 8}
+
+
+def chain() -> dict[str, Any]:
+    """input -> a -> b -> output."""
+    return definition(
+        [input_node(), python_node("a", "..."), python_node("b", "..."), output_node({"z": "b.z"})],
+        [link("input_node", "a"), link("a", "b"), link("b", "output_node")],
+    )
+
+
+async def test_partial_run_stops_at_its_target_uses_given_outputs_and_records_nothing(engine: Engine) -> None:
+    engine.stubs.python = lambda node_id, inputs: {"z": inputs["a"]["y"] * 10}
+    result = await engine.run(
+        chain(), {"x": 100}, target_node_id="b", precomputed={"a": {"y": 5}}, persist=False
+    )
+
+    assert result.status == RunStatus.COMPLETED
+    assert result.outputs == {"input_node": {"x": 100}, "a": {"y": 5}, "b": {"z": 50}}
+    [call] = engine.stubs.python_calls
+    assert (call.arg.node_id, call.arg.record, call.arg.tasks) == ("b", False, [])
+    assert engine.stubs.finalized == []
+    assert engine.stubs.progress == []
+
+
+async def test_partial_run_reports_a_failing_node_in_its_result(engine: Engine) -> None:
+    def fails(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        raise UserError("boom")
+
+    engine.stubs.python = fails
+    result = await engine.run(chain(), {"x": 1}, target_node_id="a", persist=False)
+
+    assert result.status == RunStatus.FAILED
+    assert result.error == "Node 'a' failed: UserError: boom"
+    assert engine.stubs.finalized == []
+
+
+async def test_a_failing_subworkflow_fails_its_node_and_the_run(engine: Engine) -> None:
+    def fails(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        raise UserError("child broke")
+
+    engine.stubs.python = fails
+    child_wf = "22222222-2222-2222-2222-222222222222"
+    snapshot = SubworkflowSnapshot(
+        workflow_id=child_wf, name="child", definition=WorkflowDefinition.model_validate(double_graph())
+    )
+    parent = definition(
+        [input_node(), node("sub", "SubworkflowNode", workflow_id=child_wf), output_node({"y": "sub.y"})],
+        [link("input_node", "sub"), link("sub", "output_node")],
+    )
+    with pytest.raises(WorkflowFailureError):
+        await engine.run(parent, {"x": 1}, subworkflows={child_wf: snapshot})
+
+    child, parent_final = engine.stubs.finalized
+    assert child.status == RunStatus.FAILED
+    # A stored child run fails its execution, so the node reports the child's own error.
+    assert parent_final.error == "Node 'sub' failed: Node 'py1' failed: UserError: child broke"
+    sub_task = next(t for t in parent_final.tasks if t.node_id == "sub")
+    assert sub_task.status == TaskStatus.FAILED
