@@ -37,7 +37,9 @@ _CLOSED = {
 
 
 def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((Path(__file__).parent.parent / "histories" / f"{name}.json").read_text())
+    data: dict[str, Any] = json.loads(
+        (Path(__file__).parent.parent / "histories" / f"{name}.json").read_text()
+    )
     return data
 
 
@@ -52,7 +54,10 @@ async def test_recorded_history_replays_without_nondeterminism(path: Path) -> No
 
 
 def test_histories_cover_every_workflow_the_worker_runs() -> None:
-    types = {load(p.stem)["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"] for p in HISTORIES}
+    types = {
+        load(p.stem)["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+        for p in HISTORIES
+    }
     # temporalio keeps the registered name on the class; it has no public reader.
     assert types == {workflow._Definition.must_from_class(w).name for w in WORKFLOWS}
 
