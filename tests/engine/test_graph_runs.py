@@ -143,15 +143,12 @@ async def test_subworkflow_node_runs_the_pinned_workflow_as_a_child_run(engine: 
     assert sub_task.subworkflow_output == {"run_id": child.run_id}
 
 
-async def test_for_loop_feeds_each_iteration_the_last_output_and_the_history(engine: Engine) -> None:
-    def step(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {"count": inputs["loop_in"]["count"] + 1}
-
-    engine.stubs.python = step
-    defn = definition(
+def counting_loop(iterations: int) -> dict[str, Any]:
+    """A loop whose body's Python node `step` counts up from the input's x."""
+    return definition(
         [
             input_node(),
-            node("loop", "ForLoopNode", num_iterations=3, input_map={"count": "input_node.x"}),
+            node("loop", "ForLoopNode", num_iterations=iterations, input_map={"count": "input_node.x"}),
             {**input_node({"count": "integer"}, node_id="loop_in"), "parent_id": "loop"},
             {**python_node("step", "...", {"count": "integer"}), "parent_id": "loop"},
             {**output_node({"count": "step.count"}, node_id="loop_out"), "parent_id": "loop"},
@@ -164,6 +161,14 @@ async def test_for_loop_feeds_each_iteration_the_last_output_and_the_history(eng
             link("loop", "output_node"),
         ],
     )
+
+
+async def test_for_loop_feeds_each_iteration_the_last_output_and_the_history(engine: Engine) -> None:
+    def step(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"count": inputs["loop_in"]["count"] + 1}
+
+    engine.stubs.python = step
+    defn = counting_loop(3)
     result = await engine.run(defn, {"x": 1})
 
     assert result.outputs["output_node"] == {"count": 4}
@@ -256,3 +261,18 @@ async def test_a_failing_subworkflow_fails_its_node_and_the_run(engine: Engine) 
     assert parent_final.error == "Node 'sub' failed: Node 'py1' failed: UserError: child broke"
     sub_task = next(t for t in parent_final.tasks if t.node_id == "sub")
     assert sub_task.status == TaskStatus.FAILED
+
+
+async def test_a_failing_loop_body_fails_the_loop_node_naming_the_iteration(engine: Engine) -> None:
+    def fails_second(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        if inputs["loop_in"]["count"] == 2:
+            raise UserError("two")
+        return {"count": inputs["loop_in"]["count"] + 1}
+
+    engine.stubs.python = fails_second
+    with pytest.raises(WorkflowFailureError):
+        await engine.run(counting_loop(3), {"x": 1})
+
+    [final] = engine.stubs.finalized
+    assert final.error == "Node 'loop' failed: Iteration 2: node 'step' failed: UserError: two"
+    assert len(engine.stubs.python_calls) == 2  # the third iteration never starts
