@@ -19,10 +19,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from tests.engine.stubs import RunInput, RunResult
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
-from workflows.schema import RunInput, RunResult
 
 WORKFLOWS: list[type] = [RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow]
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
