@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.engine.stubs import WORKFLOWS, NodePolicy, RunInput, RunResult, Stubs, WorkflowDefinition
+from tests.engine.stubs import WORKFLOWS, RunInput, RunResult, Stubs, WorkflowDefinition
 from workflows import search_attributes as sa
 
 # The dev server keeps per-workflow time skipping behind this dynamic-config flag (CLI 1.9.1).
@@ -64,7 +64,6 @@ class Engine:
             workflow_id=str(uuid.uuid4()),
             definition=WorkflowDefinition.model_validate(defn),
             input_payload=inputs,
-            policy=fields.pop("policy", NodePolicy(heartbeat_timeout_seconds=2.0)),
             **fields,
         )
         return await self.client.start_workflow(
