@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -17,7 +17,7 @@ from run_status import PauseAction, RunStatus, TaskStatus
 from tests.builders import definition, input_node, link, node, output_node, python_node
 from tests.conftest import wait_until
 from tests.engine.conftest import Engine
-from tests.engine.stubs import Decision, DecisionResult, RunResult, TaskRecord
+from tests.engine.stubs import Decision, DecisionResult, TaskRecord
 
 HOUR = 3600
 
@@ -41,7 +41,7 @@ def engine_echo(engine: Engine) -> Engine:
     return engine
 
 
-async def paused(engine: Engine, handle: WorkflowHandle[Any, RunResult]) -> None:
+async def paused(engine: Engine) -> None:
     async def recorded() -> bool:
         return len(engine.stubs.pauses) == 1
 
@@ -50,7 +50,7 @@ async def paused(engine: Engine, handle: WorkflowHandle[Any, RunResult]) -> None
 
 async def test_human_step_pauses_its_downstream_and_records_the_pause(engine_echo: Engine) -> None:
     handle = await engine_echo.start(approval_graph(), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
 
     [pause] = engine_echo.stubs.pauses
     assert pause.pause.node_id == "approve"
@@ -77,7 +77,7 @@ async def test_decide_update_resumes_the_run(
     engine_echo: Engine, action: PauseAction, status: RunStatus, seen: dict[str, Any] | None
 ) -> None:
     handle = await engine_echo.start(approval_graph(), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
 
     answer = await handle.execute_update(
         "decide",
@@ -101,7 +101,7 @@ async def test_decide_update_resumes_the_run(
 
 async def test_decide_update_refuses_a_node_that_is_not_paused(engine_echo: Engine) -> None:
     handle = await engine_echo.start(approval_graph(), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
@@ -151,7 +151,7 @@ async def test_pause_timeout_acts_as_configured(
 
 async def test_cancel_of_a_paused_run_cancels_its_open_nodes(engine_echo: Engine) -> None:
     handle = await engine_echo.start(approval_graph(), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
 
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failure:
@@ -168,7 +168,7 @@ async def test_cancel_of_a_paused_run_cancels_its_open_nodes(engine_echo: Engine
 
 async def test_decline_with_continue_on_decline_lets_the_graph_go_on(engine_echo: Engine) -> None:
     handle = await engine_echo.start(approval_graph(continue_on_decline=True), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
     await handle.execute_update(
         "decide", Decision(action=PauseAction.DECLINE, user_id="u1"), result_type=DecisionResult
     )
@@ -217,7 +217,7 @@ async def test_parallel_pauses_are_each_answered_on_their_own(engine: Engine) ->
 
 async def test_racing_decisions_on_one_pause_have_one_winner(engine_echo: Engine) -> None:
     handle = await engine_echo.start(approval_graph(), {"x": 7})
-    await paused(engine_echo, handle)
+    await paused(engine_echo)
 
     answers = await asyncio.gather(
         *[
