@@ -4,6 +4,8 @@
 
 Re-record after an intended change to the interpreter only together with a `workflow.patched()` gate
 for runs already in flight; the committed files are what older in-flight runs look like.
+Histories of runs left in flight (paused_open, batch_midway_*) are written by the cross-version test:
+`RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/e2e/test_upgrade.py`.
 """
 
 from __future__ import annotations
