@@ -163,7 +163,9 @@ def _moved(
         prior = (
             select(old.id, old.status, old.draft_state, old.approval_state)
             .where(old.id == run_id)
-            .with_for_update()
+            # NO KEY: the lock an UPDATE of these columns takes anyway, so it waits on no foreign-key
+            # check (a pause or task row being inserted) and deadlocks with none.
+            .with_for_update(key_share=True)
             .subquery("prior")
         )
         guards = [*guards, Run.id == prior.c.id]
@@ -259,3 +261,15 @@ _HOOKS = {
     Hook.V1_APPROVE_DOCUMENTS: _approve_documents,
     Hook.DROP_LAST_ATTEMPT: _drop_last_attempt,
 }
+
+
+async def history(
+    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID
+) -> list[RunStateHistory] | None:
+    """The run's state changes, oldest first; None if the tenant has no such run."""
+    if await session.scalar(select(Run.id).where(Run.id == run_id, Run.tenant_id == tenant_id)) is None:
+        return None
+    rows = await session.scalars(
+        select(RunStateHistory).where(RunStateHistory.run_id == run_id).order_by(RunStateHistory.id)
+    )
+    return list(rows.all())
