@@ -125,7 +125,7 @@ async def set_run_state(
     hooks = tuple(dict.fromkeys(h for axis, to in targets.items() for h in hooks_after(axis, to)))
     ctes = [_history(moved, targets, cause, reason)]
     ctx = _Ctx(reason, pause_comment, now, written_tasks)
-    ctes += [cte for h in hooks if h in _HOOKS for cte in _HOOKS[h](moved, ctx)]
+    ctes += [cte for h in hooks if h in SQL_HOOKS for cte in SQL_HOOKS[h](moved, ctx)]
     stmt: Select[Any] = select(moved.c.v1, moved.c.from_status).add_cte(*ctes, *also)
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
@@ -255,7 +255,7 @@ def _drop_last_attempt(moved: CTE, _: _Ctx) -> list[CTE]:
     ]
 
 
-_HOOKS = {
+SQL_HOOKS = {
     Hook.CANCEL_UNSETTLED_TASKS: _cancel_unsettled_tasks,
     Hook.CLOSE_OPEN_PAUSES: _close_open_pauses,
     Hook.V1_APPROVE_DOCUMENTS: _approve_documents,
