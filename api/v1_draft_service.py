@@ -26,7 +26,7 @@ from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
 from errors import BadRequest, Conflict, InvalidInput, Unavailable
-from run_status import Cause, DocumentOrigin, IngestStatus, RunStatus, V1Operation
+from run_status import Cause, DocumentOrigin, DraftState, IngestStatus, RunStatus, V1Operation
 from settings import Settings
 
 
@@ -128,7 +128,7 @@ async def create_run(
         v1=True,
         name=form.name,
         path_part_id=uuid.uuid4(),
-        draft_state=v1.PENDING if files else v1.NOT_STARTED,
+        draft_state=DraftState.PENDING if files else DraftState.NOT_STARTED,
         auto_start=bool(form.auto_start),
         auto_start_user_message=form.user_message or None,
         input_scope=scope,
@@ -363,7 +363,7 @@ async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None
     if problem is None:
         return
     name, status, error = problem
-    if status == "PENDING":
+    if status == IngestStatus.PENDING:
         raise Conflict(f"Input '{name}' is still being ingested")
     raise Conflict(f"Input '{name}' failed ingestion: {error}")
 
@@ -411,7 +411,7 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
         status=RunStatus.PENDING.value,
         v1=True,
         path_part_id=uuid.uuid4(),
-        draft_state=v1.NOT_STARTED,
+        draft_state=DraftState.NOT_STARTED,
         input_scope=scope,
         start_time=now,
         created_at=now,

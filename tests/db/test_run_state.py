@@ -8,15 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import repo
 from db.models import Document, Pause, Run, RunStateHistory, Task
 from db.run_state import set_run_state
+from db.session import make_engine, make_session_factory
 from run_status import ApprovalState, Cause, DocumentOrigin, DraftState, RunStatus, TaskStatus
-from tests.conftest import Tenant
+from tests.conftest import Stack, Tenant
 from tests.db.conftest import make_run
 from workflows.schema import FinalizeInput, TaskRecord
 
@@ -270,3 +271,21 @@ async def test_a_deleted_run_takes_its_history_with_it(db: Sessions, tenant: Ten
         await session.execute(update(Run).where(Run.id == run_id).values(name=None))
         await session.delete(await session.get(Run, run_id))
     assert await _history(db, run_id) == []
+
+
+async def test_the_engines_terminal_write_of_a_workflow_api_run_is_one_statement(
+    stack: Stack, tenant: Tenant
+) -> None:
+    db = make_session_factory(make_engine(stack.database_url, pool_size=1))
+    run_id = await make_run(db, tenant)
+    statements: list[str] = []
+    engine = db.kw["bind"]
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        async with db() as session, session.begin():
+            assert (await repo.finalize(session, _final(run_id, RunStatus.COMPLETED)))[0]
+    finally:
+        await engine.dispose()
+    # The move, its history row and the hooks; no v1 query for a run that is not v1.
+    assert [s for s in statements if not s.startswith(("BEGIN", "COMMIT"))] == [statements[0]]
+    assert statements[0].lstrip().startswith("WITH moved AS")
