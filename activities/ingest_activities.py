@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import repo
 from db import v1_repo as v1
 from db.models import Document, Folder, Run, utcnow
+from run_status import IngestStatus, RunStatus
 from settings import Settings
 from workflows.contracts import IngestActivitiesContract, RunInput, SettleResult, is_textual
 
@@ -43,7 +44,7 @@ class IngestActivities(IngestActivitiesContract):
             doc = await session.get(Document, uuid.UUID(document_id), with_for_update=True)
             if doc is None:
                 return "FAILED"
-            if doc.ingest_status != "PENDING":
+            if doc.ingest_status != IngestStatus.PENDING:
                 return doc.ingest_status
             text, error = None, None
             if is_textual(doc.media_type, doc.name):
@@ -52,7 +53,7 @@ class IngestActivities(IngestActivitiesContract):
                 except UnicodeDecodeError as err:
                     error = f"Not valid UTF-8 text (byte {err.start})"
             doc.text = text
-            doc.ingest_status = "FAILED" if error else "COMPLETED"
+            doc.ingest_status = IngestStatus.FAILED if error else IngestStatus.COMPLETED
             doc.ingest_error = error
             doc.updated_at = utcnow()
             return doc.ingest_status
@@ -63,7 +64,12 @@ class IngestActivities(IngestActivitiesContract):
         rid = uuid.UUID(run_id)
         async with self._sessions() as session:
             run = await session.scalar(select(Run).where(Run.id == rid).with_for_update())
-            if run is not None and run.draft_state is None and run.status == "PENDING" and run.snapshot:
+            if (
+                run is not None
+                and run.draft_state is None
+                and run.status == RunStatus.PENDING
+                and run.snapshot
+            ):
                 # Dispatched by an earlier attempt of this activity that did not return: start it again
                 # (the start is idempotent: the child workflow id is the run's).
                 run_input, timeout = await self._starts.again(session, run, self._settings)
@@ -84,10 +90,10 @@ class IngestActivities(IngestActivitiesContract):
                     )
                 )
             ).all()
-            if any(s == "PENDING" for _, s, _ in statuses):
+            if any(s == IngestStatus.PENDING for _, s, _ in statuses):
                 await session.rollback()
                 return SettleResult()
-            failed = [(n, e) for n, s, e in statuses if s == "FAILED"]
+            failed = [(n, e) for n, s, e in statuses if s == IngestStatus.FAILED]
             if not run.auto_start:
                 await repo.set_draft_state(session, rid, v1.PENDING, v1.NOT_STARTED)
                 await session.commit()

@@ -17,24 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import repo, v1_repo
 from db.models import Run, utcnow
-from run_status import RunStatus
+from db.run_state import set_run_state
+from run_status import CLOSED_EXECUTION, Cause, RunStatus
 from workflows.contracts import RunResult
 from workflows.search_attributes import temporal_workflow_id
 
 log = logging.getLogger(__name__)
-
-_CLOSED: dict[WorkflowExecutionStatus, tuple[RunStatus, str]] = {
-    WorkflowExecutionStatus.TERMINATED: (RunStatus.CANCELED, "Terminated in Temporal"),
-    WorkflowExecutionStatus.TIMED_OUT: (
-        RunStatus.FAILED,
-        "Run exceeded its maximum duration (Temporal execution timed out)",
-    ),
-    WorkflowExecutionStatus.CANCELED: (RunStatus.CANCELED, "Run canceled"),
-    WorkflowExecutionStatus.FAILED: (RunStatus.FAILED, "Run failed"),
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: (RunStatus.FAILED, "Unexpected continue-as-new"),
-}
 
 
 @dataclass
@@ -81,11 +70,18 @@ async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, ru
     status, error, outputs = verdict
     extra = {"outputs": outputs} if outputs is not None else {}
     async with sessions() as session, session.begin():
-        if not await repo.transition(session, run_id, status, error=error, end_time=utcnow(), **extra):
+        # The hooks cancel its unsettled tasks, close its open pauses and store a v1 run's outputs.
+        moved = await set_run_state(
+            session,
+            run_id,
+            status=status,
+            cause=Cause.RECONCILER,
+            reason=error,
+            fields={"error": error, "end_time": utcnow(), **extra},
+            outputs=outputs,
+        )
+        if not moved.accepted:
             return 0
-        await repo.cancel_unsettled_tasks(session, run_id, error)
-        await repo.close_open_pauses(session, run_id, f"Closed: {error}", utcnow())
-        await v1_repo.on_terminal(session, run_id, status, outputs or {})
     log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return 1
 
@@ -107,7 +103,9 @@ async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, d
             return RunStatus.FAILED, "Run failed", None
         # A large run's result carries only its OutputNodes' outputs: then the stored ones stay.
         return result.status, result.error or "", result.outputs if result.outputs_complete else None
-    status, error = _CLOSED.get(desc.status, (RunStatus.FAILED, f"Temporal status {desc.status.name}"))
+    status, error = CLOSED_EXECUTION.get(
+        desc.status.name, (RunStatus.FAILED, f"Temporal status {desc.status.name}")
+    )
     return status, error, None
 
 

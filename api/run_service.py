@@ -26,7 +26,7 @@ from db import repo
 from db.accounts import Principal, Role
 from db.models import Run, Task, Workflow, utcnow
 from errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
+from run_status import TERMINAL, Cause, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
@@ -184,7 +184,12 @@ async def start_execution(
         # this write is a transaction of its own whatever the caller did before.
         await session.rollback()
         await repo.transition(
-            session, run.id, RunStatus.FAILED, error=f"Could not start: {err.message}", end_time=utcnow()
+            session,
+            run.id,
+            RunStatus.FAILED,
+            cause=Cause.ENGINE,
+            error=f"Could not start: {err.message}",
+            end_time=utcnow(),
         )
         await session.commit()
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err

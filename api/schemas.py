@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from run_status import PauseAction, RunStatus, TaskStatus
+from run_status import PauseAction, RunStatus, StateAxis, TaskStatus
 from workflows.definition import WorkflowDefinition
 
 
@@ -104,6 +104,21 @@ class RunResponse(BaseModel):
     rows_total: int | None = None
     rows_done: int | None = None
     rows_failed: int | None = None
+
+
+class RunStateChangeResponse(BaseModel):
+    """One move of a run (`GET /run/{id}/state_history/`): which state column, from what to what,
+    caused by whom (a user id, or engine / reconciler / schedule) and why."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    axis: StateAxis
+    from_state: str | None
+    to_state: str | None
+    cause: str
+    reason: str | None
+    attempt: int
+    at: datetime
 
 
 class ResumeRunRequest(BaseModel):

@@ -19,6 +19,7 @@ from api.v1_definition_service import ensure_definition
 from api.workflow_service import resolve_subworkflows, version_for_run
 from db import repo
 from db.models import Document, Folder, Run, Workflow, WorkflowVersion
+from run_status import Cause, DocumentOrigin, IngestStatus
 from settings import Settings
 from workflows import graph
 from workflows.contracts import RunInput, SubworkflowSnapshot
@@ -37,14 +38,14 @@ async def _input_documents(session: AsyncSession, run: Run) -> list[Document]:
     """
     rows = await session.scalars(
         select(Document)
-        .where(Document.run_id == run.id, Document.origin == "SOURCE")
+        .where(Document.run_id == run.id, Document.origin == DocumentOrigin.SOURCE)
         .order_by(Document.created_at, Document.id)
     )
     docs = list(rows.all())
     for doc in docs:
-        if doc.ingest_status == "PENDING":
+        if doc.ingest_status == IngestStatus.PENDING:
             raise InputProblem(f"Input '{doc.name}' is still being ingested")
-        if doc.ingest_status == "FAILED":
+        if doc.ingest_status == IngestStatus.FAILED:
             raise InputProblem(f"Input '{doc.name}' failed ingestion: {doc.ingest_error}")
     return docs
 
@@ -105,9 +106,16 @@ async def _scope_inputs(
 
 
 async def dispatch(
-    session: AsyncSession, run: Run, settings: Settings, user_message: str | None, from_: list[str]
+    session: AsyncSession,
+    run: Run,
+    settings: Settings,
+    user_message: str | None,
+    from_: list[str],
+    *,
+    cause: str = Cause.ENGINE,
 ) -> tuple[RunInput, timedelta] | None:
     """Pin the snapshot and move the draft to IN_PROGRESS (committed); None if another start won.
+    `cause`: the user who started it, or the engine (an auto-start when its uploads settled).
 
     The caller then starts the Temporal execution with the returned input and execution timeout.
     """
@@ -166,6 +174,7 @@ async def dispatch(
         session,
         run.id,
         from_,
+        cause=cause,
         snapshot=snapshot,
         workflow_version_id=version.id,
         initial_inputs={input_id: payload},

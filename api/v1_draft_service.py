@@ -20,13 +20,13 @@ from temporalio.service import RPCError
 from api import run_service
 from api import v1_service as svc
 from api.v1_definition_service import get_definition
-from api.v1_run_service import get_run, launch, state_of
+from api.v1_run_service import get_run, launch, may
 from db import repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
 from errors import BadRequest, Conflict, InvalidInput, Unavailable
-from run_status import RunStatus
+from run_status import Cause, DocumentOrigin, DraftState, IngestStatus, RunStatus, V1Operation
 from settings import Settings
 
 
@@ -128,7 +128,7 @@ async def create_run(
         v1=True,
         name=form.name,
         path_part_id=uuid.uuid4(),
-        draft_state=v1.PENDING if files else v1.NOT_STARTED,
+        draft_state=DraftState.PENDING if files else DraftState.NOT_STARTED,
         auto_start=bool(form.auto_start),
         auto_start_user_message=form.user_message or None,
         input_scope=scope,
@@ -190,9 +190,9 @@ async def start_ingestions(
             reason = err.message if isinstance(err, RPCError) else str(err) or type(err).__name__
             await session.execute(
                 update(Document)
-                .where(Document.id == doc.id, Document.ingest_status == "PENDING")
+                .where(Document.id == doc.id, Document.ingest_status == IngestStatus.PENDING)
                 .values(
-                    ingest_status="FAILED",
+                    ingest_status=IngestStatus.FAILED,
                     ingest_error=f"Could not start ingestion: {reason}",
                     updated_at=utcnow(),
                 )
@@ -229,14 +229,14 @@ async def settle_draft(session: AsyncSession, client: Client, settings: Settings
     statuses = (
         await session.execute(
             select(Document.name, Document.ingest_status, Document.ingest_error)
-            .where(Document.run_id == run_id, Document.origin == "SOURCE")
+            .where(Document.run_id == run_id, Document.origin == DocumentOrigin.SOURCE)
             .order_by(Document.created_at, Document.id)
         )
     ).all()
-    if any(s == "PENDING" for _, s, _ in statuses):
+    if any(s == IngestStatus.PENDING for _, s, _ in statuses):
         await session.rollback()
         return
-    failed = [(n, e) for n, s, e in statuses if s == "FAILED"]
+    failed = [(n, e) for n, s, e in statuses if s == IngestStatus.FAILED]
     if not run.auto_start:
         await repo.set_draft_state(session, run_id, v1.PENDING, v1.NOT_STARTED)
         await session.commit()
@@ -249,7 +249,7 @@ async def settle_draft(session: AsyncSession, client: Client, settings: Settings
     await session.commit()
     # Conflict: a racing settle or upload decided. Unavailable: the start failed; the run is stored FAILED.
     with contextlib.suppress(Conflict, Unavailable):
-        await launch(session, client, settings, run, None, [v1.PENDING], eager=False)
+        await launch(session, client, settings, run, None, [v1.PENDING], eager=False, cause=Cause.ENGINE)
 
 
 async def _run_folders(
@@ -305,8 +305,7 @@ async def update_run(
         raise BadRequest("Set at least one of input_scope, name, auto_start, user_message")
     run = await get_run(session, who, run_id, lock=True)
     run_service.ensure_can_mutate(who, run)
-    if run.draft_state is None:
-        raise Conflict(f"The run is {state_of(run)}; only NOT_STARTED or PENDING runs can be edited")
+    may(V1Operation.EDIT, run)
     values: dict[str, Any] = {"updated_at": utcnow()}
     if body.name is not None:
         if await _name_taken(session, run.workflow_id, body.name, exclude=run.id):
@@ -334,7 +333,9 @@ async def update_run(
     run = await get_run(session, who, run_id)
     if body.auto_start and run.draft_state == v1.NOT_STARTED:
         try:
-            await launch(session, client, settings, run, None, [v1.NOT_STARTED], eager)
+            await launch(
+                session, client, settings, run, None, [v1.NOT_STARTED], eager, cause=str(who.user_id)
+            )
         except Conflict:
             # An upload landed after the commit: the armed draft is PENDING and starts once it settles.
             run = await get_run(session, who, run_id)
@@ -352,8 +353,8 @@ async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None
             select(Document.name, Document.ingest_status, Document.ingest_error)
             .where(
                 Document.run_id == run_id,
-                Document.origin == "SOURCE",
-                Document.ingest_status.in_(["PENDING", "FAILED"]),
+                Document.origin == DocumentOrigin.SOURCE,
+                Document.ingest_status.in_([IngestStatus.PENDING, IngestStatus.FAILED]),
             )
             .order_by(Document.created_at, Document.id)
             .limit(1)
@@ -362,7 +363,7 @@ async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None
     if problem is None:
         return
     name, status, error = problem
-    if status == "PENDING":
+    if status == IngestStatus.PENDING:
         raise Conflict(f"Input '{name}' is still being ingested")
     raise Conflict(f"Input '{name}' failed ingestion: {error}")
 
@@ -410,7 +411,7 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
         status=RunStatus.PENDING.value,
         v1=True,
         path_part_id=uuid.uuid4(),
-        draft_state=v1.NOT_STARTED,
+        draft_state=DraftState.NOT_STARTED,
         input_scope=scope,
         start_time=now,
         created_at=now,
@@ -434,7 +435,7 @@ async def _copy_uploads(
     rows = await session.scalars(
         select(Document).where(
             Document.run_id == source_id,
-            Document.origin == "SOURCE",
+            Document.origin == DocumentOrigin.SOURCE,
             Document.version_path_part_id.in_([uuid.UUID(v) for v in version_ids]),
         )
     )
@@ -452,7 +453,7 @@ async def _copy_uploads(
                 run_id=inputs.run_id,
                 name=src.name,
                 media_type=src.media_type,
-                origin="SOURCE",
+                origin=DocumentOrigin.SOURCE,
                 size_bytes=src.size_bytes,
                 content=src.content,
                 text=src.text,

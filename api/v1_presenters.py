@@ -16,6 +16,7 @@ from api.v1_service import is_admin, user_names
 from db import v1_repo as v1
 from db.accounts import Principal, Role
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, Workflow
+from run_status import ApprovalState, DocumentOrigin
 
 
 def user_info(user_id: uuid.UUID | None, users: dict[uuid.UUID, User]) -> w.UserInfo | None:
@@ -67,7 +68,7 @@ def _asset(doc: Document, folder_path: str) -> w.RunAsset:
         # Derived, not stored: a renamed run's documents follow its name.
         materialized_path=v1.child_path(folder_path, doc.name),
         approval_state=doc.approval_state,
-        origin="RUN_UPLOAD" if doc.origin == "SOURCE" else None,
+        origin="RUN_UPLOAD" if doc.origin == DocumentOrigin.SOURCE else None,
     )
 
 
@@ -162,7 +163,7 @@ async def definitions(
         (
             await session.execute(
                 select(Run.workflow_id, func.count())
-                .where(Run.workflow_id.in_(wf_ids), Run.approval_state == "pending")
+                .where(Run.workflow_id.in_(wf_ids), Run.approval_state == ApprovalState.PENDING)
                 .group_by(Run.workflow_id)
             )
         ).all()

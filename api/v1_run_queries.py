@@ -14,6 +14,7 @@ from api.v1_service import is_admin
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Run, V1Definition, Workflow, utcnow
+from run_status import ApprovalState, ExecutionState
 
 
 @dataclass
@@ -45,7 +46,7 @@ def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
         q = q.where(Run.triggered_by == f.owner_id)
     if f.approvable_by_me:
         # Runs that entered approval (completed under `approval_required`); owners and admins approve.
-        entered = Run.approval_state != "not_required"
+        entered = Run.approval_state != ApprovalState.NOT_REQUIRED
         q = q.where(entered if is_admin(who) else Run.id.is_(None))
     if f.definition_id is not None:
         q = q.where(Run.workflow_id == f.definition_id)
@@ -99,7 +100,7 @@ async def summary(
     state = v1.execution_state_sql()
     counts = dict.fromkeys(v1.EXECUTION_STATES, 0)
     for name, n in (await session.execute(select(state, func.count()).where(*window).group_by(state))).all():
-        counts[name] = int(n)
+        counts[ExecutionState(name)] = int(n)
     seconds = func.extract("epoch", Run.end_time - Run.start_time)
     p50, p95, total, triggerers = (
         await session.execute(
@@ -113,7 +114,7 @@ async def summary(
     ).one()
     terminal = counts[v1.COMPLETED] + counts[v1.FAILED]
     pq = select(func.count(), func.min(Run.end_time)).where(
-        Run.tenant_id == who.tenant_id, Run.approval_state == "pending"
+        Run.tenant_id == who.tenant_id, Run.approval_state == ApprovalState.PENDING
     )
     if definition_id is not None:
         pq = pq.where(Run.workflow_id == definition_id)

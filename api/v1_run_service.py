@@ -1,6 +1,7 @@
-"""v1 run lifecycle (the ksapi 3.18.2 state-by-operation table): start, stop, retry, resume, approval,
-callback. Drafts are in `v1_draft_service`, lists and the summary in `v1_run_queries`. Status changes
-go through `db.repo`; Temporal starts through `run_service.start_execution`."""
+"""v1 run lifecycle: start, stop, retry, resume, approval, callback, each gated by the ksapi 3.18.2
+state-by-operation table (`run_status.V1_OPERATIONS`). Drafts are in `v1_draft_service`, lists and the
+summary in `v1_run_queries`. State changes go through `db.repo`; Temporal starts through
+`run_service.start_execution`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -20,9 +21,9 @@ from api.v1_dispatch import InputProblem, again, dispatch
 from db import repo
 from db import v1_repo as v1
 from db.accounts import Principal
-from db.models import Document, Run, Task, V1Definition, Workflow, utcnow
+from db.models import Run, Task, V1Definition, Workflow, utcnow
 from errors import Conflict, Forbidden, NotFound
-from run_status import RunStatus, TaskStatus
+from run_status import ExecutionState, RunStatus, TaskStatus, V1Operation, Verdict, v1_rule
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.contracts import FinalizeInput
@@ -42,8 +43,21 @@ async def get_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, *, l
     return run
 
 
-def state_of(run: Run) -> str:
+def state_of(run: Run) -> ExecutionState:
     return v1.execution_state(run.status, run.draft_state)
+
+
+def may(operation: V1Operation, run: Run) -> bool:
+    """Whether `operation` acts on the run in its state (False: answer with the run unchanged).
+
+    Raises:
+        Conflict: the table refuses the operation in this state.
+    """
+    state = state_of(run)
+    rule = v1_rule(operation, state)
+    if rule.verdict == Verdict.REFUSED:
+        raise Conflict(rule.explain(state))
+    return rule.verdict == Verdict.ACT
 
 
 async def launch(
@@ -54,6 +68,8 @@ async def launch(
     user_message: str | None,
     from_: list[str],
     eager: bool,
+    *,
+    cause: str,
 ) -> None:
     """Dispatch a draft and start its execution (nothing if a racing start won).
 
@@ -61,7 +77,7 @@ async def launch(
         Conflict: an upload is still being ingested, or failed ingestion.
     """
     try:
-        dispatched = await dispatch(session, run, settings, user_message, from_)
+        dispatched = await dispatch(session, run, settings, user_message, from_, cause=cause)
     except InputProblem as err:
         raise Conflict(str(err)) from None
     if dispatched is None:
@@ -99,14 +115,11 @@ async def start_run(
     """
     run = await get_run(session, who, run_id)
     run_service.ensure_can_mutate(who, run)
-    state = state_of(run)
-    if state == v1.IN_PROGRESS:
+    if not may(V1Operation.START, run):
         return run
-    if state == v1.PENDING:
-        raise Conflict("The run's inputs are still being ingested")
-    if state != v1.NOT_STARTED:
-        raise Conflict(f"The run is {state}; use retry or resume for a failed run, clone for a completed one")
-    await launch(session, client, settings, run, user_message, [v1.NOT_STARTED], eager)
+    await launch(
+        session, client, settings, run, user_message, [v1.NOT_STARTED], eager, cause=str(who.user_id)
+    )
     run = await get_run(session, who, run_id)
     if state_of(run) not in (v1.IN_PROGRESS, v1.COMPLETED, v1.FAILED):
         raise Conflict(f"The run is {state_of(run)}")
@@ -126,9 +139,9 @@ async def stop_run(session: AsyncSession, client: Client, who: Principal, run_id
     """IN_PROGRESS → FAILED ("Stopped by user"); any other state is returned unchanged."""
     run = await get_run(session, who, run_id)
     run_service.ensure_can_mutate(who, run)
-    if state_of(run) != v1.IN_PROGRESS:
+    if not may(V1Operation.STOP, run):
         return run
-    stopped = await repo.stop(session, run.id, STOPPED)
+    stopped = await repo.stop(session, run.id, STOPPED, cause=str(who.user_id))
     await session.commit()
     if stopped:
         await _cancel_execution(client, run.id)
@@ -154,14 +167,14 @@ async def retry_run(
     """
     run = await get_run(session, who, run_id)
     run_service.ensure_can_mutate(who, run)
-    if state_of(run) != v1.FAILED:
-        raise Conflict(f"The run is {state_of(run)}; only FAILED runs can be retried or resumed")
+    may(V1Operation.RETRY, run)
     if not run.v1:
         # Its input is the workflow API's, not a v1 snapshot: re-run it there.
         raise Conflict("This run was started through the workflow API; start it again there")
     started = run.snapshot is not None and run.workflow_version_id is not None
     precomputed = await _completed_outputs(session, run.id) if warm and started else {}
-    if not await repo.rearm(session, run.id, to_draft=not started):
+    how = "Resumed" if warm else "Retried"
+    if not await repo.rearm(session, run.id, to_draft=not started, cause=str(who.user_id), reason=how):
         await session.rollback()
         raise Conflict("The run changed meanwhile; read it again")
     await session.commit()
@@ -209,26 +222,14 @@ async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID,
     run = await get_run(session, who, run_id, lock=True)
     if not svc.is_admin(who):
         raise Forbidden("Only an owner or admin may approve runs")
-    if state_of(run) != v1.COMPLETED:
-        raise Conflict(f"The run is {state_of(run)}; only COMPLETED runs can be approved")
+    may(V1Operation.APPROVE, run)
     required = await session.scalar(
         select(V1Definition.approval_required).where(V1Definition.workflow_id == run.workflow_id)
     )
     if not required:
         raise Conflict("This workflow does not require approval")
-    if run.approval_state == "approved":
-        return run
-    now = utcnow()
-    await session.execute(
-        update(Document)
-        .where(Document.run_id == run.id, Document.origin == "GENERATED")
-        .values(approval_state="approved", updated_at=now)
-    )
-    await session.execute(
-        update(Run)
-        .where(Run.id == run.id)
-        .values(approval_state="approved", approval_reason=reason, approved_at=now, updated_at=now)
-    )
+    if not await repo.approve(session, run.id, reason, cause=str(who.user_id)):
+        return run  # approved already
     await session.commit()
     return await get_run(session, who, run_id)
 
@@ -245,11 +246,8 @@ async def callback(
     """
     run = await get_run(session, who, run_id)
     run_service.ensure_can_mutate(who, run)
-    state = state_of(run)
-    if state in (v1.COMPLETED, v1.FAILED):
+    if not may(V1Operation.CALLBACK, run):
         return "already_terminal"
-    if state != v1.IN_PROGRESS:
-        raise Conflict(f"The run is {state}; it has not started")
     target = RunStatus(status)
     recorded, _ = await repo.finalize(
         session,
@@ -261,9 +259,9 @@ async def callback(
             error=(error or "Run failed") if target == RunStatus.FAILED else error,
             end_time=utcnow(),
         ),
+        cause=str(who.user_id),
+        reason=f"Run {target.value} by callback",
     )
-    if recorded:
-        await repo.cancel_unsettled_tasks(session, run.id, f"Run {target.value} by callback")
     await session.commit()
     if not recorded:
         return "already_terminal"

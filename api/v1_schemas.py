@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-ExecutionState = Literal["PENDING", "NOT_STARTED", "IN_PROGRESS", "COMPLETED", "FAILED"]
-ApprovalState = Literal["not_required", "pending", "approved"]
+import run_status as states
+
+if TYPE_CHECKING:
+    ExecutionState = str
+    ApprovalState = str
+else:
+    # Literals (not the enums) keep the wire schema and the validation errors ksapi knows; their
+    # values come from the state module, in its order.
+    ExecutionState = Literal[tuple(s.value for s in states.ExecutionState)]
+    ApprovalState = Literal[tuple(s.value for s in states.ApprovalState)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Message = Annotated[StrictStr, Field(max_length=4000)]
 

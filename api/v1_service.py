@@ -17,6 +17,7 @@ from db import v1_repo as v1
 from db.accounts import Principal, Role
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, utcnow
 from errors import BadRequest, Conflict, Forbidden, NotFound
+from run_status import DocumentOrigin, IngestStatus
 from settings import Settings
 from workflows.contracts import IngestInput
 from workflows.ingest_workflow import IngestDocumentWorkflow
@@ -173,10 +174,10 @@ async def create_upload(
         run_id=folder.run_id,
         name=name,
         media_type=media_type_of(name, declared_type),
-        origin="SOURCE",
+        origin=DocumentOrigin.SOURCE,
         size_bytes=len(content),
         content=content,
-        ingest_status="PENDING",
+        ingest_status=IngestStatus.PENDING,
         uploaded_by=who.user_id,
     )
     session.add(doc)
@@ -206,7 +207,7 @@ async def create_text_document(
         size_bytes=len(text.encode()),
         content=text.encode(),
         text=text,
-        ingest_status="COMPLETED",
+        ingest_status=IngestStatus.COMPLETED,
     )
     session.add(doc)
     await session.flush()
@@ -237,7 +238,7 @@ async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UU
         assert run is not None
         if who.role == Role.USER and run.triggered_by != who.user_id:
             raise Forbidden("Only the user who created this run, or an owner or admin, may change its inputs")
-        if run.draft_state is None or doc.origin != "SOURCE":
+        if run.draft_state is None or doc.origin != DocumentOrigin.SOURCE:
             raise Conflict("The run has started; its documents can no longer change")
     elif doc.uploaded_by != who.user_id and not is_admin(who):
         raise Forbidden("Only the uploader or an owner or admin may delete a document")

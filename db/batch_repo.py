@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DatasetRow, OutputFile, Run, utcnow
 from db.repo import parent_task_id, task_id, transition
-from run_status import RunStatus
+from run_status import Cause, RunStatus
 from workflows.contracts import FinalizeBatchInput, RecordRowsInput, RunResult
 
 _INSERT_RUNS = text(
@@ -161,8 +161,10 @@ async def finalize_batch(session: AsyncSession, arg: FinalizeBatchInput) -> RunR
         status, error = RunStatus.FAILED, f"{failed + total - done} of {total} rows did not complete"
     else:
         status, error = RunStatus.COMPLETED, None
-    moved = await transition(session, run_id, status, error=error, outputs=summary, end_time=arg.end_time)
-    if not moved:
+    moved = await transition(
+        session, run_id, status, cause=Cause.ENGINE, error=error, outputs=summary, end_time=arg.end_time
+    )
+    if not moved.accepted:
         stored = await session.scalar(select(Run.status).where(Run.id == run_id))
         return RunResult(
             run_id=arg.run_id,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -22,11 +26,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from run_status import (
+    ApprovalState,
+    DocumentOrigin,
+    DraftState,
+    IngestStatus,
+    RunStatus,
+    StateAxis,
+    TaskStatus,
+)
+
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def one_of(column: str, states: type[StrEnum], *, table: str, nullable: bool = False) -> CheckConstraint:
+    """The CHECK constraint (migration 0007) that keeps a state column inside its enum."""
+    values = ", ".join(f"'{s.value}'" for s in states)
+    rule = f"{column} IN ({values})"
+    return CheckConstraint(f"{column} IS NULL OR {rule}" if nullable else rule, name=f"ck_{table}_{column}")
 
 
 class Base(DeclarativeBase):
@@ -125,6 +146,9 @@ class Run(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_runs_tenant_created", "tenant_id", "created_at"),
+        one_of("status", RunStatus, table="runs"),
+        one_of("draft_state", DraftState, table="runs", nullable=True),
+        one_of("approval_state", ApprovalState, table="runs"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -167,7 +191,7 @@ class Run(Base):
     input_scope: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
     selected_skill_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
-    approval_state: Mapped[str] = mapped_column(String(16), default="not_required")
+    approval_state: Mapped[str] = mapped_column(String(16), default=ApprovalState.NOT_REQUIRED.value)
     approval_reason: Mapped[str | None] = mapped_column(Text, default=None)
     approved_at: Mapped[datetime | None] = mapped_column(default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -182,9 +206,35 @@ class Run(Base):
     )
 
 
+class RunStateHistory(Base):
+    """One row per change of a run's status, draft state or approval state (migration 0007)."""
+
+    __tablename__ = "run_state_history"
+    __table_args__ = (
+        Index("ix_run_state_history_run", "run_id", "id"),
+        one_of("axis", StateAxis, table="run_state_history"),
+    )
+
+    # Identity order is write order, also between the rows of one statement.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    axis: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    # A user's id, or a `run_status.Cause` (engine, reconciler, schedule).
+    cause: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(server_default=text("clock_timestamp()"))
+
+
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (UniqueConstraint("run_id", "scope", "node_id"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "scope", "node_id"),
+        one_of("status", TaskStatus, table="tasks"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -326,6 +376,9 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_parent", "parent_path_part_id"),
         Index("ix_documents_run", "run_id"),
+        one_of("origin", DocumentOrigin, table="documents"),
+        one_of("ingest_status", IngestStatus, table="documents"),
+        one_of("approval_state", ApprovalState, table="documents"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -338,14 +391,14 @@ class Document(Base):
     run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), default=None)
     name: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(200))
-    origin: Mapped[str] = mapped_column(String(16), default="SOURCE")  # SOURCE | GENERATED
+    origin: Mapped[str] = mapped_column(String(16), default=DocumentOrigin.SOURCE.value)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     content: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     text: Mapped[str | None] = mapped_column(Text, default=None)
-    ingest_status: Mapped[str] = mapped_column(String(16), default="COMPLETED")  # PENDING|COMPLETED|FAILED
+    ingest_status: Mapped[str] = mapped_column(String(16), default=IngestStatus.COMPLETED.value)
     ingest_error: Mapped[str | None] = mapped_column(Text, default=None)
     ingest_workflow_id: Mapped[str | None] = mapped_column(String(200), default=None)
-    approval_state: Mapped[str] = mapped_column(String(16), default="not_required")
+    approval_state: Mapped[str] = mapped_column(String(16), default=ApprovalState.NOT_REQUIRED.value)
     uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )

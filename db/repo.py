@@ -1,12 +1,12 @@
 """Every guarded write the engine makes: run transitions, task upserts and the idempotent terminal write.
 
-No other code changes a run's status (batch rows and their parent's terminal write, in
-`db/batch_repo.py`, go through `transition` or insert rows already terminal). Every status write here
-(`transition`, the single-statement progress and terminal writes, and the v1 draft writes `stop`,
-`fail_draft`, `dispatch_draft`, `set_draft_state`) is one UPDATE guarded by `run_status.ALLOWED_FROM`
-or by the draft state, so racing writers cannot move a run backwards or out of a terminal state; the
-one deliberate exception is `rearm` (v1 retry/resume), which starts a new attempt of a FAILED or
-stopped run, and every write of an execution names its attempt so the old one cannot write over it.
+Every state write here (`transition`, the single-statement progress and terminal writes, and the
+v1 draft writes `stop`, `fail_draft`, `dispatch_draft`, `set_draft_state`, `rearm`, `approve`) goes
+through `db.run_state.set_run_state`, guarded by `run_status.ALLOWED_FROM` or by the draft state, so
+racing writers cannot move a run backwards or out of a terminal state; the one deliberate exception
+is `rearm` (v1 retry/resume), which starts a new attempt of a FAILED or stopped run, and every write
+of an execution names its attempt so the old one cannot write over it. (Batch rows, in
+`db/batch_repo.py`, are inserted already terminal; their parent moves through `transition`.)
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, delete, select, text, update
+from sqlalchemy import CTE, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import v1_repo
-from db.models import Document, Pause, Run, Task, utcnow
-from run_status import ALLOWED_FROM, RETRYABLE_FROM, RunStatus, TaskStatus
+from db.models import Pause, Run, utcnow
+from db.run_state import SETTLED_TASKS, Transition, set_run_state
+from run_status import (
+    RETRYABLE_FROM,
+    ApprovalState,
+    Cause,
+    DraftState,
+    RunStatus,
+)
 from workflows.contracts import (
     CreateChildRunInput,
     FinalizeInput,
@@ -32,19 +37,22 @@ from workflows.contracts import (
     TaskRecord,
 )
 
-_SETTLED = [TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELED.value]
 
+async def transition(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    to: RunStatus,
+    *,
+    cause: str,
+    reason: str | None = None,
+    **fields: Any,
+) -> Transition:
+    """Move a run to `to` if its current status allows it.
 
-async def transition(session: AsyncSession, run_id: uuid.UUID, to: RunStatus, **fields: Any) -> bool:
-    """Move a run to `to` if its current status allows it; returns whether it moved.
-
-    Extra `fields` (outputs, error, end_time, ...) are written in the same statement.
-    """
-    allowed = [s.value for s in ALLOWED_FROM[to]]
-    result = await session.execute(
-        update(Run).where(Run.id == run_id, Run.status.in_(allowed)).values(status=to.value, **fields)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    Extra `fields` (outputs, error, end_time, ...) are written in the same statement; `reason`
+    defaults to the `error` written."""
+    reason = reason if reason is not None else fields.get("error")
+    return await set_run_state(session, run_id, status=to, cause=cause, reason=reason, fields=fields)
 
 
 def _sql_in(statuses: Iterable[str]) -> str:
@@ -65,41 +73,27 @@ ON CONFLICT (run_id, scope, node_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}
 """
 
-# One statement, one round trip: mark a PENDING run RUNNING and record progress (nothing, if the
-# run was deleted meanwhile: a retried write must not fail forever on the foreign key). (A paused run stays
-# PAUSED while independent branches run: only the last decision moves it back to RUNNING.)
-# A settled task row never changes here, so a late, retried progress write cannot undo a terminal one.
-# Writes of an execution name its attempt (v1 retry/resume start another one for the same run): a
-# late write of an earlier attempt matches nothing. A null attempt (one-attempt runs) always matches.
+# Progress is one statement, one round trip: a PENDING run moves to RUNNING (in `set_run_state`) and
+# this upsert records the tasks (nothing, if the run was deleted meanwhile: a retried write must not
+# fail forever on the foreign key). (A paused run stays PAUSED while independent branches run: only the
+# last decision moves it back to RUNNING.) A settled task row never changes here, so a late, retried
+# progress write cannot undo a terminal one. Writes of an execution name its attempt (v1 retry/resume
+# start another one for the same run): a late write of an earlier attempt matches nothing. A null
+# attempt (one-attempt runs) always matches.
 _CURRENT = "(CAST(:attempt AS int) IS NULL OR attempt = CAST(:attempt AS int))"
-
-_PROGRESS = text(
-    f"""
-WITH moved AS (
-    UPDATE runs SET status = 'RUNNING'
-    WHERE id = :run_id AND status = 'PENDING' AND {_CURRENT}
-)
-{_UPSERT_TASKS.format(run=":run_id", source="", where=f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND {_CURRENT})")}
-WHERE tasks.status NOT IN ({_sql_in(_SETTLED)})
-"""
-)
-
-
-def _finalize_sql(status: RunStatus) -> TextClause:
-    return text(
-        f"""
-WITH moved AS (
-    UPDATE runs SET status = '{status.value}', outputs = CAST(:outputs AS jsonb), error = :error, end_time = :end_time
-    WHERE id = :run_id AND status IN ({_sql_in(ALLOWED_FROM[status])}) AND draft_state IS NULL
-        AND {_CURRENT}
-    RETURNING id
-), written AS (
-    {_UPSERT_TASKS.format(run="moved.id", source="moved,", where="")}
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM moved) AS moved
-"""
+_PROGRESS = f"""{
+    _UPSERT_TASKS.format(
+        run=":run_id", source="", where=f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND {_CURRENT})"
     )
+}
+WHERE tasks.status NOT IN ({_sql_in(SETTLED_TASKS)})
+"""
+# The terminal write's task rows, written only if the run moved (`moved` is set_run_state's UPDATE).
+_FINAL_TASKS = _UPSERT_TASKS.format(run="moved.id", source="moved,", where="")
+
+
+def _carried(sql: str, name: str, **params: Any) -> CTE:
+    return text(sql).bindparams(**params).columns().cte(name)
 
 
 _TASK_IDS = uuid.UUID("5b0c4f9e-3c1a-4d8e-9f57-3d1e6c2b7a10")
@@ -133,34 +127,44 @@ async def record_progress(
     session: AsyncSession, run_id: uuid.UUID, records: list[TaskRecord], attempt: int | None = None
 ) -> None:
     """Mark the run RUNNING (when allowed) and upsert the given task rows, in one statement."""
-    await session.execute(
-        _PROGRESS, {"run_id": run_id, "tasks": _tasks_json(run_id, records), "attempt": attempt}
+    rows = _carried(_PROGRESS, "progress", run_id=run_id, tasks=_tasks_json(run_id, records), attempt=attempt)
+    await set_run_state(
+        session,
+        run_id,
+        status=RunStatus.RUNNING,
+        from_status=[RunStatus.PENDING],
+        attempt=attempt,
+        cause=Cause.ENGINE,
+        also=[rows],
     )
 
 
-async def finalize(session: AsyncSession, arg: FinalizeInput) -> tuple[bool, RunStatus | None]:
+async def finalize(
+    session: AsyncSession, arg: FinalizeInput, *, cause: str = Cause.ENGINE, reason: str | None = None
+) -> tuple[bool, RunStatus | None]:
     """The idempotent terminal write: the first terminal status wins, later ones change nothing.
 
-    Run status, outputs and every task row are written in one statement. Returns
-    (recorded, status now stored).
+    Run status, outputs, every task row and the after-transition hooks are one statement (the v1
+    output documents follow for v1 runs). Returns (recorded, status now stored).
     """
-    row = (
-        await session.execute(
-            _finalize_sql(arg.status),
-            {
-                "run_id": uuid.UUID(arg.run_id),
-                "outputs": json.dumps(arg.outputs),
-                "error": arg.error,
-                "end_time": arg.end_time,
-                "tasks": _tasks_json(arg.run_id, arg.tasks),
-                "attempt": arg.attempt,
-            },
-        )
-    ).one()
     run_id = uuid.UUID(arg.run_id)
-    if row.moved:
-        await close_open_pauses(session, run_id, f"Closed: run {arg.status.value}", arg.end_time)
-        await v1_repo.on_terminal(session, run_id, arg.status, arg.outputs)
+    rows = _carried(_FINAL_TASKS, "final_tasks", tasks=_tasks_json(arg.run_id, arg.tasks))
+    moved = await set_run_state(
+        session,
+        run_id,
+        status=arg.status,
+        from_draft=[None],
+        attempt=arg.attempt,
+        cause=cause,
+        reason=reason if reason is not None else arg.error,
+        fields={"outputs": arg.outputs, "error": arg.error, "end_time": arg.end_time},
+        pause_comment=f"Closed: run {arg.status.value}",
+        outputs=arg.outputs,
+        also=[rows],
+        written_tasks=[task_id(run_id, r.scope, r.node_id) for r in arg.tasks],
+        now=arg.end_time,
+    )
+    if moved.accepted:
         return True, arg.status
     # Read again: a write that committed while this statement waited on the row is not in its snapshot.
     stored = await session.scalar(select(Run.status).where(Run.id == run_id))
@@ -213,7 +217,9 @@ async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
         )
         .on_conflict_do_nothing(index_elements=[Pause.run_id, Pause.seq])
     )
-    await transition(session, run_id, RunStatus.PAUSED)
+    await transition(
+        session, run_id, RunStatus.PAUSED, cause=Cause.ENGINE, reason=f"Waiting on node '{p.node_id}'"
+    )
     await record_progress(session, run_id, arg.tasks, arg.attempt)
 
 
@@ -239,108 +245,133 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
         select(Pause.id).where(Pause.run_id == run_id, Pause.resume_time.is_(None)).limit(1)
     )
     if not arg.still_paused and open_pause is None:
-        await transition(session, run_id, RunStatus.RUNNING)
+        # Recorded under the person who decided; a pause that timed out is the engine's.
+        reason = f"{arg.action.value} (pause {arg.seq})" if arg.action else f"Pause {arg.seq} closed"
+        await transition(
+            session, run_id, RunStatus.RUNNING, cause=arg.decided_by or Cause.ENGINE, reason=reason
+        )
     await record_progress(session, run_id, arg.tasks, arg.attempt)
 
 
-async def close_open_pauses(session: AsyncSession, run_id: uuid.UUID, reason: str, when: datetime) -> None:
-    await session.execute(
-        update(Pause)
-        .where(Pause.run_id == run_id, Pause.resume_time.is_(None))
-        .values(resume_time=when, comments=reason)
-    )
-
-
-async def cancel_unsettled_tasks(
-    session: AsyncSession, run_id: uuid.UUID, reason: str, now: datetime | None = None
-) -> None:
-    await session.execute(
-        update(Task)
-        .where(Task.run_id == run_id, Task.status.not_in(_SETTLED))
-        .values(status=TaskStatus.CANCELED.value, error=reason, end_time=now or utcnow())
-    )
-
-
-# -- v1 runs: drafts, dispatch, stop and re-arm ---------------------------------------------------------
+# -- v1 runs: drafts, dispatch, stop, re-arm and approval ------------------------------------------------
 # A v1 draft is stored PENDING with `draft_state` NOT_STARTED or PENDING (inputs still ingesting).
 
 
-async def set_draft_state(session: AsyncSession, run_id: uuid.UUID, from_: str, to: str) -> bool:
+async def set_draft_state(
+    session: AsyncSession, run_id: uuid.UUID, from_: str, to: str, *, cause: str = Cause.ENGINE
+) -> bool:
     """Move a draft between NOT_STARTED and PENDING (ingesting); returns whether it moved."""
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state == from_)
-        .values(draft_state=to, updated_at=utcnow())
+    moved = await set_run_state(
+        session,
+        run_id,
+        draft_state=DraftState(to),
+        from_status=[RunStatus.PENDING],
+        from_draft=[DraftState(from_)],
+        cause=cause,
+        fields={"updated_at": utcnow()},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return moved.accepted
 
 
-async def dispatch_draft(session: AsyncSession, run_id: uuid.UUID, from_: list[str], **fields: Any) -> bool:
+async def dispatch_draft(
+    session: AsyncSession, run_id: uuid.UUID, from_: list[str], *, cause: str, **fields: Any
+) -> bool:
     """Start a draft: it stops being a draft (IN_PROGRESS) with its snapshot and inputs pinned.
 
     Only a PENDING run whose draft state is in `from_` moves, so of racing starts exactly one wins."""
     now = utcnow()
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state.in_(from_))
-        .values(draft_state=None, start_time=now, updated_at=now, **fields)
+    moved = await set_run_state(
+        session,
+        run_id,
+        draft_state=None,
+        from_status=[RunStatus.PENDING],
+        from_draft=[DraftState(s) for s in from_],
+        cause=cause,
+        reason="Started",
+        fields={"start_time": now, "updated_at": now, **fields},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return moved.accepted
 
 
-async def fail_draft(session: AsyncSession, run_id: uuid.UUID, error: str) -> bool:
+async def fail_draft(
+    session: AsyncSession, run_id: uuid.UUID, error: str, *, cause: str = Cause.ENGINE
+) -> bool:
     """An armed draft whose input failed ingestion is FAILED without having started."""
     now = utcnow()
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.PENDING.value, Run.draft_state.is_not(None))
-        .values(status=RunStatus.FAILED.value, draft_state=None, error=error, end_time=now, updated_at=now)
+    moved = await set_run_state(
+        session,
+        run_id,
+        status=RunStatus.FAILED,
+        draft_state=None,
+        from_status=[RunStatus.PENDING],
+        from_draft=list(DraftState),
+        cause=cause,
+        reason=error,
+        fields={"error": error, "end_time": now, "updated_at": now},
+        now=now,
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return moved.accepted
 
 
-async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str) -> bool:
-    """Mark a started, unfinished run CANCELED (a pure database write; the caller cancels Temporal).
+async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str, *, cause: str) -> bool:
+    """Mark a started, unfinished run CANCELED (a pure database write; the caller cancels Temporal);
+    its unsettled tasks are canceled and its open pauses closed with it.
 
     A completion that committed first wins: the guard leaves terminal runs and drafts untouched."""
     now = utcnow()
-    allowed = [s.value for s in ALLOWED_FROM[RunStatus.CANCELED]]
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(allowed), Run.draft_state.is_(None))
-        .values(status=RunStatus.CANCELED.value, error=reason, end_time=now, updated_at=now)
+    moved = await set_run_state(
+        session,
+        run_id,
+        status=RunStatus.CANCELED,
+        from_draft=[None],
+        cause=cause,
+        reason=reason,
+        fields={"error": reason, "end_time": now, "updated_at": now},
+        now=now,
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    await cancel_unsettled_tasks(session, run_id, reason, now)
-    await close_open_pauses(session, run_id, f"Closed: {reason}", now)
-    return True
+    return moved.accepted
 
 
-async def rearm(session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool) -> bool:
+async def rearm(session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool, cause: str, reason: str) -> bool:
     """Retry/resume: a FAILED (or stopped) run becomes PENDING again for a new attempt, or a startable
-    draft when it never started. Tasks, pauses and output documents of the last attempt are dropped."""
+    draft when it never started. Tasks, pauses and output documents of the last attempt are dropped
+    (the run's state history keeps how it went)."""
     now = utcnow()
-    result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in RETRYABLE_FROM]))
-        .values(
-            status=RunStatus.PENDING.value,
-            draft_state="NOT_STARTED" if to_draft else None,
-            error=None,
-            outputs=None,
-            end_time=None,
-            start_time=now,
-            updated_at=now,
-            attempt=Run.attempt + 1,
-            approval_state="not_required",
-            approved_at=None,
-            approval_reason=None,
-        )
+    moved = await set_run_state(
+        session,
+        run_id,
+        status=RunStatus.PENDING,
+        from_status=RETRYABLE_FROM,
+        draft_state=DraftState.NOT_STARTED if to_draft else None,
+        approval_state=ApprovalState.NOT_REQUIRED,
+        cause=cause,
+        reason=reason,
+        fields={
+            "error": None,
+            "outputs": None,
+            "end_time": None,
+            "start_time": now,
+            "updated_at": now,
+            "attempt": Run.attempt + 1,
+            "approved_at": None,
+            "approval_reason": None,
+        },
+        now=now,
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    await session.execute(delete(Task).where(Task.run_id == run_id))
-    await session.execute(delete(Pause).where(Pause.run_id == run_id))
-    await session.execute(delete(Document).where(Document.run_id == run_id, Document.origin == "GENERATED"))
-    return True
+    return moved.accepted
+
+
+async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None, *, cause: str) -> bool:
+    """The run's approval, and with it its output documents'; once (an approved run stays so)."""
+    now = utcnow()
+    moved = await set_run_state(
+        session,
+        run_id,
+        approval_state=ApprovalState.APPROVED,
+        from_approval=[ApprovalState.NOT_REQUIRED, ApprovalState.PENDING],
+        cause=cause,
+        reason=reason,
+        fields={"approval_reason": reason, "approved_at": now, "updated_at": now},
+        now=now,
+    )
+    return moved.accepted

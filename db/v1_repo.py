@@ -1,12 +1,13 @@
 """v1 reads and the writes that accompany v1 run state: folders, documents, execution-state views.
 
-Run *status* changes stay in `db/repo.py`; this module never writes `runs.status`.
+Run state changes go through `db/run_state.py`; this module never writes a state column.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select, update
@@ -14,40 +15,38 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Document, Folder, Run, V1Definition, WorkflowVersion, utcnow
-from run_status import RunStatus
+from run_status import (
+    EXECUTION_VIEW,
+    ApprovalState,
+    DocumentOrigin,
+    ExecutionState,
+    IngestStatus,
+)
+from run_status import (
+    execution_state as execution_state,
+)
 from workflows import nodes
 
-# The v1 view of a run: its execution state, derived from the status and the draft state.
+# The v1 view of a run is `run_status.EXECUTION_VIEW`; these names are its states.
 NOT_STARTED, PENDING, IN_PROGRESS, COMPLETED, FAILED = (
-    "NOT_STARTED",
-    "PENDING",
-    "IN_PROGRESS",
-    "COMPLETED",
-    "FAILED",
+    ExecutionState.NOT_STARTED,
+    ExecutionState.PENDING,
+    ExecutionState.IN_PROGRESS,
+    ExecutionState.COMPLETED,
+    ExecutionState.FAILED,
 )
-EXECUTION_STATES = (PENDING, NOT_STARTED, IN_PROGRESS, COMPLETED, FAILED)
-_VIEW = {
-    RunStatus.PENDING.value: IN_PROGRESS,
-    RunStatus.RUNNING.value: IN_PROGRESS,
-    RunStatus.PAUSED.value: IN_PROGRESS,
-    RunStatus.COMPLETED.value: COMPLETED,
-    RunStatus.FAILED.value: FAILED,
-    RunStatus.CANCELED.value: FAILED,
-}
+EXECUTION_STATES = tuple(ExecutionState)
 _PATHS = uuid.UUID("0b5f1a52-7d0e-4c3e-9a61-2f8f3c0d9e47")
 
 
-def execution_state(status: str, draft_state: str | None) -> str:
-    return draft_state if draft_state else _VIEW[status]
-
-
 def execution_state_sql() -> ColumnElement[str]:
-    """The same mapping as a SQL expression, for filters and counts."""
+    """`run_status.execution_state` as a SQL expression (for filters and counts), built from the same table."""
+    by_view: dict[ExecutionState, list[str]] = defaultdict(list)
+    for status, view in EXECUTION_VIEW.items():
+        by_view[view].append(status.value)
     return case(
         (Run.draft_state.is_not(None), Run.draft_state),
-        (Run.status.in_(["PENDING", "RUNNING", "PAUSED"]), IN_PROGRESS),
-        (Run.status == "COMPLETED", COMPLETED),
-        else_=FAILED,
+        *((Run.status.in_(statuses), view.value) for view, statuses in by_view.items()),
     )
 
 
@@ -104,20 +103,15 @@ async def move_run_paths(session: AsyncSession, run_id: uuid.UUID, run_path: str
         )
 
 
-async def on_terminal(
-    session: AsyncSession, run_id: uuid.UUID, status: RunStatus, outputs: dict[str, Any]
-) -> None:
-    """Called in the transaction of a run's first terminal write: a completed v1 run stores each
-    OutputNode result as a JSON document under its `outputs/` folder and awaits approval if required."""
-    if status != RunStatus.COMPLETED:
-        return
-    run = await session.scalar(select(Run).where(Run.id == run_id, Run.v1.is_(True)))
-    if run is None:
-        return
-    approval = await session.scalar(
+async def store_outputs(session: AsyncSession, run_id: uuid.UUID, outputs: dict[str, Any]) -> ApprovalState:
+    """A v1 run just COMPLETED: each OutputNode result becomes a JSON document under its `outputs/`
+    folder. Returns the approval state the run (and those documents) start in."""
+    run = await session.scalar(select(Run).where(Run.id == run_id))
+    assert run is not None
+    required = await session.scalar(
         select(V1Definition.approval_required).where(V1Definition.workflow_id == run.workflow_id)
     )
-    state = "pending" if approval else "not_required"
+    state = ApprovalState.PENDING if required else ApprovalState.NOT_REQUIRED
     folder = (await run_folders(session, run_id)).get("outputs")
     definition: dict[str, Any] = {}
     if run.workflow_version_id is not None:
@@ -143,14 +137,12 @@ async def on_terminal(
                     run_id=run.id,
                     name=name,
                     media_type="application/json",
-                    origin="GENERATED",
+                    origin=DocumentOrigin.GENERATED.value,
                     size_bytes=len(body.encode()),
                     content=body.encode(),
                     text=body,
-                    ingest_status="COMPLETED",
-                    approval_state=state,
+                    ingest_status=IngestStatus.COMPLETED.value,
+                    approval_state=state.value,
                 )
             )
-    await session.execute(
-        update(Run).where(Run.id == run_id).values(approval_state=state, updated_at=utcnow())
-    )
+    return state

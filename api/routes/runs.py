@@ -12,8 +12,17 @@ from api import batch_service as batches
 from api import presenters
 from api import run_service as runs
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep, eager_start
-from api.schemas import BatchRunRequest, PartialRunRequest, RunResponse, StartRunRequest, TaskResponse
+from api.schemas import (
+    BatchRunRequest,
+    PartialRunRequest,
+    RunResponse,
+    RunStateChangeResponse,
+    StartRunRequest,
+    TaskResponse,
+)
 from api.workflow_service import get_workflow, parse_id
+from db import run_state
+from errors import NotFound
 from run_status import RunStatus
 
 wf_router = APIRouter(prefix="/wf", tags=["runs"])
@@ -188,6 +197,17 @@ async def get_run_status(run_id: str, session: SessionDep, who: PrincipalDep) ->
 @run_router.get("/{run_id}/tasks/", response_model=list[TaskResponse])
 async def get_run_tasks(run_id: str, session: SessionDep, who: PrincipalDep) -> list[TaskResponse]:
     return presenters.run(await runs.get_run(session, who, run_id)).tasks
+
+
+@run_router.get("/{run_id}/state_history/", response_model=list[RunStateChangeResponse])
+async def get_run_state_history(
+    run_id: str, session: SessionDep, who: PrincipalDep
+) -> list[RunStateChangeResponse]:
+    """Every move of the run's status, draft state and approval state, oldest first."""
+    changes = await run_state.history(session, who.tenant_id, parse_id(run_id, "Run"))
+    if changes is None:
+        raise NotFound("Run not found")
+    return [RunStateChangeResponse.model_validate(c) for c in changes]
 
 
 @run_router.delete("/{run_id}/", status_code=204)

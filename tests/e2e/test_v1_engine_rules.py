@@ -113,7 +113,7 @@ async def test_a_stop_whose_cancel_never_arrived_is_delivered_by_the_reconciler(
     run_id = uuid.UUID(run.json()["id"])
     settled(v1, run_id, "IN_PROGRESS")
     async with db() as session, session.begin():  # stopped in the database; the cancel was lost
-        await repo.stop(session, run_id, "Stopped by user")
+        await repo.stop(session, run_id, "Stopped by user", cause="test")
     client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
     handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING

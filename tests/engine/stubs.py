@@ -16,9 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from run_status import RunStatus
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
-from workflows.definition import WorkflowDefinition
-from workflows.run_workflow import RunWorkflow
-from workflows.schema import (
+from workflows.contracts import (
     BatchInput,
     CreateChildRunInput,
     Decision,
@@ -39,6 +37,8 @@ from workflows.schema import (
     SubworkflowSnapshot,
     TaskRecord,
 )
+from workflows.definition import WorkflowDefinition
+from workflows.run_workflow import RunWorkflow
 
 __all__ = [
     "WORKFLOWS",

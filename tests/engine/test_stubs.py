@@ -16,5 +16,5 @@ def names(functions: list[Any]) -> set[str]:
 
 
 def test_stubs_register_every_run_activity_under_its_real_name() -> None:
-    real = RunActivities(cast(Any, None), cast(Any, None), cast(Any, None)).all()
+    real = RunActivities(cast(Any, None), cast(Any, None), cast(Any, None)).activities()
     assert names(Stubs().all()) == names(real)
