@@ -16,20 +16,15 @@ from sqlalchemy.orm import selectinload
 
 from api.dataset_files import parse_dataset
 from api.workflow_service import parse_id
-from db.accounts import Principal, Role
+from core import access
+from db.accounts import Principal
 from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run
-from errors import Conflict, Forbidden, InvalidInput, NotFound
+from errors import Conflict, InvalidInput, NotFound
 from run_status import TERMINAL, RunStatus, is_terminal
 
 _UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 _INSERT_CHUNK = 1000  # rows per INSERT statement: bounds the bind parameters of one statement
 DOWNLOAD_PAGE = 1000  # output lines read per query while streaming a download
-
-
-def _ensure_can_mutate(who: Principal, owner: uuid.UUID | None, refusal: str) -> None:
-    # The run rule (`run_service.ensure_can_mutate`) applied to the user who uploaded or triggered.
-    if who.role == Role.USER and owner != who.user_id:
-        raise Forbidden(refusal)
 
 
 def upload_name(raw: str | None) -> str:
@@ -137,7 +132,7 @@ async def delete_dataset(session: AsyncSession, who: Principal, dataset_id: str)
         Conflict: a run that reads this dataset has not finished.
     """
     ds = await get_dataset(session, who, dataset_id)
-    _ensure_can_mutate(
+    access.ensure_may_change(
         who, ds.uploaded_by, "Only the user who uploaded this dataset, or an owner or admin, may delete it"
     )
     await session.execute(select(Dataset.id).where(Dataset.id == ds.id).with_for_update())
@@ -265,7 +260,7 @@ async def delete_output_file(session: AsyncSession, who: Principal, output_file_
     run = None
     if of.run_id is not None:
         run = (await session.execute(select(Run.triggered_by, Run.status).where(Run.id == of.run_id))).first()
-    _ensure_can_mutate(
+    access.ensure_may_change(
         who,
         run.triggered_by if run is not None else None,
         "Only the user who started this output file's batch run, or an owner or admin, may delete it",

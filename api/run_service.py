@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
@@ -21,10 +20,11 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, version_for_run
-from db import repo
-from db.accounts import Principal, Role
+from core import access
+from db import repo, run_queries
+from db.accounts import Principal
 from db.models import Run, Task, Workflow, utcnow
-from errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
 from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
@@ -76,7 +76,7 @@ async def start_run(
     defn = WorkflowDefinition.model_validate(wf.definition)
     input_id, payload = _run_inputs(defn, initial_inputs)
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
-    parent = await _get_run_row(session, who, parent_run_id) if parent_run_id else None
+    parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
         tenant_id=who.tenant_id,
@@ -325,74 +325,31 @@ async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float
         return None
 
 
-def _with_details(q: Select[Run]) -> Select[Run]:
-    return q.options(selectinload(Run.tasks), selectinload(Run.version))
-
-
-async def _get_run_row(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
-    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
-    run = await session.scalar(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
-    if run is None:
-        raise NotFound("Run not found")
-    return run
-
-
-async def get_run(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
-    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
-    # populate_existing: a Run already in this session (just started) is refreshed, tasks included.
-    query = _with_details(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
-    run = await session.scalar(query.execution_options(populate_existing=True))
-    if run is None:
-        raise NotFound("Run not found")
-    return run
-
-
-async def list_runs(
+async def get_run(
     session: AsyncSession,
     who: Principal,
+    run_id: str | uuid.UUID,
     *,
-    page: int,
-    page_size: int,
-    workflow_id: uuid.UUID | None = None,
-    parent_only: bool = False,
-    parent_run_id: uuid.UUID | None = None,
-    run_type: str | None = None,
-    status: RunStatus | None = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
-) -> list[Run]:
-    q = select(Run).where(Run.tenant_id == who.tenant_id)
-    if workflow_id is not None:
-        q = q.where(Run.workflow_id == workflow_id)
-    if parent_only:
-        q = q.where(Run.parent_run_id.is_(None))
-    if parent_run_id is not None:
-        q = q.where(Run.parent_run_id == parent_run_id)
-    if run_type:
-        q = q.where(Run.run_type == run_type)
-    if status is not None:
-        q = q.where(Run.status == status.value)
-    if start_date is not None:
-        q = q.where(Run.start_time >= start_date)
-    if end_date is not None:
-        q = q.where(Run.start_time <= end_date)
-    q = q.order_by(Run.start_time.desc(), Run.id).offset((page - 1) * page_size).limit(page_size)
-    return list((await session.scalars(_with_details(q))).all())
-
-
-def ensure_can_mutate(who: Principal, run: Run) -> None:
-    """Run mutations are for the user who triggered the run, or an OWNER/ADMIN of its tenant.
+    missing: str = "Run not found",
+    details: bool = True,
+    lock: bool = False,
+) -> Run:
+    """A run of the caller's tenant as stored now; `details` loads its tasks and pinned version.
 
     Raises:
-        Forbidden: a USER acting on someone else's run.
+        NotFound(missing): no such run in the tenant (each surface words it its own way).
     """
-    if who.role == Role.USER and run.triggered_by != who.user_id:
-        raise Forbidden("Only the user who started this run, or an owner or admin, may change it")
+    run = await run_queries.tenant_run(
+        session, who.tenant_id, parse_id(run_id, "Run"), details=details, lock=lock
+    )
+    if run is None:
+        raise NotFound(missing)
+    return run
 
 
 async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None:
-    run = await _get_run_row(session, who, run_id)
-    ensure_can_mutate(who, run)
+    run = await get_run(session, who, run_id, details=False)
+    access.ensure_may_change_run(who, run.triggered_by)
     if not is_terminal(run.status):
         raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
     busy_child = await session.scalar(

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import v1_service as svc
 from api.v1_schemas import CreateDefinitionRequest
 from api.workflow_service import delete_workflow, prepare_definition
+from db import v1_definitions
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
+from db.v1_definitions import INSTRUCTION_NAME
 from errors import Conflict, NotFound
 from run_status import RunStatus
-
-INSTRUCTION_NAME = "instruction.md"
 
 
 @dataclass
@@ -50,28 +50,10 @@ async def ensure_definition(session: AsyncSession, wf: Workflow) -> V1Definition
     d = await session.get(V1Definition, wf.id)
     if d is not None:
         return d
-    root = await v1.root_folder(session, wf.tenant_id)
-    path_part = uuid.uuid4()
-    instruction = await svc.create_text_document(
-        session, wf.tenant_id, path_part, v1.child_path(root.materialized_path, wf.name), INSTRUCTION_NAME, ""
-    )
-    d = V1Definition(
-        workflow_id=wf.id,
-        tenant_id=wf.tenant_id,
-        path_part_id=path_part,
-        parent_path_part_id=root.path_part_id,
-        instruction_path_part_id=instruction.path_part_id,
-    )
-    session.add(d)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        found = await session.get(V1Definition, wf.id, populate_existing=True)
-        assert found is not None
-        return found
-    await session.commit()
-    return d
+    await v1_definitions.add_v1_defaults(session, wf.tenant_id, [wf])
+    found = await session.get(V1Definition, wf.id, populate_existing=True)
+    assert found is not None
+    return found
 
 
 async def get_definition(
@@ -248,14 +230,9 @@ async def list_definitions(
     updated_before: datetime | None,
 ) -> tuple[list[tuple[Workflow, V1Definition]], int]:
     # Workflows made through /wf/ get their v1 fields first, so every filter sees them.
-    missing = await session.scalars(
-        select(Workflow).where(
-            Workflow.tenant_id == who.tenant_id,
-            Workflow.id.not_in(select(V1Definition.workflow_id)),
-        )
+    await v1_definitions.add_v1_defaults(
+        session, who.tenant_id, await v1_definitions.without_v1_fields(session, who.tenant_id)
     )
-    for wf in missing.all():
-        await ensure_definition(session, wf)
     q = (
         select(Workflow, V1Definition)
         .join(V1Definition, V1Definition.workflow_id == Workflow.id)

@@ -17,10 +17,10 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import run_service
 from api import v1_service as svc
 from api.v1_definition_service import get_definition
 from api.v1_run_service import get_run, launch, state_of
+from core import access
 from db import repo
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -304,7 +304,7 @@ async def update_run(
     if not fields:
         raise BadRequest("Set at least one of input_scope, name, auto_start, user_message")
     run = await get_run(session, who, run_id, lock=True)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     if run.draft_state is None:
         raise Conflict(f"The run is {state_of(run)}; only NOT_STARTED or PENDING runs can be edited")
     values: dict[str, Any] = {"updated_at": utcnow()}
@@ -371,7 +371,7 @@ async def delete_run(session: AsyncSession, who: Principal, run_id: uuid.UUID) -
     """Delete a run that is not IN_PROGRESS. The delete is guarded, so a start that commits first
     (a concurrent start, an auto-start) makes it a 409, never a deleted running run."""
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     result = await session.execute(
         delete(Run).where(Run.id == run.id, v1.execution_state_sql() != v1.IN_PROGRESS)
     )

@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import v1_schemas as w
-from api.v1_service import is_admin, user_names
+from api.v1_service import user_names
+from core.access import is_admin, may_change
 from db import v1_repo as v1
-from db.accounts import Principal, Role
+from db.accounts import Principal
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, Workflow
 
 
@@ -33,7 +34,7 @@ def started_at(run: Run) -> datetime | None:
 
 
 def run_permissions(who: Principal, run: Run) -> w.ItemPermissions:
-    mine = run.triggered_by == who.user_id or who.role != Role.USER
+    mine = may_change(who, run.triggered_by)
     return w.ItemPermissions(can_read=True, can_write=mine, can_delete=mine, can_approve=is_admin(who))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, nulls_last, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.v1_service import is_admin
+from core.access import is_admin
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Run, V1Definition, Workflow, utcnow

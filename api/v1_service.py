@@ -12,18 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from core import access
 from db import accounts, repo
 from db import v1_repo as v1
-from db.accounts import Principal, Role
+from db.accounts import Principal
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, utcnow
-from errors import BadRequest, Conflict, Forbidden, NotFound
+from errors import BadRequest, Conflict, NotFound
 from settings import Settings
 from workflows.ingest_schema import IngestInput
-
-
-def is_admin(who: Principal) -> bool:
-    return who.role in (Role.OWNER, Role.ADMIN)
-
 
 # -- folders -------------------------------------------------------------------------------------------
 
@@ -118,8 +114,9 @@ async def delete_folder(session: AsyncSession, who: Principal, folder_id: uuid.U
     folder = await folder_by_any_id(session, who, folder_id)
     if folder.parent_path_part_id is None or folder.run_id is not None or folder.system_managed:
         raise Conflict("System folders cannot be deleted")
-    if folder.owner_id != who.user_id and not is_admin(who):
-        raise Forbidden("Only the folder's owner or an owner or admin may delete it")
+    access.ensure_may_change(
+        who, folder.owner_id, "Only the folder's owner or an owner or admin may delete it"
+    )
     pp = folder.path_part_id
     for model, column in (
         (Folder, Folder.parent_path_part_id),
@@ -157,8 +154,11 @@ async def create_upload(
         # Locked, so that settling the run's other uploads sees this one (or runs after it commits).
         run = await session.scalar(select(Run).where(Run.id == folder.run_id).with_for_update())
         assert run is not None
-        if who.role == Role.USER and run.triggered_by != who.user_id:
-            raise Forbidden("Only the user who created this run, or an owner or admin, may add its inputs")
+        access.ensure_may_change(
+            who,
+            run.triggered_by,
+            "Only the user who created this run, or an owner or admin, may add its inputs",
+        )
         if run.draft_state is None:
             raise Conflict("The run has started; its inputs can no longer change")
         await repo.set_draft_state(session, run.id, v1.NOT_STARTED, v1.PENDING)
@@ -234,12 +234,17 @@ async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UU
     if doc.run_id is not None:
         run = await session.scalar(select(Run).where(Run.id == doc.run_id).with_for_update())
         assert run is not None
-        if who.role == Role.USER and run.triggered_by != who.user_id:
-            raise Forbidden("Only the user who created this run, or an owner or admin, may change its inputs")
+        access.ensure_may_change(
+            who,
+            run.triggered_by,
+            "Only the user who created this run, or an owner or admin, may change its inputs",
+        )
         if run.draft_state is None or doc.origin != "SOURCE":
             raise Conflict("The run has started; its documents can no longer change")
-    elif doc.uploaded_by != who.user_id and not is_admin(who):
-        raise Forbidden("Only the uploader or an owner or admin may delete a document")
+    else:
+        access.ensure_may_change(
+            who, doc.uploaded_by, "Only the uploader or an owner or admin may delete a document"
+        )
     instruction = await session.scalar(
         select(V1Definition.workflow_id)
         .where(V1Definition.instruction_path_part_id == doc.path_part_id)

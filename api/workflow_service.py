@@ -53,6 +53,17 @@ async def _tenant_workflow(session: AsyncSession, tenant_id: uuid.UUID, workflow
     return wf
 
 
+async def list_workflows(session: AsyncSession, who: Principal, page: int, page_size: int) -> list[Workflow]:
+    rows = await session.scalars(
+        select(Workflow)
+        .where(Workflow.tenant_id == who.tenant_id)
+        .order_by(Workflow.created_at.desc(), Workflow.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows.all())
+
+
 def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
     """Fill PySpur's defaults for an empty definition, validate, and return the JSON to store.
 
