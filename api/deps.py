@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from db.accounts import Principal, Role, principal_for_key
-from db.models import User
+from db.accounts import Principal, first_owner, principal_for_key
 from errors import Unauthorized
 from settings import Settings
 
@@ -56,11 +54,9 @@ async def _principal(request: Request, session: Annotated[AsyncSession, Depends(
             raise Unauthorized("Invalid API key")
         return principal
     if settings.allow_anonymous_local and settings.host in _LOOPBACK:
-        owner = (
-            await session.execute(select(User).where(User.role == Role.OWNER).order_by(User.created_at))
-        ).scalar()
+        owner = await first_owner(session)
         if owner is not None:
-            return Principal(owner.tenant_id, owner.id, Role.OWNER)
+            return owner
     raise Unauthorized("Missing credentials: send 'Authorization: Bearer <api key>' or the ks_uat cookie")
 
 

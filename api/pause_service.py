@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,10 +30,7 @@ async def paused_runs(
 
 async def pause_history(session: AsyncSession, who: Principal, run_id: str) -> list[Pause]:
     run = await get_run(session, who, run_id)
-    rows = await session.scalars(
-        select(Pause).where(Pause.run_id == run.id).order_by(Pause.pause_time.desc(), Pause.seq.desc())
-    )
-    return list(rows)
+    return await run_queries.pauses(session, run.id)
 
 
 def _fingerprint(decision: Decision) -> str:
@@ -64,13 +60,12 @@ async def decide(
     """
     run = await get_run(session, who, run_id)
     access.ensure_may_change_run(who, run.triggered_by)
-    q = select(Pause).where(Pause.run_id == run.id)
     if decision.node_id is not None:
-        pause = await session.scalar(q.where(Pause.node_id == decision.node_id).order_by(Pause.seq.desc()))
+        pause = await run_queries.latest_pause(session, run.id, node_id=decision.node_id)
     else:
-        pause = await session.scalar(q.where(Pause.resume_time.is_(None)).order_by(Pause.seq))
+        pause = await run_queries.earliest_open_pause(session, run.id)
         if pause is None:
-            pause = await session.scalar(q.order_by(Pause.seq.desc()))
+            pause = await run_queries.latest_pause(session, run.id)
             # The identical request retried after its decision closed the pause (the run may still
             # be running the downstream) is answered as the first one was.
             retried = pause is not None and pause.resume_time is not None and _same_decision(pause, decision)

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import (
@@ -23,9 +22,9 @@ from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, v
 from core import access
 from db import repo, run_queries
 from db.accounts import Principal
-from db.models import Run, Task, Workflow, utcnow
+from db.models import Run, Workflow, utcnow
 from errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
-from run_status import TERMINAL, RunStatus, TaskStatus, is_terminal
+from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
@@ -295,14 +294,11 @@ async def wait_until_settled(
             interval = min(interval * 2, 1.0)
             if done:
                 return result.result()
-            status = await session.scalar(select(Run.status).where(Run.id == run_id))
-            busy = await session.scalar(
-                select(Task.id).where(Task.run_id == run_id, Task.status == TaskStatus.RUNNING.value).limit(1)
-            )
+            status, busy = await run_queries.status_and_busy(session, run_id)
             # End the read transaction (commit does not expire loaded rows) so the next poll sees new commits.
             await session.commit()
             # Paused, and every branch that does not wait on a person has finished (as PySpur returns).
-            if status == RunStatus.PAUSED.value and busy is None:
+            if status == RunStatus.PAUSED.value and not busy:
                 return None
     finally:
         result.cancel()
@@ -352,12 +348,6 @@ async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None
     access.ensure_may_change_run(who, run.triggered_by)
     if not is_terminal(run.status):
         raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
-    busy_child = await session.scalar(
-        select(Run.id)
-        .where(Run.parent_run_id == run.id, Run.status.not_in([s.value for s in TERMINAL]))
-        .limit(1)
-    )
-    if busy_child is not None:
+    if await run_queries.has_unfinished_child(session, run.id):
         raise Conflict("The run has child runs that have not finished")
-    await session.execute(delete(Run).where(Run.id == run.id))
-    await session.commit()
+    await run_queries.delete_run(session, run.id)

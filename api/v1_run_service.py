@@ -1,5 +1,5 @@
 """v1 run lifecycle (the ksapi 3.18.2 state-by-operation table): start, stop, retry, resume, approval,
-callback. Drafts are in `v1_draft_service`, lists and the summary in `v1_run_queries`. Status changes
+callback. Drafts are in `v1_draft_service`, lists and the summary in `db.v1_queries`. Status changes
 go through `db.repo`; Temporal starts through `run_service.start_execution`."""
 
 from __future__ import annotations

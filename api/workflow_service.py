@@ -10,20 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import cast, func, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import workflow_repo
 from db.accounts import Principal
-from db.models import Run, Workflow, WorkflowVersion, utcnow
+from db.models import Workflow, WorkflowVersion, utcnow
 from errors import Conflict, InvalidDefinition, NotFound
-from run_status import TERMINAL, RunStatus
 from workflows import graph
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
 from workflows.schema import SubworkflowSnapshot
 
-_UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 # Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.
 _NAME_ROOM = 460
 
@@ -43,25 +40,10 @@ async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) 
 
 
 async def _tenant_workflow(session: AsyncSession, tenant_id: uuid.UUID, workflow_id: str) -> Workflow:
-    wf = await session.scalar(
-        select(Workflow).where(
-            Workflow.id == parse_id(workflow_id, "Workflow"), Workflow.tenant_id == tenant_id
-        )
-    )
+    wf = await workflow_repo.tenant_workflow(session, tenant_id, parse_id(workflow_id, "Workflow"))
     if wf is None:
         raise NotFound("Workflow not found")
     return wf
-
-
-async def list_workflows(session: AsyncSession, who: Principal, page: int, page_size: int) -> list[Workflow]:
-    rows = await session.scalars(
-        select(Workflow)
-        .where(Workflow.tenant_id == who.tenant_id)
-        .order_by(Workflow.created_at.desc(), Workflow.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return list(rows.all())
 
 
 def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
@@ -129,22 +111,13 @@ async def resolve_subworkflows(
     return found
 
 
-async def _name_taken(
-    session: AsyncSession, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
-) -> bool:
-    q = select(Workflow.id).where(Workflow.tenant_id == tenant_id, Workflow.name == name)
-    if exclude is not None:
-        q = q.where(Workflow.id != exclude)
-    return (await session.scalar(q)) is not None
-
-
 async def _unique_name(session: AsyncSession, tenant_id: uuid.UUID, wanted: str) -> str:
     base = (wanted.strip() or "Untitled Workflow")[:_NAME_ROOM]
-    if not await _name_taken(session, tenant_id, base):
+    if not await workflow_repo.name_taken(session, tenant_id, base):
         return base
     stamped = f"{base} {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')}"
     name, n = stamped, 2
-    while await _name_taken(session, tenant_id, name):
+    while await workflow_repo.name_taken(session, tenant_id, name):
         name, n = f"{stamped} ({n})", n + 1
     return name
 
@@ -175,7 +148,7 @@ async def create_workflow(
 async def update_workflow(
     session: AsyncSession, wf: Workflow, name: str, description: str, definition: dict[str, Any]
 ) -> Workflow:
-    if await _name_taken(session, wf.tenant_id, name, exclude=wf.id):
+    if await workflow_repo.name_taken(session, wf.tenant_id, name, exclude=wf.id):
         raise Conflict(f"A workflow named '{name}' already exists")
     await resolve_subworkflows(
         session, wf.tenant_id, WorkflowDefinition.model_validate(definition), wf, pin=False
@@ -199,22 +172,9 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
     Raises:
         Conflict: a run of it has not finished (its execution would be left writing into nothing).
     """
-    unfinished = await session.scalar(
-        select(Run.id)
-        .where(Run.workflow_id == wf.id, Run.status.in_(_UNFINISHED), Run.draft_state.is_(None))
-        .limit(1)
-    )
-    if unfinished is not None:
+    if await workflow_repo.has_unfinished_run(session, wf.id):
         raise Conflict("The workflow has runs that have not finished; cancel them or wait, then delete")
-    caller = await session.scalar(
-        select(Workflow.name).where(
-            Workflow.tenant_id == wf.tenant_id,
-            Workflow.id != wf.id,
-            cast(Workflow.definition, JSONB).contains(
-                {"nodes": [{"node_type": "SubworkflowNode", "config": {"workflow_id": str(wf.id)}}]}
-            ),
-        )
-    )
+    caller = await workflow_repo.subworkflow_caller(session, wf)
     if caller is not None:
         raise Conflict(
             f"Workflow '{caller}' runs this workflow as a subworkflow; change it first, then delete"
@@ -234,19 +194,13 @@ async def version_for_run(session: AsyncSession, wf: Workflow) -> WorkflowVersio
     """The version matching the workflow's current definition, created on first use of a new hash."""
     digest = definition_hash(wf.definition)
     for _ in range(5):
-        found = await session.scalar(
-            select(WorkflowVersion).where(
-                WorkflowVersion.workflow_id == wf.id, WorkflowVersion.definition_hash == digest
-            )
-        )
+        found = await workflow_repo.version_by_hash(session, wf.id, digest)
         if found is not None:
             return found
-        latest = await session.scalar(
-            select(func.max(WorkflowVersion.version)).where(WorkflowVersion.workflow_id == wf.id)
-        )
+        latest = await workflow_repo.latest_version_number(session, wf.id)
         version = WorkflowVersion(
             workflow_id=wf.id,
-            version=(latest or 0) + 1,
+            version=latest + 1,
             name=wf.name,
             description=wf.description,
             definition=wf.definition,

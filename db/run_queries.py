@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from db.models import Pause, Run, Workflow
-from run_status import RunStatus
+from db.models import Pause, Run, Task, Workflow
+from run_status import TERMINAL, RunStatus, TaskStatus
 
 
 def _with_details(q: Select[Run]) -> Select[Run]:
@@ -96,3 +96,63 @@ async def list_runs(
         q = q.where(Run.start_time <= end_date)
     q = q.order_by(Run.start_time.desc(), Run.id).offset((page - 1) * page_size).limit(page_size)
     return list((await session.scalars(_with_details(q))).all())
+
+
+async def pauses(session: AsyncSession, run_id: uuid.UUID) -> list[Pause]:
+    """The run's pause history, most recent first."""
+    rows = await session.scalars(
+        select(Pause).where(Pause.run_id == run_id).order_by(Pause.pause_time.desc(), Pause.seq.desc())
+    )
+    return list(rows)
+
+
+async def latest_pause(
+    session: AsyncSession, run_id: uuid.UUID, *, node_id: str | None = None, open_only: bool = False
+) -> Pause | None:
+    """The run's most recent pause (of `node_id`; still open, with `open_only`)."""
+    q = select(Pause).where(Pause.run_id == run_id)
+    if node_id is not None:
+        q = q.where(Pause.node_id == node_id)
+    if open_only:
+        q = q.where(Pause.resume_time.is_(None))
+    return await session.scalar(q.order_by(Pause.seq.desc()))
+
+
+async def earliest_open_pause(session: AsyncSession, run_id: uuid.UUID) -> Pause | None:
+    return await session.scalar(
+        select(Pause).where(Pause.run_id == run_id, Pause.resume_time.is_(None)).order_by(Pause.seq)
+    )
+
+
+async def status_and_busy(session: AsyncSession, run_id: uuid.UUID) -> tuple[str | None, bool]:
+    """The run's stored status, and whether any of its tasks is RUNNING."""
+    status = await session.scalar(select(Run.status).where(Run.id == run_id))
+    busy = await session.scalar(
+        select(Task.id).where(Task.run_id == run_id, Task.status == TaskStatus.RUNNING.value).limit(1)
+    )
+    return status, busy is not None
+
+
+async def stored_status(session: AsyncSession, run_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+async def has_unfinished_child(session: AsyncSession, run_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Run.id)
+        .where(Run.parent_run_id == run_id, Run.status.not_in([s.value for s in TERMINAL]))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def delete_run(session: AsyncSession, run_id: uuid.UUID) -> None:
+    await session.execute(delete(Run).where(Run.id == run_id))
+    await session.commit()
+
+
+async def locked_run(session: AsyncSession, run_id: uuid.UUID) -> Run:
+    """The run (known to exist), locked until the transaction ends."""
+    run = await session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+    assert run is not None
+    return run

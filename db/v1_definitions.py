@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import v1_repo as v1
+from db.accounts import Principal
 from db.models import Document, V1Definition, Workflow
 
 INSTRUCTION_NAME = "instruction.md"
@@ -31,6 +34,13 @@ def text_document(tenant_id: uuid.UUID, parent: uuid.UUID, path: str, name: str,
         text=text,
         ingest_status="COMPLETED",
     )
+
+
+async def fields(
+    session: AsyncSession, workflow_id: uuid.UUID, *, refresh: bool = False
+) -> V1Definition | None:
+    """The workflow's v1 fields (`refresh`: as stored now, not as this session last saw them)."""
+    return await session.get(V1Definition, workflow_id, populate_existing=refresh)
 
 
 async def without_v1_fields(session: AsyncSession, tenant_id: uuid.UUID) -> list[Workflow]:
@@ -68,3 +78,52 @@ async def add_v1_defaults(session: AsyncSession, tenant_id: uuid.UUID, workflows
     except IntegrityError:
         pass  # a racing request stored them first (its insert committed before ours failed)
     await session.commit()
+
+
+async def list_definitions(
+    session: AsyncSession,
+    who: Principal,
+    *,
+    search: str | None,
+    is_template: bool | None,
+    needs_approval: bool | None,
+    mine: bool | None,
+    sort_by: str,
+    sort_dir: str | None,
+    limit: int,
+    offset: int,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    updated_after: datetime | None,
+    updated_before: datetime | None,
+) -> tuple[list[tuple[Workflow, V1Definition]], int]:
+    """A page of the tenant's definitions with ksapi's filters and sort, and the total.
+
+    Workflows made through /wf/ get their v1 fields first, so every filter sees them."""
+    await add_v1_defaults(session, who.tenant_id, await without_v1_fields(session, who.tenant_id))
+    q = (
+        select(Workflow, V1Definition)
+        .join(V1Definition, V1Definition.workflow_id == Workflow.id)
+        .where(Workflow.tenant_id == who.tenant_id)
+    )
+    q = q.where(V1Definition.is_template.is_(bool(is_template)))
+    if search:
+        q = q.where(Workflow.name.ilike(f"%{search}%"))
+    if needs_approval is not None:
+        q = q.where(V1Definition.approval_required.is_(needs_approval))
+    if mine:
+        q = q.where(V1Definition.owner_id == who.user_id)
+    for moment, after, before in (
+        (Workflow.created_at, created_after, created_before),
+        (Workflow.updated_at, updated_after, updated_before),
+    ):
+        if after is not None:
+            q = q.where(moment >= after)
+        if before is not None:
+            q = q.where(moment < before)
+    total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    column: Any = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
+    desc = (sort_dir or ("ASC" if sort_by == "NAME" else "DESC")) == "DESC"
+    q = q.order_by(column.desc() if desc else column.asc(), Workflow.id).limit(limit).offset(offset)
+    rows = (await session.execute(q)).all()
+    return [(r[0], r[1]) for r in rows], total

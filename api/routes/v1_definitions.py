@@ -11,10 +11,12 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from api import v1_definition_service as defs
 from api import v1_draft_service as drafts
 from api import v1_presenters as present
-from api import v1_run_queries as queries
 from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
 from api.routes.v1_runs import Limit, Offset
+from core.access import is_admin
+from db import v1_definitions
+from db import v1_queries as queries
 from errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v1/workflow-definitions", tags=["v1 workflow definitions"])
@@ -48,7 +50,7 @@ async def list_definitions(
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
     exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowDefinitionResponse]:
-    rows, total = await defs.list_definitions(
+    rows, total = await v1_definitions.list_definitions(
         session,
         who,
         search=search,
@@ -171,6 +173,6 @@ async def list_definition_runs(
         updated_after=updated_after,
         updated_before=updated_before,
     )
-    rows, total = await queries.list_runs(session, who, filters)
+    rows, total = await queries.list_runs(session, who, filters, approver=is_admin(who))
     items = await present.runs(session, who, rows)
     return w.Page[w.WorkflowRunResponse](items=items, total=total, limit=limit, offset=offset)

@@ -16,13 +16,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api import pause_service, presenters
-from api import v1_definition_service as defs
 from api import v1_presenters as present
 from api import v1_service as svc
-from api.v1_run_queries import RunFilters
-from api.v1_run_queries import list_runs as v1_list_runs
-from api.workflow_service import list_workflows
-from db import run_queries
+from db import run_queries, v1_definitions, v1_queries, workflow_repo
 from db.accounts import Principal, Role
 from db.models import Document, Folder, Pause, Run, Task, User, Workflow, utcnow
 from db.session import make_engine, make_session_factory
@@ -133,16 +129,18 @@ async def _pyspur_runs(session: AsyncSession, who: Principal, _root: uuid.UUID) 
 
 
 async def _workflows(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
-    return len([presenters.workflow(wf) for wf in await list_workflows(session, who, 1, PAGE)])
+    return len(
+        [presenters.workflow(wf) for wf in await workflow_repo.workflows(session, who.tenant_id, 1, PAGE)]
+    )
 
 
 async def _v1_runs(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
-    rows, _ = await v1_list_runs(session, who, RunFilters(limit=PAGE))
+    rows, _ = await v1_queries.list_runs(session, who, v1_queries.RunFilters(limit=PAGE), approver=True)
     return len(await present.runs(session, who, rows))
 
 
 async def _v1_definitions(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
-    rows, _ = await defs.list_definitions(
+    rows, _ = await v1_definitions.list_definitions(
         session,
         who,
         search=None,
