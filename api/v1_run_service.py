@@ -8,9 +8,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -18,12 +16,12 @@ from temporalio.service import RPCError
 from api import run_service
 from api.v1_dispatch import InputProblem, again, dispatch
 from core import access
-from db import repo
+from db import repo, run_queries, v1_definitions, v1_queries, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
-from db.models import Document, Run, Task, V1Definition, Workflow, utcnow
+from db.models import Run, utcnow
 from errors import Conflict, Forbidden
-from run_status import RunStatus, TaskStatus
+from run_status import RunStatus
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.schema import FinalizeInput
@@ -61,7 +59,7 @@ async def launch(
     if dispatched is None:
         return
     run_input, timeout = dispatched
-    wf = await session.get(Workflow, run.workflow_id)
+    wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
     await run_service.start_execution(
         session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager, execution_timeout=timeout
@@ -73,7 +71,7 @@ async def _stop_if_stopped_meanwhile(session: AsyncSession, client: Client, run_
     """A stop that landed between the dispatch and the start found no execution to cancel: the
     execution just started is canceled now, so a stopped run never runs on."""
     # READ COMMITTED: this statement sees a stop committed by another request meanwhile.
-    if await session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.CANCELED.value:
+    if await run_queries.stored_status(session, run_id) == RunStatus.CANCELED.value:
         await _cancel_execution(client, run_id)
 
 
@@ -154,7 +152,7 @@ async def retry_run(
         # Its input is the workflow API's, not a v1 snapshot: re-run it there.
         raise Conflict("This run was started through the workflow API; start it again there")
     started = run.snapshot is not None and run.workflow_version_id is not None
-    precomputed = await _completed_outputs(session, run.id) if warm and started else {}
+    precomputed = await run_queries.completed_outputs(session, run.id) if warm and started else {}
     if not await repo.rearm(session, run.id, to_draft=not started):
         await session.rollback()
         raise Conflict("The run changed meanwhile; read it again")
@@ -165,7 +163,7 @@ async def retry_run(
         # Versions it created (a subworkflow resolved afresh) must be visible to the execution's writes.
         await session.commit()
         run_input = run_input.model_copy(update={"precomputed": precomputed})
-        wf = await session.get(Workflow, run.workflow_id)
+        wf = await workflow_repo.workflow(session, run.workflow_id)
         assert wf is not None
         await run_service.start_execution(
             session,
@@ -184,15 +182,6 @@ async def retry_run(
     return run
 
 
-async def _completed_outputs(session: AsyncSession, run_id: uuid.UUID) -> dict[str, dict[str, Any]]:
-    rows = await session.execute(
-        select(Task.node_id, Task.outputs).where(
-            Task.run_id == run_id, Task.scope == "", Task.status == TaskStatus.COMPLETED.value
-        )
-    )
-    return {node_id: dict(outputs) for node_id, outputs in rows.all() if outputs is not None}
-
-
 async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID, reason: str | None) -> Run:
     """Approve a COMPLETED run of a definition with `approval_required`: every output document, then the run.
 
@@ -205,25 +194,11 @@ async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID,
         raise Forbidden("Only an owner or admin may approve runs")
     if state_of(run) != v1.COMPLETED:
         raise Conflict(f"The run is {state_of(run)}; only COMPLETED runs can be approved")
-    required = await session.scalar(
-        select(V1Definition.approval_required).where(V1Definition.workflow_id == run.workflow_id)
-    )
-    if not required:
+    if not await v1_definitions.approval_required(session, run.workflow_id):
         raise Conflict("This workflow does not require approval")
     if run.approval_state == "approved":
         return run
-    now = utcnow()
-    await session.execute(
-        update(Document)
-        .where(Document.run_id == run.id, Document.origin == "GENERATED")
-        .values(approval_state="approved", updated_at=now)
-    )
-    await session.execute(
-        update(Run)
-        .where(Run.id == run.id)
-        .values(approval_state="approved", approval_reason=reason, approved_at=now, updated_at=now)
-    )
-    await session.commit()
+    await v1_queries.approve(session, run.id, reason)
     return await get_run(session, who, run_id)
 
 

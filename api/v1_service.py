@@ -96,7 +96,7 @@ async def delete_folder(session: AsyncSession, who: Principal, folder_id: uuid.U
     )
     if await folders_repo.holds_anything(session, folder.path_part_id):
         raise Conflict("The folder is not empty")
-    await folders_repo.delete(session, folder)
+    await folders_repo.remove(session, folder)
 
 
 # -- documents -----------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UU
         )
     if await folders_repo.is_instruction(session, doc.path_part_id):
         raise Conflict("The document is a workflow's instruction")
-    await folders_repo.delete(session, doc)
+    await folders_repo.remove(session, doc)
 
 
 async def document_by_path_part(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
@@ -210,7 +210,7 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     if expires_at is not None and expires_at <= utcnow():
         raise BadRequest("expires_at must be in the future")
-    user = await session.get(User, who.user_id)
+    user = await accounts.user(session, who.user_id)
     assert user is not None
     key, plaintext = await accounts.create_api_key(session, user, name, expires_at)
     await session.commit()
@@ -227,7 +227,7 @@ async def delete_api_key(session: AsyncSession, who: Principal, key_id: uuid.UUI
 
 
 async def me(session: AsyncSession, who: Principal) -> User:
-    user = await session.get(User, who.user_id)
+    user = await accounts.user(session, who.user_id)
     if user is None:
         raise NotFound("User not found")
     return user

@@ -180,8 +180,7 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
             f"Workflow '{caller}' runs this workflow as a subworkflow; change it first, then delete"
         )
     # v1 drafts never started have no execution to orphan: they go with the workflow (FK cascade).
-    await session.delete(wf)
-    await session.commit()
+    await workflow_repo.remove(session, wf)
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)
 
 

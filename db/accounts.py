@@ -121,3 +121,7 @@ async def revoke_api_key(session: AsyncSession, user_id: uuid.UUID, key_id: uuid
         return False
     await session.commit()
     return True
+
+
+async def user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)

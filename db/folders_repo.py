@@ -96,6 +96,6 @@ async def is_instruction(session: AsyncSession, path_part_id: uuid.UUID) -> bool
     return found is not None
 
 
-async def delete(session: AsyncSession, row: Folder | Document) -> None:
+async def remove(session: AsyncSession, row: Folder | Document) -> None:
     await session.delete(row)
     await session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -156,3 +157,13 @@ async def locked_run(session: AsyncSession, run_id: uuid.UUID) -> Run:
     run = await session.scalar(select(Run).where(Run.id == run_id).with_for_update())
     assert run is not None
     return run
+
+
+async def completed_outputs(session: AsyncSession, run_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """`{node_id: outputs}` of the run's top-level tasks that completed."""
+    rows = await session.execute(
+        select(Task.node_id, Task.outputs).where(
+            Task.run_id == run_id, Task.scope == "", Task.status == TaskStatus.COMPLETED.value
+        )
+    )
+    return {node_id: dict(outputs) for node_id, outputs in rows.all() if outputs is not None}

@@ -127,3 +127,10 @@ async def list_definitions(
     q = q.order_by(column.desc() if desc else column.asc(), Workflow.id).limit(limit).offset(offset)
     rows = (await session.execute(q)).all()
     return [(r[0], r[1]) for r in rows], total
+
+
+async def approval_required(session: AsyncSession, workflow_id: uuid.UUID) -> bool:
+    required = await session.scalar(
+        select(V1Definition.approval_required).where(V1Definition.workflow_id == workflow_id)
+    )
+    return bool(required)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, nulls_last, or_, select
+from sqlalchemy import Select, and_, case, func, nulls_last, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,3 +252,19 @@ async def scope_items(
         select(Folder).where(Folder.tenant_id == tenant_id, Folder.path_part_id.in_(wanted))
     )
     return by_id, {str(f.path_part_id): f for f in folders.all()}
+
+
+async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None) -> None:
+    """Approve every output document of the run, then the run (committed)."""
+    now = utcnow()
+    await session.execute(
+        update(Document)
+        .where(Document.run_id == run_id, Document.origin == "GENERATED")
+        .values(approval_state="approved", updated_at=now)
+    )
+    await session.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(approval_state="approved", approval_reason=reason, approved_at=now, updated_at=now)
+    )
+    await session.commit()

@@ -102,3 +102,9 @@ async def workflow(session: AsyncSession, workflow_id: uuid.UUID) -> Workflow | 
 
 async def version(session: AsyncSession, version_id: uuid.UUID) -> WorkflowVersion | None:
     return await session.get(WorkflowVersion, version_id)
+
+
+async def remove(session: AsyncSession, wf: Workflow) -> None:
+    """Delete the workflow with its versions and runs (foreign-key cascades); committed."""
+    await session.delete(wf)
+    await session.commit()
