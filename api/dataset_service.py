@@ -177,6 +177,5 @@ async def delete_output_file(session: AsyncSession, who: Principal, output_file_
         "Only the user who started this output file's batch run, or an owner or admin, may delete it",
     )
     if run is not None and not is_terminal(run[1]):
-        await session.rollback()
         raise Conflict(f"The run writing this output file is {run[1]}; cancel it or wait, then delete")
     await dataset_repo.delete_output_file(session, of.id)

@@ -22,8 +22,15 @@ def _settings(request: Request) -> Settings:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: what the route wrote is committed when it returns, before the
+    response goes out (scope "function"); a route that raises leaves nothing behind. Services commit
+    early only where another process must see the rows first (a Temporal start, a worker's write)."""
     async with request.app.state.sessions() as session:
         yield session
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 def _client(request: Request) -> Client:
@@ -45,7 +52,7 @@ def credential(request: Request) -> str | None:
     return None
 
 
-async def _principal(request: Request, session: Annotated[AsyncSession, Depends(_session)]) -> Principal:
+async def _principal(request: Request, session: SessionDep) -> Principal:
     settings = _settings(request)
     token = credential(request)
     if token:
@@ -61,7 +68,6 @@ async def _principal(request: Request, session: Annotated[AsyncSession, Depends(
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 ClientDep = Annotated[Client, Depends(_client)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 

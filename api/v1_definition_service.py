@@ -85,7 +85,6 @@ async def create_definition(
     try:
         await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A workflow named '{body.name}' already exists") from None
     path_part = uuid.uuid4()
     instruction_pp = body.instruction_path_part_id
@@ -129,7 +128,7 @@ async def create_definition(
         else (src.common_file_path_part_ids if src else None),
     )
     session.add(d)
-    await session.commit()
+    await session.flush()
     return wf, d
 
 
@@ -172,9 +171,8 @@ async def update_definition(
     if body.common_file_path_part_ids is not None:
         d.common_file_path_part_ids = _ids(body.common_file_path_part_ids)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A workflow named '{body.name}' already exists") from None
     return wf, d
 

@@ -351,7 +351,7 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
     made = await _run_folders(session, who, d, wf, run)
     await session.flush()
     await _copy_uploads(session, source.id, uploads, made["inputs"], now)
-    await session.commit()
+    await session.flush()
     return run
 
 

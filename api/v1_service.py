@@ -35,7 +35,6 @@ async def folder_by_any_id(session: AsyncSession, who: Principal, folder_id: uui
 
 async def _is_root_request(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> bool:
     root = await v1.root_folder(session, who.tenant_id)
-    await session.commit()
     return folder_id in (root.id, root.path_part_id)
 
 
@@ -61,9 +60,8 @@ async def create_folder(session: AsyncSession, who: Principal, name: str, parent
     )
     session.add(folder)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A folder named '{name}' already exists here") from None
     return folder
 
@@ -73,7 +71,6 @@ async def list_folders(
 ) -> tuple[list[Folder], int]:
     """Folders under `parent_id`; with no parent, the top of the tree: the tenant's root folder."""
     root = await v1.root_folder(session, who.tenant_id)
-    await session.commit()
     if parent_id is None:
         return ([root] if offset == 0 else []), 1
     return await folders_repo.child_folders(session, who.tenant_id, parent_id, limit, offset)
@@ -213,7 +210,6 @@ async def create_api_key(
     user = await accounts.user(session, who.user_id)
     assert user is not None
     key, plaintext = await accounts.create_api_key(session, user, name, expires_at)
-    await session.commit()
     return key, plaintext
 
 

@@ -136,12 +136,12 @@ async def create_workflow(
             description=description,
             definition=definition,
         )
-        session.add(wf)
         try:
-            await session.commit()
+            async with session.begin_nested():
+                session.add(wf)
             return wf
         except IntegrityError:
-            await session.rollback()
+            continue  # a racing create took the name; look for the next free one
     raise Conflict("Could not find a free workflow name; try again")
 
 
@@ -155,9 +155,8 @@ async def update_workflow(
     )
     wf.name, wf.description, wf.definition, wf.updated_at = name, description, definition, utcnow()
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A workflow named '{name}' already exists") from None
     return wf
 
@@ -181,6 +180,7 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
         )
     # v1 drafts never started have no execution to orphan: they go with the workflow (FK cascade).
     await workflow_repo.remove(session, wf)
+    await session.commit()  # the test files go only once the rows are gone
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)
 
 

@@ -111,16 +111,13 @@ async def api_keys(session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
 
 
 async def revoke_api_key(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> bool:
-    """Revoke one of the user's keys (committed); False if it has none such that is not revoked."""
+    """Revoke one of the user's keys; False if it has none such that is not revoked."""
     result = await session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    await session.commit()
-    return True
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def user(session: AsyncSession, user_id: uuid.UUID) -> User | None:

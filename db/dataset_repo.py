@@ -25,24 +25,19 @@ async def name_taken(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> 
 
 
 async def store(session: AsyncSession, ds: Dataset, rows: list[dict[str, Any]]) -> bool:
-    """Store the dataset with all its rows in one transaction (committed); False if the name was
-    taken meanwhile (nothing is stored)."""
+    """Add the dataset with all its rows; False if the name was taken meanwhile (the transaction can
+    then only be rolled back)."""
     session.add(ds)
     try:
         await session.flush()
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[start : start + _INSERT_CHUNK]
-            await session.execute(
-                insert(DatasetRow),
-                [{"dataset_id": ds.id, "idx": start + i, "data": row} for i, row in enumerate(chunk)],
-            )
-        await session.commit()
     except IntegrityError:
-        await session.rollback()
         return False
-    except BaseException:
-        await session.rollback()
-        raise
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        await session.execute(
+            insert(DatasetRow),
+            [{"dataset_id": ds.id, "idx": start + i, "data": row} for i, row in enumerate(chunk)],
+        )
     return True
 
 
@@ -65,7 +60,7 @@ async def datasets(
 
 
 async def delete_unused_dataset(session: AsyncSession, dataset_id: uuid.UUID) -> bool:
-    """Delete the dataset (committed) unless a run reading it has not finished (then rolled back, False).
+    """Delete the dataset unless a run reading it has not finished (then False).
 
     The dataset row is locked first: a run inserted with `input_dataset_id` set takes a key-share lock
     on it through the foreign key, so a batch start and this delete cannot interleave."""
@@ -74,10 +69,8 @@ async def delete_unused_dataset(session: AsyncSession, dataset_id: uuid.UUID) ->
         select(Run.id).where(Run.input_dataset_id == dataset_id, Run.status.in_(_UNFINISHED)).limit(1)
     )
     if busy is not None:
-        await session.rollback()
         return False
     await session.execute(delete(Dataset).where(Dataset.id == dataset_id))
-    await session.commit()
     return True
 
 
@@ -156,4 +149,3 @@ async def lock_output_file(
 
 async def delete_output_file(session: AsyncSession, output_file_id: uuid.UUID) -> None:
     await session.execute(delete(OutputFile).where(OutputFile.id == output_file_id))
-    await session.commit()

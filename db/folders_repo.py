@@ -98,4 +98,3 @@ async def is_instruction(session: AsyncSession, path_part_id: uuid.UUID) -> bool
 
 async def remove(session: AsyncSession, row: Folder | Document) -> None:
     await session.delete(row)
-    await session.commit()

@@ -149,7 +149,6 @@ async def has_unfinished_child(session: AsyncSession, run_id: uuid.UUID) -> bool
 
 async def delete_run(session: AsyncSession, run_id: uuid.UUID) -> None:
     await session.execute(delete(Run).where(Run.id == run_id))
-    await session.commit()
 
 
 async def locked_run(session: AsyncSession, run_id: uuid.UUID) -> Run:

@@ -111,14 +111,14 @@ async def update_draft(session: AsyncSession, run_id: uuid.UUID, values: dict[st
 
 
 async def delete_unless_in_progress(session: AsyncSession, run_id: uuid.UUID) -> bool | None:
-    """Delete the run (committed) unless it is IN_PROGRESS. True: deleted; None: it was already gone;
+    """Delete the run unless it is IN_PROGRESS. True: deleted; None: it was already gone;
     False: it is in progress (rolled back)."""
     result = await session.execute(
         delete(Run).where(Run.id == run_id, v1.execution_state_sql() != v1.IN_PROGRESS)
     )
     if result.rowcount:  # type: ignore[attr-defined]
-        await session.commit()
         return True
+    # A fresh transaction, so the check below sees a concurrent delete that committed.
     await session.rollback()
     if await session.scalar(select(Run.id).where(Run.id == run_id)) is None:
         return None

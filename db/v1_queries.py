@@ -255,7 +255,7 @@ async def scope_items(
 
 
 async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None) -> None:
-    """Approve every output document of the run, then the run (committed)."""
+    """Approve every output document of the run, then the run."""
     now = utcnow()
     await session.execute(
         update(Document)
@@ -267,4 +267,3 @@ async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None) 
         .where(Run.id == run_id)
         .values(approval_state="approved", approval_reason=reason, approved_at=now, updated_at=now)
     )
-    await session.commit()

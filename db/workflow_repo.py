@@ -105,6 +105,5 @@ async def version(session: AsyncSession, version_id: uuid.UUID) -> WorkflowVersi
 
 
 async def remove(session: AsyncSession, wf: Workflow) -> None:
-    """Delete the workflow with its versions and runs (foreign-key cascades); committed."""
+    """Delete the workflow with its versions and runs (foreign-key cascades)."""
     await session.delete(wf)
-    await session.commit()
