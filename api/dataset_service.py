@@ -11,8 +11,8 @@ from pathlib import PurePosixPath
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.dataset_files import parse_dataset
-from api.workflow_service import parse_id
 from core import access
+from core.workflows import parse_id
 from db import dataset_repo
 from db.accounts import Principal
 from db.models import Dataset, OutputFile, Run

@@ -35,24 +35,13 @@ class Instantiation:
     common_file_path_part_ids: list[uuid.UUID] | None = None
 
 
-async def ensure_definition(session: AsyncSession, wf: Workflow) -> V1Definition:
-    """The v1 fields of a workflow; a workflow made through `/wf/` gets defaults on first v1 use."""
-    d = await v1_definitions.fields(session, wf.id)
-    if d is not None:
-        return d
-    await v1_definitions.add_v1_defaults(session, wf.tenant_id, [wf])
-    found = await v1_definitions.fields(session, wf.id, refresh=True)
-    assert found is not None
-    return found
-
-
 async def get_definition(
     session: AsyncSession, who: Principal, definition_id: uuid.UUID
 ) -> tuple[Workflow, V1Definition]:
     wf = await workflow_repo.tenant_workflow(session, who.tenant_id, definition_id)
     if wf is None:
         raise NotFound("Workflow definition not found")
-    return wf, await ensure_definition(session, wf)
+    return wf, await v1_definitions.ensure(session, wf)
 
 
 async def create_definition(

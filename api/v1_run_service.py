@@ -1,6 +1,6 @@
 """v1 run lifecycle (the ksapi 3.18.2 state-by-operation table): start, stop, retry, resume, approval,
 callback. Drafts are in `v1_draft_service`, lists and the summary in `db.v1_queries`. Status changes
-go through `db.repo`; Temporal starts through `run_service.start_execution`."""
+go through `db.repo`; Temporal starts through `core.run_start.start_execution`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api import run_service
-from api.v1_dispatch import InputProblem, again, dispatch
 from core import access
+from core.run_start import start_execution
+from core.v1_dispatch import InputProblem, again, dispatch
 from db import repo, run_queries, v1_definitions, v1_queries, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -61,7 +62,7 @@ async def launch(
     run_input, timeout = dispatched
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    await run_service.start_execution(
+    await start_execution(
         session, client, settings, run, wf, "RunWorkflow", run_input, eager=eager, execution_timeout=timeout
     )
     await _stop_if_stopped_meanwhile(session, client, run.id)
@@ -165,7 +166,7 @@ async def retry_run(
         run_input = run_input.model_copy(update={"precomputed": precomputed})
         wf = await workflow_repo.workflow(session, run.workflow_id)
         assert wf is not None
-        await run_service.start_execution(
+        await start_execution(
             session,
             client,
             settings,

@@ -43,6 +43,17 @@ async def fields(
     return await session.get(V1Definition, workflow_id, populate_existing=refresh)
 
 
+async def ensure(session: AsyncSession, wf: Workflow) -> V1Definition:
+    """The v1 fields of a workflow; a workflow made through `/wf/` gets defaults on first v1 use."""
+    d = await fields(session, wf.id)
+    if d is not None:
+        return d
+    await add_v1_defaults(session, wf.tenant_id, [wf])
+    found = await fields(session, wf.id, refresh=True)
+    assert found is not None
+    return found
+
+
 async def without_v1_fields(session: AsyncSession, tenant_id: uuid.UUID) -> list[Workflow]:
     rows = await session.scalars(
         select(Workflow).where(

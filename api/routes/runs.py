@@ -13,7 +13,8 @@ from api import presenters
 from api import run_service as runs
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep, eager_start
 from api.schemas import BatchRunRequest, PartialRunRequest, RunResponse, StartRunRequest, TaskResponse
-from api.workflow_service import get_workflow, parse_id
+from api.workflow_service import get_workflow
+from core.workflows import parse_id
 from db import run_queries
 from run_status import RunStatus
 

@@ -18,9 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api import pause_service, presenters
 from api import v1_presenters as present
 from api import v1_service as svc
-from db import run_queries, v1_definitions, v1_queries, workflow_repo
+from db import dataset_repo, run_queries, v1_definitions, v1_queries, workflow_repo
 from db.accounts import Principal, Role
-from db.models import Document, Folder, Pause, Run, Task, User, Workflow, utcnow
+from db.models import (
+    Dataset,
+    Document,
+    Folder,
+    OutputFile,
+    OutputLine,
+    Pause,
+    Run,
+    Task,
+    User,
+    Workflow,
+    WorkflowVersion,
+    utcnow,
+)
 from db.session import make_engine, make_session_factory
 from run_status import RunStatus, TaskStatus
 from tests.conftest import Stack, make_tenant
@@ -57,8 +70,9 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 async def _tenant_with(
     sessions: async_sessionmaker[AsyncSession], database_url: str, n: int
 ) -> tuple[Principal, uuid.UUID]:
-    """A tenant with one workflow (no v1 fields yet) and `n` PAUSED runs of it, each with tasks, an
-    open pause, an input folder and a document; plus `n - 1` more workflows."""
+    """A tenant with `n` workflows (no v1 fields yet), `n` versions and `n` PAUSED runs of the first
+    (each with tasks, an open pause, a folder and a document, reading the first of `n` datasets), and
+    `n` output files of two lines each."""
     t = await make_tenant(database_url)
     who = Principal(t.tenant_id, t.user_id, Role.OWNER)
     definition = default_definition().model_dump(mode="json")
@@ -74,6 +88,34 @@ async def _tenant_with(
             system_managed=True,
         )
         session.add(root)
+        datasets = [
+            Dataset(
+                tenant_id=who.tenant_id,
+                name=f"ds-{i}",
+                file_name="ds.csv",
+                format="csv",
+                columns=["a"],
+                row_count=0,
+                size_bytes=0,
+            )
+            for i in range(n)
+        ]
+        files = [OutputFile(id=uuid.uuid4(), tenant_id=who.tenant_id, file_name=f"of-{i}") for i in range(n)]
+        versions = [
+            WorkflowVersion(
+                workflow_id=wfs[0].id,
+                version=i + 1,
+                name="wf-0",
+                definition=definition,
+                definition_hash=f"h{i}",
+            )
+            for i in range(n)
+        ]
+        session.add_all([*datasets, *files, *versions])
+        await session.flush()
+        session.add_all(
+            [OutputLine(output_file_id=f.id, idx=i, line={"i": i}) for f in files for i in range(2)]
+        )
         start = utcnow()
         for i in range(n):
             run = Run(
@@ -84,6 +126,7 @@ async def _tenant_with(
                 start_time=start - timedelta(seconds=i),
                 v1=True,
                 name=f"run-{i}",
+                input_dataset_id=datasets[0].id,
             )
             session.add(run)
             await session.flush()
@@ -165,10 +208,48 @@ async def _folder_contents(session: AsyncSession, who: Principal, root: uuid.UUI
     return len([present.folder(i) if isinstance(i, Folder) else present.document(i) for i in items])
 
 
+async def _datasets(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
+    return len([presenters.dataset(d) for d in await dataset_repo.datasets(session, who.tenant_id, 1, PAGE)])
+
+
+async def _dataset_runs(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
+    (first,) = [d for d in await dataset_repo.datasets(session, who.tenant_id, 1, PAGE) if d.name == "ds-0"]
+    rows = await dataset_repo.dataset_runs(session, who.tenant_id, first.id, 1, PAGE)
+    return len([presenters.run(r) for r in rows])
+
+
+async def _output_files(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
+    files = await dataset_repo.output_files(session, who.tenant_id, 1, PAGE)
+    counts = await dataset_repo.line_counts(session, [f.id for f in files])
+    return len([presenters.output_file(f, counts.get(f.id, 0)) for f in files])
+
+
+async def _versions(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
+    (wf,) = [w for w in await workflow_repo.workflows(session, who.tenant_id, 1, PAGE) if w.name == "wf-0"]
+    return len([presenters.version(v) for v in await workflow_repo.versions(session, wf.id, 1, PAGE)])
+
+
+async def _folders(session: AsyncSession, who: Principal, root: uuid.UUID) -> int:
+    rows, _ = await svc.list_folders(session, who, root, PAGE, 0)
+    return len([present.folder(f) for f in rows])
+
+
 @pytest.mark.parametrize(
     "read",
-    [_paused, _pyspur_runs, _workflows, _v1_runs, _v1_definitions, _folder_contents],
-    ids=["paused_workflows", "runs", "workflows", "v1_runs", "v1_definitions", "folder_contents"],
+    [
+        _paused,
+        _pyspur_runs,
+        _workflows,
+        _v1_runs,
+        _v1_definitions,
+        _folder_contents,
+        _datasets,
+        _dataset_runs,
+        _output_files,
+        _versions,
+        _folders,
+    ],
+    ids=lambda read: read.__name__.lstrip("_"),
 )
 async def test_a_full_page_costs_as_many_statements_as_a_short_one(
     stack: Stack, engine: AsyncEngine, read: ListRead

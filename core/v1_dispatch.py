@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.ingest_activities import RunStarts
-from api.run_service import engine_input
-from api.v1_definition_service import ensure_definition
-from api.workflow_service import resolve_subworkflows, version_for_run
-from db import folders_repo, repo, v1_queries, workflow_repo
+from core.run_start import engine_input
+from core.workflows import resolve_subworkflows, version_for_run
+from db import folders_repo, repo, v1_definitions, v1_queries, workflow_repo
 from db.models import Document, Run, Workflow
 from settings import Settings
 from workflows import graph
@@ -101,7 +100,7 @@ async def dispatch(
     """
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await ensure_definition(session, wf)
+    d = await v1_definitions.ensure(session, wf)
     version = await version_for_run(session, wf)
     instruction = await folders_repo.document_by_path_part(session, None, d.instruction_path_part_id)
     snaps: list[dict[str, Any]] = []
@@ -183,7 +182,7 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     assert version is not None
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await ensure_definition(session, wf)
+    d = await v1_definitions.ensure(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
     payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
     pinned = await _pinned_subworkflows(session, run)
