@@ -190,6 +190,8 @@ async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UU
     if await folders_repo.is_instruction(session, doc.path_part_id):
         raise Conflict("The document is a workflow's instruction")
     await folders_repo.remove(session, doc)
+    # Committed now: settling the run's draft next is a transaction of its own (it may roll back).
+    await session.commit()
 
 
 async def document_by_path_part(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
