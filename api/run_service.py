@@ -1,4 +1,4 @@
-"""Run rules shared by every HTTP surface: create, start, wait, read, list, delete."""
+"""PySpur run rules: create and start, run one node (partial), wait for a blocking run, read, delete."""
 
 from __future__ import annotations
 
