@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import v1_service as svc
-from api.v1_schemas import CreateDefinitionRequest
 from api.workflow_service import delete_workflow, prepare_definition
 from db import folders_repo, v1_definitions, workflow_repo
 from db import v1_repo as v1
@@ -21,8 +20,9 @@ from errors import Conflict, NotFound
 
 
 @dataclass
-class Instantiation:
-    """What `instantiate` asks for; everything else is copied from the source definition."""
+class NewDefinition:
+    """What a new definition is made of; what is left unset comes from the source definition when it is
+    instantiated from one, else from the defaults."""
 
     name: str
     parent_path_part_id: uuid.UUID
@@ -47,7 +47,7 @@ async def get_definition(
 async def create_definition(
     session: AsyncSession,
     who: Principal,
-    body: CreateDefinitionRequest | Instantiation,
+    body: NewDefinition,
     *,
     created_from: Workflow | None = None,
 ) -> tuple[Workflow, V1Definition]:

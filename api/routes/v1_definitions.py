@@ -27,7 +27,21 @@ async def create_definition(
     body: w.CreateDefinitionRequest, session: SessionDep, who: PrincipalDep
 ) -> w.WorkflowDefinitionResponse:
     """A new definition starts from the default graph; edit the graph with `PUT /wf/{id}/`."""
-    wf, d = await defs.create_definition(session, who, body)
+    wf, d = await defs.create_definition(
+        session,
+        who,
+        defs.NewDefinition(
+            name=body.name,
+            parent_path_part_id=body.parent_path_part_id,
+            description=body.description,
+            instruction_path_part_id=body.instruction_path_part_id,
+            max_run_duration_seconds=body.max_run_duration_seconds,
+            approval_required=body.approval_required,
+            is_template=bool(body.is_template),
+            selected_skill_ids=body.selected_skill_ids,
+            common_file_path_part_ids=body.common_file_path_part_ids,
+        ),
+    )
     return (await present.definitions(session, who, [(wf, d)], permissions=False))[0]
 
 
@@ -105,7 +119,7 @@ async def instantiate(
     row = await defs.create_definition(
         session,
         who,
-        defs.Instantiation(body.name or f"{source.name} (copy)", body.parent_path_part_id),
+        defs.NewDefinition(body.name or f"{source.name} (copy)", body.parent_path_part_id),
         created_from=source,
     )
     return (await present.definitions(session, who, [row], permissions=False))[0]
