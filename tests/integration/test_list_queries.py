@@ -121,6 +121,7 @@ async def _tenant_with(
             run = Run(
                 tenant_id=who.tenant_id,
                 workflow_id=wfs[0].id,
+                workflow_version_id=versions[0].id,
                 triggered_by=who.user_id,
                 status=RunStatus.PAUSED.value,
                 start_time=start - timedelta(seconds=i),
