@@ -35,6 +35,22 @@ class NewDefinition:
     common_file_path_part_ids: list[uuid.UUID] | None = None
 
 
+@dataclass
+class DefinitionEdit:
+    """A definition's editable fields, all set at once (PUT); the instruction, skills and common
+    files keep their value when None, and so does the folder."""
+
+    name: str
+    description: str | None
+    max_run_duration_seconds: int | None
+    is_active: bool
+    approval_required: bool
+    parent_path_part_id: uuid.UUID | None = None
+    instruction_path_part_id: uuid.UUID | None = None
+    selected_skill_ids: list[uuid.UUID] | None = None
+    common_file_path_part_ids: list[uuid.UUID] | None = None
+
+
 async def get_definition(
     session: AsyncSession, who: Principal, definition_id: uuid.UUID
 ) -> tuple[Workflow, V1Definition]:
@@ -126,7 +142,7 @@ def _ids(values: list[uuid.UUID] | None) -> list[str] | None:
 
 
 async def update_definition(
-    session: AsyncSession, who: Principal, definition_id: uuid.UUID, body: Any
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID, body: DefinitionEdit
 ) -> tuple[Workflow, V1Definition]:
     """PUT semantics, except instruction, skills and common files, which null retains.
 

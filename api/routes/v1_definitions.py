@@ -98,7 +98,18 @@ async def get_definition(
 async def update_definition(
     definition_id: uuid.UUID, body: w.UpdateDefinitionRequest, session: SessionDep, who: PrincipalDep
 ) -> w.WorkflowDefinitionResponse:
-    row = await defs.update_definition(session, who, definition_id, body)
+    edit = defs.DefinitionEdit(
+        name=body.name,
+        description=body.description,
+        max_run_duration_seconds=body.max_run_duration_seconds,
+        is_active=body.is_active,
+        approval_required=body.approval_required,
+        parent_path_part_id=body.parent_path_part_id,
+        instruction_path_part_id=body.instruction_path_part_id,
+        selected_skill_ids=body.selected_skill_ids,
+        common_file_path_part_ids=body.common_file_path_part_ids,
+    )
+    row = await defs.update_definition(session, who, definition_id, edit)
     return (await present.definitions(session, who, [row], permissions=False))[0]
 
 
