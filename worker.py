@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from activities.reconciler import reconcile_forever
 from activities.registry import build_worker, sandbox_pool
-from api.v1_dispatch import run_starts
+from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings

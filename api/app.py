@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from activities.registry import build_worker, sandbox_pool
 from api import errors
 from api.routes import datasets, meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
-from api.v1_dispatch import run_starts
+from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings

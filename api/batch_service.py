@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.dataset_service import get_dataset
-from api.run_service import node_policy, start_execution
-from api.workflow_service import get_workflow, resolve_subworkflows, version_for_run
+from api.workflow_service import get_workflow
+from core.run_start import node_policy, start_execution
+from core.workflows import resolve_subworkflows, version_for_run
 from db.accounts import Principal
 from db.models import OutputFile, Run, utcnow
 from errors import BadRequest, InvalidInput

@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from db.accounts import Principal, Role, principal_for_key
-from db.models import User
+from db.accounts import Principal, first_owner, principal_for_key
 from errors import Unauthorized
 from settings import Settings
 
@@ -24,8 +22,15 @@ def _settings(request: Request) -> Settings:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: what the route wrote is committed when it returns, before the
+    response goes out (scope "function"); a route that raises leaves nothing behind. Services commit
+    early only where another process must see the rows first (a Temporal start, a worker's write)."""
     async with request.app.state.sessions() as session:
         yield session
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 def _client(request: Request) -> Client:
@@ -47,7 +52,7 @@ def credential(request: Request) -> str | None:
     return None
 
 
-async def _principal(request: Request, session: Annotated[AsyncSession, Depends(_session)]) -> Principal:
+async def _principal(request: Request, session: SessionDep) -> Principal:
     settings = _settings(request)
     token = credential(request)
     if token:
@@ -56,16 +61,13 @@ async def _principal(request: Request, session: Annotated[AsyncSession, Depends(
             raise Unauthorized("Invalid API key")
         return principal
     if settings.allow_anonymous_local and settings.host in _LOOPBACK:
-        owner = (
-            await session.execute(select(User).where(User.role == Role.OWNER).order_by(User.created_at))
-        ).scalar()
+        owner = await first_owner(session)
         if owner is not None:
-            return Principal(owner.tenant_id, owner.id, Role.OWNER)
+            return owner
     raise Unauthorized("Missing credentials: send 'Authorization: Bearer <api key>' or the ks_uat cookie")
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 ClientDep = Annotated[Client, Depends(_client)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 

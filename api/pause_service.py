@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import json
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.run_service import ensure_can_mutate, get_run
+from api.run_service import get_run
+from core import access
+from db import run_queries
 from db.accounts import Principal
 from db.models import Pause, Run, Workflow
 from errors import BadRequest, Conflict
@@ -25,35 +26,12 @@ async def paused_runs(
     session: AsyncSession, who: Principal, page: int, page_size: int
 ) -> list[tuple[Run, Pause, Workflow]]:
     """PAUSED runs, newest first, each with its most recent open pause and its workflow."""
-    runs = (
-        await session.scalars(
-            select(Run.id)
-            .where(Run.tenant_id == who.tenant_id, Run.status == RunStatus.PAUSED.value)
-            .order_by(Run.start_time.desc(), Run.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
-    out = []
-    for run_id in runs:
-        run = await get_run(session, who, run_id)
-        pause = await session.scalar(
-            select(Pause)
-            .where(Pause.run_id == run_id, Pause.resume_time.is_(None))
-            .order_by(Pause.seq.desc())
-        )
-        wf = await session.get(Workflow, run.workflow_id)
-        if pause is not None and wf is not None:
-            out.append((run, pause, wf))
-    return out
+    return await run_queries.paused_page(session, who.tenant_id, page, page_size)
 
 
 async def pause_history(session: AsyncSession, who: Principal, run_id: str) -> list[Pause]:
     run = await get_run(session, who, run_id)
-    rows = await session.scalars(
-        select(Pause).where(Pause.run_id == run.id).order_by(Pause.pause_time.desc(), Pause.seq.desc())
-    )
-    return list(rows)
+    return await run_queries.pauses(session, run.id)
 
 
 def _fingerprint(decision: Decision) -> str:
@@ -82,14 +60,13 @@ async def decide(
         Conflict: the pause was decided otherwise, or the run ended.
     """
     run = await get_run(session, who, run_id)
-    ensure_can_mutate(who, run)
-    q = select(Pause).where(Pause.run_id == run.id)
+    access.ensure_may_change_run(who, run.triggered_by)
     if decision.node_id is not None:
-        pause = await session.scalar(q.where(Pause.node_id == decision.node_id).order_by(Pause.seq.desc()))
+        pause = await run_queries.latest_pause(session, run.id, node_id=decision.node_id)
     else:
-        pause = await session.scalar(q.where(Pause.resume_time.is_(None)).order_by(Pause.seq))
+        pause = await run_queries.earliest_open_pause(session, run.id)
         if pause is None:
-            pause = await session.scalar(q.order_by(Pause.seq.desc()))
+            pause = await run_queries.latest_pause(session, run.id)
             # The identical request retried after its decision closed the pause (the run may still
             # be running the downstream) is answered as the first one was.
             retried = pause is not None and pause.resume_time is not None and _same_decision(pause, decision)
@@ -137,7 +114,7 @@ async def cancel(
         NotFound: unknown run. BadRequest: any other state (PySpur's message).
     """
     run = await get_run(session, who, run_id)
-    ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     if run.status not in (RunStatus.RUNNING.value, RunStatus.PAUSED.value):
         raise BadRequest(_cannot_cancel(run.status))
     handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run.id)))

@@ -1,50 +1,31 @@
-"""Run rules shared by every HTTP surface: create, start, wait, read, list, delete."""
+"""PySpur run rules: create and start, run one node (partial), wait for a blocking run, read, delete."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.service import RPCError
-from temporalio.types import MethodAsyncSingleParam
 
-from api.workflow_service import get_workflow, parse_id, resolve_subworkflows, version_for_run
-from db import repo
-from db.accounts import Principal, Role
-from db.models import Run, Task, Workflow, utcnow
-from errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from run_status import TERMINAL, Cause, RunStatus, TaskStatus, is_terminal
+from api.workflow_service import get_workflow
+from core import access
+from core.run_start import engine_input, node_policy, start_execution
+from core.workflows import parse_id, resolve_subworkflows, version_for_run
+from db import run_queries
+from db.accounts import Principal
+from db.models import Run, utcnow
+from errors import BadRequest, Conflict, InvalidInput, NotFound
+from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
 from workflows import search_attributes as sa
-from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
+from workflows.contracts import RunInput, RunResult
 from workflows.definition import WorkflowDefinition
 from workflows.run_workflow import RunWorkflow
-
-ArgT = TypeVar("ArgT")
-
-
-def node_policy(settings: Settings) -> NodePolicy:
-    return NodePolicy(
-        heartbeat_timeout_seconds=settings.node_heartbeat_timeout_seconds,
-        start_to_close_seconds=settings.sandbox_wall_seconds + 60,
-        max_attempts=settings.node_retry_max_attempts,
-        wall_seconds=settings.sandbox_wall_seconds,
-        fast_path_seconds=settings.python_fast_path_seconds,
-    )
 
 
 def _run_inputs(
@@ -80,7 +61,7 @@ async def start_run(
     defn = WorkflowDefinition.model_validate(wf.definition)
     input_id, payload = _run_inputs(defn, initial_inputs)
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
-    parent = await _get_run_row(session, who, parent_run_id) if parent_run_id else None
+    parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
         tenant_id=who.tenant_id,
@@ -99,100 +80,6 @@ async def start_run(
     run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
     await start_execution(session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager)
     return run
-
-
-def engine_input(
-    run: Run,
-    wf: Workflow,
-    defn: WorkflowDefinition,
-    payload: dict[str, Any],
-    settings: Settings,
-    subworkflows: dict[str, SubworkflowSnapshot],
-    attempt: int | None = None,
-) -> RunInput:
-    """The input of a stored run's execution (`attempt`: set for runs that may be re-run, see RunInput)."""
-    return RunInput(
-        run_id=str(run.id),
-        tenant_id=str(run.tenant_id),
-        workflow_id=str(wf.id),
-        workflow_name=wf.name,
-        definition=defn,
-        input_payload=payload,
-        policy=node_policy(settings),
-        subworkflows=subworkflows,
-        triggered_by=str(run.triggered_by) if run.triggered_by else None,
-        attempt=attempt,
-    )
-
-
-async def start_execution(
-    session: AsyncSession,
-    client: Client,
-    settings: Settings,
-    run: Run,
-    wf: Workflow,
-    execution: MethodAsyncSingleParam[Any, ArgT, RunResult],
-    arg: ArgT,
-    *,
-    eager: bool,
-    execution_timeout: timedelta | None = None,
-    restart: bool = False,
-) -> None:
-    """Start the run's Temporal execution (id derived from the run id, so a retried start is a no-op).
-
-    `restart` (v1 retry, resume) starts a new execution under the run's Temporal id, ending any
-    execution of an earlier attempt still open (a stopped run whose worker was away).
-    `execution_timeout` bounds the whole execution (v1 `max_run_duration_seconds`; the reconciler
-    then fails the run).
-
-    Raises:
-        Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
-    """
-    run_id = str(run.id)
-    try:
-        await client.start_workflow(
-            execution,
-            arg,
-            id=sa.temporal_workflow_id(run_id),
-            task_queue=settings.temporal_task_queue,
-            # A retried start finds the open execution, or is refused once it closed: never a second run.
-            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
-            if restart
-            else WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
-            if restart
-            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            execution_timeout=execution_timeout,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUN_ID, run_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
-                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
-                ]
-            ),
-            memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
-            request_eager_start=eager,
-        )
-    except RPCError as err:
-        # A timed-out start may still have landed; if the execution exists, the run is started.
-        # (Not on a restart: the earlier attempt's execution exists either way.)
-        if not restart:
-            with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
-                return
-        # The caller may have read since its last commit (a transaction is then open): end it, so
-        # this write is a transaction of its own whatever the caller did before.
-        await session.rollback()
-        await repo.transition(
-            session,
-            run.id,
-            RunStatus.FAILED,
-            cause=Cause.ENGINE,
-            error=f"Could not start: {err.message}",
-            end_time=utcnow(),
-        )
-        await session.commit()
-        raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
 
 
 async def run_partial(
@@ -301,14 +188,11 @@ async def wait_until_settled(
             interval = min(interval * 2, 1.0)
             if done:
                 return result.result()
-            status = await session.scalar(select(Run.status).where(Run.id == run_id))
-            busy = await session.scalar(
-                select(Task.id).where(Task.run_id == run_id, Task.status == TaskStatus.RUNNING.value).limit(1)
-            )
+            status, busy = await run_queries.status_and_busy(session, run_id)
             # End the read transaction (commit does not expire loaded rows) so the next poll sees new commits.
             await session.commit()
             # Paused, and every branch that does not wait on a person has finished (as PySpur returns).
-            if status == RunStatus.PAUSED.value and busy is None:
+            if status == RunStatus.PAUSED.value and not busy:
                 return None
     finally:
         result.cancel()
@@ -331,82 +215,33 @@ async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float
         return None
 
 
-def _with_details(q: Select[Run]) -> Select[Run]:
-    return q.options(selectinload(Run.tasks), selectinload(Run.version))
-
-
-async def _get_run_row(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
-    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
-    run = await session.scalar(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
-    if run is None:
-        raise NotFound("Run not found")
-    return run
-
-
-async def get_run(session: AsyncSession, who: Principal, run_id: str | uuid.UUID) -> Run:
-    rid = run_id if isinstance(run_id, uuid.UUID) else parse_id(run_id, "Run")
-    # populate_existing: a Run already in this session (just started) is refreshed, tasks included.
-    query = _with_details(select(Run).where(Run.id == rid, Run.tenant_id == who.tenant_id))
-    run = await session.scalar(query.execution_options(populate_existing=True))
-    if run is None:
-        raise NotFound("Run not found")
-    return run
-
-
-async def list_runs(
+async def get_run(
     session: AsyncSession,
     who: Principal,
+    run_id: str | uuid.UUID,
     *,
-    page: int,
-    page_size: int,
-    workflow_id: uuid.UUID | None = None,
-    parent_only: bool = False,
-    parent_run_id: uuid.UUID | None = None,
-    run_type: str | None = None,
-    status: RunStatus | None = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
-) -> list[Run]:
-    q = select(Run).where(Run.tenant_id == who.tenant_id)
-    if workflow_id is not None:
-        q = q.where(Run.workflow_id == workflow_id)
-    if parent_only:
-        q = q.where(Run.parent_run_id.is_(None))
-    if parent_run_id is not None:
-        q = q.where(Run.parent_run_id == parent_run_id)
-    if run_type:
-        q = q.where(Run.run_type == run_type)
-    if status is not None:
-        q = q.where(Run.status == status.value)
-    if start_date is not None:
-        q = q.where(Run.start_time >= start_date)
-    if end_date is not None:
-        q = q.where(Run.start_time <= end_date)
-    q = q.order_by(Run.start_time.desc(), Run.id).offset((page - 1) * page_size).limit(page_size)
-    return list((await session.scalars(_with_details(q))).all())
-
-
-def ensure_can_mutate(who: Principal, run: Run) -> None:
-    """Run mutations are for the user who triggered the run, or an OWNER/ADMIN of its tenant.
+    missing: str = "Run not found",
+    details: bool = True,
+    lock: bool = False,
+) -> Run:
+    """A run of the caller's tenant as stored now; `details` loads its tasks and pinned version.
 
     Raises:
-        Forbidden: a USER acting on someone else's run.
+        NotFound(missing): no such run in the tenant (each surface words it its own way).
     """
-    if who.role == Role.USER and run.triggered_by != who.user_id:
-        raise Forbidden("Only the user who started this run, or an owner or admin, may change it")
+    run = await run_queries.tenant_run(
+        session, who.tenant_id, parse_id(run_id, "Run"), details=details, lock=lock
+    )
+    if run is None:
+        raise NotFound(missing)
+    return run
 
 
 async def delete_run(session: AsyncSession, who: Principal, run_id: str) -> None:
-    run = await _get_run_row(session, who, run_id)
-    ensure_can_mutate(who, run)
+    run = await get_run(session, who, run_id, details=False)
+    access.ensure_may_change_run(who, run.triggered_by)
     if not is_terminal(run.status):
         raise Conflict(f"Run is {run.status}; only finished runs can be deleted")
-    busy_child = await session.scalar(
-        select(Run.id)
-        .where(Run.parent_run_id == run.id, Run.status.not_in([s.value for s in TERMINAL]))
-        .limit(1)
-    )
-    if busy_child is not None:
+    if await run_queries.has_unfinished_child(session, run.id):
         raise Conflict("The run has child runs that have not finished")
-    await session.execute(delete(Run).where(Run.id == run.id))
-    await session.commit()
+    await run_queries.delete_run(session, run.id)

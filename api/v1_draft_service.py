@@ -10,18 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import run_service
 from api import v1_service as svc
 from api.v1_definition_service import get_definition
 from api.v1_run_service import get_run, launch, may
-from db import repo
+from core import access
+from db import repo, v1_drafts
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
@@ -56,28 +55,11 @@ async def _check_scope(session: AsyncSession, who: Principal, ids: list[uuid.UUI
     """Every id must be a document (or version) or folder of the caller's tenant."""
     if len(ids) > 200:
         raise InvalidInput("input_scope holds at most 200 ids")
+    readable = await v1_drafts.readable_scope(session, who.tenant_id, ids)
     for pp in ids:
-        doc = await session.scalar(
-            select(Document.id).where(
-                Document.tenant_id == who.tenant_id,
-                (Document.path_part_id == pp) | (Document.version_path_part_id == pp),
-            )
-        )
-        folder = await session.scalar(
-            select(Folder.id).where(Folder.tenant_id == who.tenant_id, Folder.path_part_id == pp)
-        )
-        if doc is None and folder is None:
+        if pp not in readable:
             raise BadRequest(f"input_scope: {pp} is not a document or folder you can read")
     return [str(i) for i in ids]
-
-
-async def _name_taken(
-    session: AsyncSession, workflow_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
-) -> bool:
-    q = select(Run.id).where(Run.workflow_id == workflow_id, Run.name == name)
-    if exclude is not None:
-        q = q.where(Run.id != exclude)
-    return (await session.scalar(q)) is not None
 
 
 async def create_run(
@@ -99,13 +81,7 @@ async def create_run(
     if d.is_template:
         raise Conflict("Templates cannot have runs; instantiate the template first")
     if form.idempotency_key:
-        existing = await session.scalar(
-            select(Run).where(
-                Run.workflow_id == wf.id,
-                Run.triggered_by == who.user_id,
-                Run.idempotency_key == form.idempotency_key,
-            )
-        )
+        existing = await v1_drafts.run_by_idempotency_key(session, wf.id, who.user_id, form.idempotency_key)
         if existing is not None:
             return existing
     scope_ids = _json_ids(form.input_scope, "input_scope")
@@ -113,7 +89,7 @@ async def create_run(
     skills = _json_ids(form.selected_skill_ids, "selected_skill_ids")
     if skills:
         raise BadRequest("selected_skill_ids: no such skills (this service has no skills)")
-    if form.name is not None and await _name_taken(session, wf.id, form.name):
+    if form.name is not None and await v1_drafts.run_name_taken(session, wf.id, form.name):
         raise Conflict(f"A run named '{form.name}' already exists for this workflow")
     run_id = uuid.uuid4()
     # Plain values, read before the flush: a failed flush rolls back and expires every ORM object.
@@ -143,12 +119,8 @@ async def create_run(
     except IntegrityError:
         await session.rollback()
         if form.idempotency_key:  # a racing create by the same caller with the same key won
-            again_ = await session.scalar(
-                select(Run).where(
-                    Run.workflow_id == workflow_id,
-                    Run.triggered_by == user_id,
-                    Run.idempotency_key == form.idempotency_key,
-                )
+            again_ = await v1_drafts.run_by_idempotency_key(
+                session, workflow_id, user_id, form.idempotency_key
             )
             if again_ is not None:
                 return again_
@@ -188,16 +160,7 @@ async def start_ingestions(
                 continue  # a timed-out start may still have landed
             await session.rollback()  # a transaction of its own, whatever the caller read before
             reason = err.message if isinstance(err, RPCError) else str(err) or type(err).__name__
-            await session.execute(
-                update(Document)
-                .where(Document.id == doc.id, Document.ingest_status == IngestStatus.PENDING)
-                .values(
-                    ingest_status=IngestStatus.FAILED,
-                    ingest_error=f"Could not start ingestion: {reason}",
-                    updated_at=utcnow(),
-                )
-            )
-            await session.commit()
+            await v1_drafts.fail_ingestion_start(session, doc.id, reason)
             if doc.run_id is not None:
                 await settle_draft(session, client, settings, doc.run_id)
             refused = refused or err
@@ -220,19 +183,11 @@ async def settle_draft(session: AsyncSession, client: Client, settings: Settings
     (`settle_run_inputs`): back to NOT_STARTED, or (auto_start) dispatched, or FAILED when an upload
     failed. Nothing while an upload is still ingesting: its workflow settles the draft. For the paths
     that end an upload outside its workflow (a refused start, a deleted upload)."""
-    run = await session.scalar(
-        select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
-    )
+    run = await v1_drafts.locked_draft(session, run_id)
     if run is None or run.draft_state != v1.PENDING:
         await session.rollback()
         return
-    statuses = (
-        await session.execute(
-            select(Document.name, Document.ingest_status, Document.ingest_error)
-            .where(Document.run_id == run_id, Document.origin == DocumentOrigin.SOURCE)
-            .order_by(Document.created_at, Document.id)
-        )
-    ).all()
+    statuses = await v1_drafts.upload_states(session, run_id)
     if any(s == IngestStatus.PENDING for _, s, _ in statuses):
         await session.rollback()
         return
@@ -256,7 +211,7 @@ async def _run_folders(
     session: AsyncSession, who: Principal, d: V1Definition, wf: Workflow, run: Run
 ) -> dict[str, Folder]:
     """The run's inputs/, outputs/ and discussions/ folders, under the run's path part."""
-    _, def_path = await _definition_path(session, d, wf)
+    def_path = await v1_drafts.definition_path(session, d, wf)
     run_path = v1.child_path(def_path, run.name or str(run.id))
     made = {}
     for role in ("inputs", "outputs", "discussions"):
@@ -275,13 +230,6 @@ async def _run_folders(
         )
         session.add(made[role])
     return made
-
-
-async def _definition_path(session: AsyncSession, d: V1Definition, wf: Workflow) -> tuple[uuid.UUID, str]:
-    parent = await session.scalar(
-        select(Folder.materialized_path).where(Folder.path_part_id == d.parent_path_part_id)
-    )
-    return d.path_part_id, v1.child_path(parent or "/", wf.name)
 
 
 async def update_run(
@@ -304,15 +252,15 @@ async def update_run(
     if not fields:
         raise BadRequest("Set at least one of input_scope, name, auto_start, user_message")
     run = await get_run(session, who, run_id, lock=True)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     may(V1Operation.EDIT, run)
     values: dict[str, Any] = {"updated_at": utcnow()}
     if body.name is not None:
-        if await _name_taken(session, run.workflow_id, body.name, exclude=run.id):
+        if await v1_drafts.run_name_taken(session, run.workflow_id, body.name, exclude=run.id):
             raise Conflict(f"A run named '{body.name}' already exists for this workflow")
         values["name"] = body.name
         wf, d = await get_definition(session, who, run.workflow_id)
-        _, def_path = await _definition_path(session, d, wf)
+        def_path = await v1_drafts.definition_path(session, d, wf)
         await v1.move_run_paths(session, run.id, v1.child_path(def_path, body.name))
     if body.input_scope is not None:
         values["input_scope"] = await _check_scope(session, who, body.input_scope)
@@ -324,7 +272,7 @@ async def update_run(
         # Arming a NOT_STARTED draft dispatches it: refuse before anything is written (the row is
         # locked, so no upload lands between this check and the commit).
         await _ensure_inputs_ready(session, run.id)
-    await session.execute(update(Run).where(Run.id == run.id).values(**values))
+    await v1_drafts.update_draft(session, run.id, values)
     try:
         await session.commit()
     except IntegrityError:
@@ -348,18 +296,7 @@ async def update_run(
 async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None:
     """Raises Conflict when an upload of the run is still being ingested or failed ingestion (the
     same refusal as dispatching it)."""
-    problem = (
-        await session.execute(
-            select(Document.name, Document.ingest_status, Document.ingest_error)
-            .where(
-                Document.run_id == run_id,
-                Document.origin == DocumentOrigin.SOURCE,
-                Document.ingest_status.in_([IngestStatus.PENDING, IngestStatus.FAILED]),
-            )
-            .order_by(Document.created_at, Document.id)
-            .limit(1)
-        )
-    ).first()
+    problem = await v1_drafts.first_unready_upload(session, run_id)
     if problem is None:
         return
     name, status, error = problem
@@ -372,16 +309,10 @@ async def delete_run(session: AsyncSession, who: Principal, run_id: uuid.UUID) -
     """Delete a run that is not IN_PROGRESS. The delete is guarded, so a start that commits first
     (a concurrent start, an auto-start) makes it a 409, never a deleted running run."""
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
-    result = await session.execute(
-        delete(Run).where(Run.id == run.id, v1.execution_state_sql() != v1.IN_PROGRESS)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        await session.rollback()
-        if await session.scalar(select(Run.id).where(Run.id == run_id)) is None:
-            return  # a concurrent delete won
+    access.ensure_may_change_run(who, run.triggered_by)
+    if await v1_drafts.delete_unless_in_progress(session, run.id) is False:
+        # (None: a concurrent delete won.)
         raise Conflict("The run is in progress; stop it first")
-    await session.commit()
 
 
 async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, include_inputs: bool) -> Run:
@@ -421,7 +352,7 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
     made = await _run_folders(session, who, d, wf, run)
     await session.flush()
     await _copy_uploads(session, source.id, uploads, made["inputs"], now)
-    await session.commit()
+    await session.flush()
     return run
 
 
@@ -432,14 +363,7 @@ async def _copy_uploads(
     the source's `inputs/` folder and would go with the source run, so a reference could dangle."""
     if not version_ids:
         return
-    rows = await session.scalars(
-        select(Document).where(
-            Document.run_id == source_id,
-            Document.origin == DocumentOrigin.SOURCE,
-            Document.version_path_part_id.in_([uuid.UUID(v) for v in version_ids]),
-        )
-    )
-    by_version = {str(d.version_path_part_id): d for d in rows.all()}
+    by_version = await v1_drafts.uploads_by_version(session, source_id, version_ids)
     for i, vid in enumerate(version_ids):
         src = by_version.get(vid)
         if src is None:

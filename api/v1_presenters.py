@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import v1_schemas as w
-from api.v1_service import is_admin, user_names
+from api.v1_service import user_names
+from core.access import is_admin, may_change
+from db import v1_queries as queries
 from db import v1_repo as v1
-from db.accounts import Principal, Role
+from db.accounts import Principal
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, Workflow
-from run_status import ApprovalState, DocumentOrigin
+from run_status import DocumentOrigin
 
 
 def user_info(user_id: uuid.UUID | None, users: dict[uuid.UUID, User]) -> w.UserInfo | None:
@@ -34,29 +33,8 @@ def started_at(run: Run) -> datetime | None:
 
 
 def run_permissions(who: Principal, run: Run) -> w.ItemPermissions:
-    mine = run.triggered_by == who.user_id or who.role != Role.USER
+    mine = may_change(who, run.triggered_by)
     return w.ItemPermissions(can_read=True, can_write=mine, can_delete=mine, can_approve=is_admin(who))
-
-
-async def _users(session: AsyncSession, ids: set[uuid.UUID | None]) -> dict[uuid.UUID, User]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(wanted)))).all()}
-
-
-async def _definition_paths(
-    session: AsyncSession, wf_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
-    rows = (
-        await session.execute(
-            select(Workflow.id, Workflow.name, V1Definition.path_part_id, Folder.materialized_path)
-            .outerjoin(V1Definition, V1Definition.workflow_id == Workflow.id)
-            .outerjoin(Folder, Folder.path_part_id == V1Definition.parent_path_part_id)
-            .where(Workflow.id.in_(wf_ids))
-        )
-    ).all()
-    return {r[0]: (r[2] or v1.derived_id(r[0], "definition"), v1.child_path(r[3] or "/", r[1])) for r in rows}
 
 
 def _asset(doc: Document, folder_path: str) -> w.RunAsset:
@@ -78,14 +56,9 @@ async def runs(
     if not rows:
         return []
     ids = [r.id for r in rows]
-    docs: dict[uuid.UUID, list[Document]] = defaultdict(list)
-    doc_rows = await session.scalars(
-        select(Document).where(Document.run_id.in_(ids)).order_by(Document.created_at, Document.name)
-    )
-    for d in doc_rows.all():
-        docs[d.parent_path_part_id].append(d)
-    users = await _users(session, {r.triggered_by for r in rows})
-    paths = await _definition_paths(session, {r.workflow_id for r in rows})
+    docs = await queries.run_documents(session, ids)
+    users = await queries.users(session, {r.triggered_by for r in rows})
+    paths = await queries.definition_paths(session, {r.workflow_id for r in rows})
     out = []
     for r in rows:
         def_pp, def_path = paths.get(r.workflow_id, (v1.derived_id(r.workflow_id, "definition"), "/"))
@@ -157,40 +130,12 @@ async def definitions(
     if not rows:
         return []
     wf_ids = [wf.id for wf, _ in rows]
-    paths = await _definition_paths(session, set(wf_ids))
-    users = await _users(session, {d.owner_id for _, d in rows})
-    pending = dict(
-        (
-            await session.execute(
-                select(Run.workflow_id, func.count())
-                .where(Run.workflow_id.in_(wf_ids), Run.approval_state == ApprovalState.PENDING)
-                .group_by(Run.workflow_id)
-            )
-        ).all()
-    )
-    copies = dict(
-        (
-            await session.execute(
-                select(V1Definition.created_from_id, func.count())
-                .where(V1Definition.created_from_id.in_(wf_ids))
-                .group_by(V1Definition.created_from_id)
-            )
-        ).all()
-    )
-    last_runs = {
-        r.workflow_id: r
-        for r in (
-            await session.scalars(
-                select(Run)
-                .where(Run.workflow_id.in_(wf_ids))
-                .ext(distinct_on(Run.workflow_id))
-                .order_by(Run.workflow_id, Run.created_at.desc(), Run.id)
-            )
-        ).all()
-    }
+    paths = await queries.definition_paths(session, set(wf_ids))
+    users = await queries.users(session, {d.owner_id for _, d in rows})
+    stats = await queries.definition_stats(session, wf_ids)
     out = []
     for wf, d in rows:
-        last = last_runs.get(wf.id)
+        last = stats.last_runs.get(wf.id)
         out.append(
             w.WorkflowDefinitionResponse(
                 id=wf.id,
@@ -212,8 +157,8 @@ async def definitions(
                 if d.common_file_path_part_ids is not None
                 else None,
                 created_from_id=d.created_from_id,
-                copy_count=int(copies.get(wf.id, 0)),
-                pending_approval_count=int(pending.get(wf.id, 0)),
+                copy_count=stats.copies.get(wf.id, 0),
+                pending_approval_count=stats.pending_approvals.get(wf.id, 0),
                 last_run=w.LastRunSummary(
                     id=last.id,
                     execution_state=v1.execution_state(last.status, last.draft_state),

@@ -1,29 +1,29 @@
 """v1 run lifecycle: start, stop, retry, resume, approval, callback, each gated by the ksapi 3.18.2
 state-by-operation table (`run_status.V1_OPERATIONS`). Drafts are in `v1_draft_service`, lists and the
-summary in `v1_run_queries`. State changes go through `db.repo`; Temporal starts through
-`run_service.start_execution`."""
+summary in `db.v1_queries`. State changes go through `db.repo`; Temporal starts through
+`core.run_start.start_execution`."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api import run_service
-from api import v1_service as svc
-from api.v1_dispatch import InputProblem, again, dispatch
-from db import repo
+from core import access
+from core.run_start import start_execution
+from core.v1_dispatch import InputProblem, again, dispatch
+from db import repo, run_queries, v1_definitions, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
-from db.models import Run, Task, V1Definition, Workflow, utcnow
-from errors import Conflict, Forbidden, NotFound
-from run_status import ExecutionState, RunStatus, TaskStatus, V1Operation, Verdict, v1_rule
+from db.models import Run, utcnow
+from errors import Conflict, Forbidden
+from run_status import ExecutionState, RunStatus, V1Operation, Verdict, v1_rule
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.contracts import FinalizeInput
@@ -33,14 +33,8 @@ log = logging.getLogger(__name__)
 STOPPED = "Stopped by user"
 
 
-async def get_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, *, lock: bool = False) -> Run:
-    q = select(Run).where(Run.id == run_id, Run.tenant_id == who.tenant_id)
-    if lock:
-        q = q.with_for_update()
-    run = await session.scalar(q.execution_options(populate_existing=True))
-    if run is None:
-        raise NotFound("Workflow run not found")
-    return run
+# The one tenant-run lookup, in v1's words; v1 never needs the run's tasks.
+get_run = functools.partial(run_service.get_run, missing="Workflow run not found", details=False)
 
 
 def state_of(run: Run) -> ExecutionState:
@@ -83,9 +77,9 @@ async def launch(
     if dispatched is None:
         return
     run_input, timeout = dispatched
-    wf = await session.get(Workflow, run.workflow_id)
+    wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    await run_service.start_execution(
+    await start_execution(
         session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager, execution_timeout=timeout
     )
     await _stop_if_stopped_meanwhile(session, client, run.id)
@@ -95,7 +89,7 @@ async def _stop_if_stopped_meanwhile(session: AsyncSession, client: Client, run_
     """A stop that landed between the dispatch and the start found no execution to cancel: the
     execution just started is canceled now, so a stopped run never runs on."""
     # READ COMMITTED: this statement sees a stop committed by another request meanwhile.
-    if await session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.CANCELED.value:
+    if await run_queries.stored_status(session, run_id) == RunStatus.CANCELED.value:
         await _cancel_execution(client, run_id)
 
 
@@ -114,7 +108,7 @@ async def start_run(
         Conflict: terminal, inputs still ingesting, or an input failed ingestion.
     """
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     if not may(V1Operation.START, run):
         return run
     await launch(
@@ -138,7 +132,7 @@ async def _cancel_execution(client: Client, run_id: uuid.UUID) -> None:
 async def stop_run(session: AsyncSession, client: Client, who: Principal, run_id: uuid.UUID) -> Run:
     """IN_PROGRESS → FAILED ("Stopped by user"); any other state is returned unchanged."""
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     if not may(V1Operation.STOP, run):
         return run
     stopped = await repo.stop(session, run.id, STOPPED, cause=str(who.user_id))
@@ -166,13 +160,13 @@ async def retry_run(
         Conflict: the run is not FAILED.
     """
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     may(V1Operation.RETRY, run)
     if not run.v1:
         # Its input is the workflow API's, not a v1 snapshot: re-run it there.
         raise Conflict("This run was started through the workflow API; start it again there")
     started = run.snapshot is not None and run.workflow_version_id is not None
-    precomputed = await _completed_outputs(session, run.id) if warm and started else {}
+    precomputed = await run_queries.completed_outputs(session, run.id) if warm and started else {}
     how = "Resumed" if warm else "Retried"
     if not await repo.rearm(session, run.id, to_draft=not started, cause=str(who.user_id), reason=how):
         await session.rollback()
@@ -184,9 +178,9 @@ async def retry_run(
         # Versions it created (a subworkflow resolved afresh) must be visible to the execution's writes.
         await session.commit()
         run_input = run_input.model_copy(update={"precomputed": precomputed})
-        wf = await session.get(Workflow, run.workflow_id)
+        wf = await workflow_repo.workflow(session, run.workflow_id)
         assert wf is not None
-        await run_service.start_execution(
+        await start_execution(
             session,
             client,
             settings,
@@ -203,15 +197,6 @@ async def retry_run(
     return run
 
 
-async def _completed_outputs(session: AsyncSession, run_id: uuid.UUID) -> dict[str, dict[str, Any]]:
-    rows = await session.execute(
-        select(Task.node_id, Task.outputs).where(
-            Task.run_id == run_id, Task.scope == "", Task.status == TaskStatus.COMPLETED.value
-        )
-    )
-    return {node_id: dict(outputs) for node_id, outputs in rows.all() if outputs is not None}
-
-
 async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID, reason: str | None) -> Run:
     """Approve a COMPLETED run of a definition with `approval_required`: every output document, then the run.
 
@@ -220,13 +205,10 @@ async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID,
         the definition does not require approval.
     """
     run = await get_run(session, who, run_id, lock=True)
-    if not svc.is_admin(who):
+    if not access.is_admin(who):
         raise Forbidden("Only an owner or admin may approve runs")
     may(V1Operation.APPROVE, run)
-    required = await session.scalar(
-        select(V1Definition.approval_required).where(V1Definition.workflow_id == run.workflow_id)
-    )
-    if not required:
+    if not await v1_definitions.approval_required(session, run.workflow_id):
         raise Conflict("This workflow does not require approval")
     if not await repo.approve(session, run.id, reason, cause=str(who.user_id)):
         return run  # approved already
@@ -245,7 +227,7 @@ async def callback(
         Conflict: the run has not started.
     """
     run = await get_run(session, who, run_id)
-    run_service.ensure_can_mutate(who, run)
+    access.ensure_may_change_run(who, run.triggered_by)
     if not may(V1Operation.CALLBACK, run):
         return "already_terminal"
     target = RunStatus(status)

@@ -7,36 +7,27 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from db import accounts, repo
+from core import access
+from db import accounts, folders_repo, repo, run_queries
 from db import v1_repo as v1
-from db.accounts import Principal, Role
-from db.models import ApiKey, Document, Folder, Run, User, V1Definition, utcnow
-from errors import BadRequest, Conflict, Forbidden, NotFound
+from db.accounts import Principal
+from db.models import ApiKey, Document, Folder, User, utcnow
+from errors import BadRequest, Conflict, NotFound
 from run_status import DocumentOrigin, IngestStatus
 from settings import Settings
 from workflows.contracts import IngestInput
 from workflows.ingest_workflow import IngestDocumentWorkflow
-
-
-def is_admin(who: Principal) -> bool:
-    return who.role in (Role.OWNER, Role.ADMIN)
-
 
 # -- folders -------------------------------------------------------------------------------------------
 
 
 async def folder_by_any_id(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> Folder:
     """A folder by its id or its path_part id (clients use both), in the caller's tenant."""
-    folder = await session.scalar(
-        select(Folder).where(
-            Folder.tenant_id == who.tenant_id, (Folder.id == folder_id) | (Folder.path_part_id == folder_id)
-        )
-    )
+    folder = await folders_repo.folder_by_any_id(session, who.tenant_id, folder_id)
     if folder is None:
         if await _is_root_request(session, who, folder_id):
             return await v1.root_folder(session, who.tenant_id)
@@ -46,16 +37,13 @@ async def folder_by_any_id(session: AsyncSession, who: Principal, folder_id: uui
 
 async def _is_root_request(session: AsyncSession, who: Principal, folder_id: uuid.UUID) -> bool:
     root = await v1.root_folder(session, who.tenant_id)
-    await session.commit()
     return folder_id in (root.id, root.path_part_id)
 
 
 async def parent_folder(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Folder:
     """A folder that may hold user content (not a run's system folders)."""
     await v1.root_folder(session, who.tenant_id)
-    folder = await session.scalar(
-        select(Folder).where(Folder.tenant_id == who.tenant_id, Folder.path_part_id == path_part_id)
-    )
+    folder = await folders_repo.folder_by_path_part(session, who.tenant_id, path_part_id)
     if folder is None:
         raise NotFound("Parent folder not found")
     return folder
@@ -74,9 +62,8 @@ async def create_folder(session: AsyncSession, who: Principal, name: str, parent
     )
     session.add(folder)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A folder named '{name}' already exists here") from None
     return folder
 
@@ -86,32 +73,15 @@ async def list_folders(
 ) -> tuple[list[Folder], int]:
     """Folders under `parent_id`; with no parent, the top of the tree: the tenant's root folder."""
     root = await v1.root_folder(session, who.tenant_id)
-    await session.commit()
     if parent_id is None:
         return ([root] if offset == 0 else []), 1
-    q = select(Folder).where(Folder.tenant_id == who.tenant_id, Folder.parent_path_part_id == parent_id)
-    total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    rows = await session.scalars(q.order_by(Folder.name, Folder.id).limit(limit).offset(offset))
-    return list(rows.all()), total
+    return await folders_repo.child_folders(session, who.tenant_id, parent_id, limit, offset)
 
 
 async def folder_contents(
     session: AsyncSession, who: Principal, folder: Folder, limit: int, offset: int
 ) -> tuple[list[Folder | Document], int]:
-    folders = (
-        await session.scalars(
-            select(Folder)
-            .where(Folder.tenant_id == who.tenant_id, Folder.parent_path_part_id == folder.path_part_id)
-            .order_by(Folder.name)
-        )
-    ).all()
-    docs = (
-        await session.scalars(
-            select(Document)
-            .where(Document.tenant_id == who.tenant_id, Document.parent_path_part_id == folder.path_part_id)
-            .order_by(Document.name, Document.id)
-        )
-    ).all()
+    folders, docs = await folders_repo.contents(session, who.tenant_id, folder.path_part_id)
     items: list[Folder | Document] = [*folders, *docs]
     return items[offset : offset + limit], len(items)
 
@@ -120,18 +90,12 @@ async def delete_folder(session: AsyncSession, who: Principal, folder_id: uuid.U
     folder = await folder_by_any_id(session, who, folder_id)
     if folder.parent_path_part_id is None or folder.run_id is not None or folder.system_managed:
         raise Conflict("System folders cannot be deleted")
-    if folder.owner_id != who.user_id and not is_admin(who):
-        raise Forbidden("Only the folder's owner or an owner or admin may delete it")
-    pp = folder.path_part_id
-    for model, column in (
-        (Folder, Folder.parent_path_part_id),
-        (Document, Document.parent_path_part_id),
-        (V1Definition, V1Definition.parent_path_part_id),
-    ):
-        if await session.scalar(select(func.count()).select_from(model).where(column == pp)):
-            raise Conflict("The folder is not empty")
-    await session.delete(folder)
-    await session.commit()
+    access.ensure_may_change(
+        who, folder.owner_id, "Only the folder's owner or an owner or admin may delete it"
+    )
+    if await folders_repo.holds_anything(session, folder.path_part_id):
+        raise Conflict("The folder is not empty")
+    await folders_repo.remove(session, folder)
 
 
 # -- documents -----------------------------------------------------------------------------------------
@@ -157,10 +121,12 @@ async def create_upload(
         if folder.role != "inputs":
             raise BadRequest("Uploads into a run go to its inputs/ folder")
         # Locked, so that settling the run's other uploads sees this one (or runs after it commits).
-        run = await session.scalar(select(Run).where(Run.id == folder.run_id).with_for_update())
-        assert run is not None
-        if who.role == Role.USER and run.triggered_by != who.user_id:
-            raise Forbidden("Only the user who created this run, or an owner or admin, may add its inputs")
+        run = await run_queries.locked_run(session, folder.run_id)
+        access.ensure_may_change(
+            who,
+            run.triggered_by,
+            "Only the user who created this run, or an owner or admin, may add its inputs",
+        )
         if run.draft_state is None:
             raise Conflict("The run has started; its inputs can no longer change")
         await repo.set_draft_state(session, run.id, v1.NOT_STARTED, v1.PENDING)
@@ -195,31 +161,8 @@ async def start_ingestion(client: Client, settings: Settings, doc: Document) -> 
     )
 
 
-async def create_text_document(
-    session: AsyncSession, tenant_id: uuid.UUID, parent: uuid.UUID, path: str, name: str, text: str
-) -> Document:
-    doc = Document(
-        tenant_id=tenant_id,
-        parent_path_part_id=parent,
-        materialized_path=v1.child_path(path, name),
-        name=name,
-        media_type="text/markdown",
-        size_bytes=len(text.encode()),
-        content=text.encode(),
-        text=text,
-        ingest_status=IngestStatus.COMPLETED,
-    )
-    session.add(doc)
-    await session.flush()
-    return doc
-
-
 async def document_by_any_id(session: AsyncSession, who: Principal, doc_id: uuid.UUID) -> Document:
-    doc = await session.scalar(
-        select(Document).where(
-            Document.tenant_id == who.tenant_id, (Document.id == doc_id) | (Document.path_part_id == doc_id)
-        )
-    )
+    doc = await folders_repo.document_by_any_id(session, who.tenant_id, doc_id)
     if doc is None:
         raise NotFound("Document not found")
     return doc
@@ -234,29 +177,27 @@ async def delete_document(session: AsyncSession, who: Principal, doc_id: uuid.UU
     """
     doc = await document_by_any_id(session, who, doc_id)
     if doc.run_id is not None:
-        run = await session.scalar(select(Run).where(Run.id == doc.run_id).with_for_update())
-        assert run is not None
-        if who.role == Role.USER and run.triggered_by != who.user_id:
-            raise Forbidden("Only the user who created this run, or an owner or admin, may change its inputs")
+        run = await run_queries.locked_run(session, doc.run_id)
+        access.ensure_may_change(
+            who,
+            run.triggered_by,
+            "Only the user who created this run, or an owner or admin, may change its inputs",
+        )
         if run.draft_state is None or doc.origin != DocumentOrigin.SOURCE:
             raise Conflict("The run has started; its documents can no longer change")
-    elif doc.uploaded_by != who.user_id and not is_admin(who):
-        raise Forbidden("Only the uploader or an owner or admin may delete a document")
-    instruction = await session.scalar(
-        select(V1Definition.workflow_id)
-        .where(V1Definition.instruction_path_part_id == doc.path_part_id)
-        .limit(1)
-    )
-    if instruction is not None:
+    else:
+        access.ensure_may_change(
+            who, doc.uploaded_by, "Only the uploader or an owner or admin may delete a document"
+        )
+    if await folders_repo.is_instruction(session, doc.path_part_id):
         raise Conflict("The document is a workflow's instruction")
-    await session.delete(doc)
+    await folders_repo.remove(session, doc)
+    # Committed now: settling the run's draft next is a transaction of its own (it may roll back).
     await session.commit()
 
 
 async def document_by_path_part(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> Document:
-    doc = await session.scalar(
-        select(Document).where(Document.tenant_id == who.tenant_id, Document.path_part_id == path_part_id)
-    )
+    doc = await folders_repo.document_by_path_part(session, who.tenant_id, path_part_id)
     if doc is None:
         raise NotFound("Document not found")
     return doc
@@ -270,35 +211,23 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     if expires_at is not None and expires_at <= utcnow():
         raise BadRequest("expires_at must be in the future")
-    user = await session.get(User, who.user_id)
+    user = await accounts.user(session, who.user_id)
     assert user is not None
     key, plaintext = await accounts.create_api_key(session, user, name, expires_at)
-    await session.commit()
     return key, plaintext
 
 
 async def list_api_keys(session: AsyncSession, who: Principal) -> list[ApiKey]:
-    rows = await session.scalars(
-        select(ApiKey)
-        .where(ApiKey.user_id == who.user_id, ApiKey.revoked_at.is_(None))
-        .order_by(ApiKey.created_at)
-    )
-    return list(rows.all())
+    return await accounts.api_keys(session, who.user_id)
 
 
 async def delete_api_key(session: AsyncSession, who: Principal, key_id: uuid.UUID) -> None:
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.user_id == who.user_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not await accounts.revoke_api_key(session, who.user_id, key_id):
         raise NotFound("API key not found")
-    await session.commit()
 
 
 async def me(session: AsyncSession, who: Principal) -> User:
-    user = await session.get(User, who.user_id)
+    user = await accounts.user(session, who.user_id)
     if user is None:
         raise NotFound("User not found")
     return user

@@ -2,55 +2,29 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import cast, func, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.workflows import resolve_subworkflows, tenant_workflow
+from db import workflow_repo
 from db.accounts import Principal
-from db.models import Run, Workflow, WorkflowVersion, utcnow
-from errors import Conflict, InvalidDefinition, NotFound
-from run_status import TERMINAL, RunStatus
-from workflows import graph, nodes
-from workflows.contracts import SubworkflowSnapshot
+from db.models import Workflow, utcnow
+from errors import Conflict
+from workflows import graph
 from workflows.definition import SpurType, WorkflowDefinition, chatbot_definition, default_definition
 
-_UNFINISHED = [s.value for s in RunStatus if s not in TERMINAL]
 # Room for the " <timestamp> (n)" or " (Copy)" suffix within the 500-character column.
 _NAME_ROOM = 460
 
 
-def parse_id(raw: str | uuid.UUID, what: str) -> uuid.UUID:
-    """Ids are UUIDs; anything else cannot name an entity, so it is simply not found."""
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
-
-
 async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) -> Workflow:
-    return await _tenant_workflow(session, who.tenant_id, workflow_id)
-
-
-async def _tenant_workflow(session: AsyncSession, tenant_id: uuid.UUID, workflow_id: str) -> Workflow:
-    wf = await session.scalar(
-        select(Workflow).where(
-            Workflow.id == parse_id(workflow_id, "Workflow"), Workflow.tenant_id == tenant_id
-        )
-    )
-    if wf is None:
-        raise NotFound("Workflow not found")
-    return wf
+    return await tenant_workflow(session, who.tenant_id, workflow_id)
 
 
 def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
@@ -66,74 +40,13 @@ def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
     return defn.model_dump(mode="json")
 
 
-async def resolve_subworkflows(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    defn: WorkflowDefinition,
-    root: Workflow | None,
-    *,
-    pin: bool,
-) -> dict[str, SubworkflowSnapshot]:
-    """Every workflow reachable through SubworkflowNodes (loop bodies included), by id.
-
-    With `pin`, each is pinned to the version matching its current definition (run start).
-
-    Raises:
-        InvalidDefinition: a SubworkflowNode names a workflow this tenant does not have, or the
-            workflows call each other in a cycle.
-    """
-    found: dict[str, SubworkflowSnapshot] = {}
-
-    async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]]) -> None:
-        for node in defn.nodes:
-            if nodes.kind_of(node.node_type).has_body and not any(n.parent_id == node.id for n in defn.nodes):
-                await visit(graph.loop_body(defn, node), path)  # a body given in the loop's config
-            if not nodes.kind_of(node.node_type).runs_child:
-                continue
-            target = str(node.config.get("workflow_id", ""))
-            if any(target == wid for wid, _ in path):
-                names = [name for _, name in path[[wid for wid, _ in path].index(target) :]]
-                raise InvalidDefinition(
-                    "Subworkflows call each other in a cycle: " + " -> ".join([*names, names[0]])
-                )
-            if target in found:
-                continue
-            try:
-                wf = await _tenant_workflow(session, tenant_id, target)
-            except NotFound:
-                raise InvalidDefinition(
-                    f"Node '{node.id}' (SubworkflowNode): workflow '{target}' not found"
-                ) from None
-            child = WorkflowDefinition.model_validate(wf.definition)
-            version = await version_for_run(session, wf) if pin else None
-            found[target] = SubworkflowSnapshot(
-                workflow_id=str(wf.id),
-                name=wf.name,
-                version_id=str(version.id) if version else None,
-                definition=child,
-            )
-            await visit(child, [*path, (target, wf.name)])
-
-    await visit(defn, [(str(root.id), root.name)] if root is not None else [])
-    return found
-
-
-async def _name_taken(
-    session: AsyncSession, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
-) -> bool:
-    q = select(Workflow.id).where(Workflow.tenant_id == tenant_id, Workflow.name == name)
-    if exclude is not None:
-        q = q.where(Workflow.id != exclude)
-    return (await session.scalar(q)) is not None
-
-
 async def _unique_name(session: AsyncSession, tenant_id: uuid.UUID, wanted: str) -> str:
     base = (wanted.strip() or "Untitled Workflow")[:_NAME_ROOM]
-    if not await _name_taken(session, tenant_id, base):
+    if not await workflow_repo.name_taken(session, tenant_id, base):
         return base
     stamped = f"{base} {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')}"
     name, n = stamped, 2
-    while await _name_taken(session, tenant_id, name):
+    while await workflow_repo.name_taken(session, tenant_id, name):
         name, n = f"{stamped} ({n})", n + 1
     return name
 
@@ -152,28 +65,27 @@ async def create_workflow(
             description=description,
             definition=definition,
         )
-        session.add(wf)
         try:
-            await session.commit()
+            async with session.begin_nested():
+                session.add(wf)
             return wf
         except IntegrityError:
-            await session.rollback()
+            continue  # a racing create took the name; look for the next free one
     raise Conflict("Could not find a free workflow name; try again")
 
 
 async def update_workflow(
     session: AsyncSession, wf: Workflow, name: str, description: str, definition: dict[str, Any]
 ) -> Workflow:
-    if await _name_taken(session, wf.tenant_id, name, exclude=wf.id):
+    if await workflow_repo.name_taken(session, wf.tenant_id, name, exclude=wf.id):
         raise Conflict(f"A workflow named '{name}' already exists")
     await resolve_subworkflows(
         session, wf.tenant_id, WorkflowDefinition.model_validate(definition), wf, pin=False
     )
     wf.name, wf.description, wf.definition, wf.updated_at = name, description, definition, utcnow()
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise Conflict(f"A workflow named '{name}' already exists") from None
     return wf
 
@@ -188,66 +100,17 @@ async def delete_workflow(session: AsyncSession, wf: Workflow, data_dir: Path) -
     Raises:
         Conflict: a run of it has not finished (its execution would be left writing into nothing).
     """
-    unfinished = await session.scalar(
-        select(Run.id)
-        .where(Run.workflow_id == wf.id, Run.status.in_(_UNFINISHED), Run.draft_state.is_(None))
-        .limit(1)
-    )
-    if unfinished is not None:
+    if await workflow_repo.has_unfinished_run(session, wf.id):
         raise Conflict("The workflow has runs that have not finished; cancel them or wait, then delete")
-    caller = await session.scalar(
-        select(Workflow.name).where(
-            Workflow.tenant_id == wf.tenant_id,
-            Workflow.id != wf.id,
-            cast(Workflow.definition, JSONB).contains(
-                {"nodes": [{"node_type": "SubworkflowNode", "config": {"workflow_id": str(wf.id)}}]}
-            ),
-        )
-    )
+    caller = await workflow_repo.subworkflow_caller(session, wf)
     if caller is not None:
         raise Conflict(
             f"Workflow '{caller}' runs this workflow as a subworkflow; change it first, then delete"
         )
     # v1 drafts never started have no execution to orphan: they go with the workflow (FK cascade).
-    await session.delete(wf)
-    await session.commit()
+    await workflow_repo.remove(session, wf)
+    await session.commit()  # the test files go only once the rows are gone
     shutil.rmtree(test_files_dir(data_dir, wf.id), ignore_errors=True)
-
-
-def definition_hash(definition: dict[str, Any]) -> str:
-    # PySpur hashes json.dumps(sort_keys=True) with default separators; keep it so hashes agree.
-    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-
-
-async def version_for_run(session: AsyncSession, wf: Workflow) -> WorkflowVersion:
-    """The version matching the workflow's current definition, created on first use of a new hash."""
-    digest = definition_hash(wf.definition)
-    for _ in range(5):
-        found = await session.scalar(
-            select(WorkflowVersion).where(
-                WorkflowVersion.workflow_id == wf.id, WorkflowVersion.definition_hash == digest
-            )
-        )
-        if found is not None:
-            return found
-        latest = await session.scalar(
-            select(func.max(WorkflowVersion.version)).where(WorkflowVersion.workflow_id == wf.id)
-        )
-        version = WorkflowVersion(
-            workflow_id=wf.id,
-            version=(latest or 0) + 1,
-            name=wf.name,
-            description=wf.description,
-            definition=wf.definition,
-            definition_hash=digest,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(version)
-            return version
-        except IntegrityError:
-            continue  # a concurrent run created that version number; look again
-    raise Conflict("Could not create a workflow version; try again")
 
 
 def output_variables(definition: dict[str, Any]) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiKey, Tenant, User, utcnow
@@ -90,3 +90,35 @@ async def principal_for_key(session: AsyncSession, plaintext: str) -> Principal 
 
 async def find_tenant(session: AsyncSession, name: str) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.name == name))
+
+
+async def first_owner(session: AsyncSession) -> Principal | None:
+    """The earliest OWNER of any tenant (the anonymous local caller acts as them)."""
+    owner = (
+        await session.execute(select(User).where(User.role == Role.OWNER).order_by(User.created_at))
+    ).scalar()
+    return Principal(owner.tenant_id, owner.id, Role.OWNER) if owner is not None else None
+
+
+async def api_keys(session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
+    """The user's keys that are not revoked, oldest first."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at)
+    )
+    return list(rows.all())
+
+
+async def revoke_api_key(session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+    """Revoke one of the user's keys; False if it has none such that is not revoked."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -21,3 +22,9 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """One round trip to the database; raises whatever the driver raises when it is not reachable."""
+    async with sessions() as session:
+        await session.execute(text("SELECT 1"))

@@ -12,6 +12,7 @@ from api import dataset_service as svc
 from api import presenters
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
 from api.schemas import DatasetResponse, MessageResponse, OutputFileResponse, RunResponse
+from db import dataset_repo
 from errors import InvalidInput, PayloadTooLarge
 
 ds_router = APIRouter(prefix="/ds", tags=["datasets"])
@@ -85,14 +86,14 @@ async def list_output_files(
     session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: OptionalPageSize = None
 ) -> list[OutputFileResponse]:
     files = await svc.list_output_files(session, who, page=page, page_size=page_size)
-    counts = await svc.line_counts(session, [of.id for of in files])
+    counts = await dataset_repo.line_counts(session, [of.id for of in files])
     return [presenters.output_file(of, counts.get(of.id, 0)) for of in files]
 
 
 @of_router.get("/{output_file_id}/", response_model=OutputFileResponse)
 async def get_output_file(output_file_id: str, session: SessionDep, who: PrincipalDep) -> OutputFileResponse:
     of = await svc.get_output_file(session, who, output_file_id)
-    counts = await svc.line_counts(session, [of.id])
+    counts = await dataset_repo.line_counts(session, [of.id])
     return presenters.output_file(of, counts.get(of.id, 0))
 
 

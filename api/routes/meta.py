@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api.deps import PrincipalDep
+from db.session import ping
 from workflows import nodes
 
 health_router = APIRouter(tags=["meta"])
@@ -24,17 +24,12 @@ async def _check(name: str, probe: Any) -> str | None:
     return None
 
 
-async def _db_ping(request: Request) -> None:
-    async with request.app.state.sessions() as session:
-        await session.execute(text("SELECT 1"))
-
-
 @health_router.get("/health")
 async def health(request: Request) -> JSONResponse:
     problems = [
         p
         for p in await asyncio.gather(
-            _check("database", _db_ping(request)),
+            _check("database", ping(request.app.state.sessions)),
             _check("temporal", request.app.state.temporal.service_client.check_health()),
         )
         if p

@@ -20,8 +20,9 @@ from api.schemas import (
     StartRunRequest,
     TaskResponse,
 )
-from api.workflow_service import get_workflow, parse_id
-from db import run_state
+from api.workflow_service import get_workflow
+from core.workflows import parse_id
+from db import run_queries, run_state
 from errors import NotFound
 from run_status import RunStatus
 
@@ -156,9 +157,9 @@ async def list_workflow_runs(
     status: RunStatus | None = None,
 ) -> list[RunResponse]:
     wf = await get_workflow(session, who, workflow_id)
-    rows = await runs.list_runs(
+    rows = await run_queries.list_runs(
         session,
-        who,
+        who.tenant_id,
         page=page,
         page_size=page_size,
         workflow_id=wf.id,
@@ -178,8 +179,8 @@ async def list_all_runs(
     parent_only: bool = True,
     run_type: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[RunResponse]:
-    rows = await runs.list_runs(
-        session, who, page=page, page_size=page_size, parent_only=parent_only, run_type=run_type
+    rows = await run_queries.list_runs(
+        session, who.tenant_id, page=page, page_size=page_size, parent_only=parent_only, run_type=run_type
     )
     return [presenters.run(r) for r in rows]
 
@@ -221,5 +222,7 @@ async def get_children(
     run_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 100
 ) -> list[RunResponse]:
     parent = await runs.get_run(session, who, parse_id(run_id, "Run"))
-    rows = await runs.list_runs(session, who, page=page, page_size=page_size, parent_run_id=parent.id)
+    rows = await run_queries.list_runs(
+        session, who.tenant_id, page=page, page_size=page_size, parent_run_id=parent.id
+    )
     return [presenters.run(r) for r in rows]

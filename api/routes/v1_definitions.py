@@ -11,10 +11,12 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from api import v1_definition_service as defs
 from api import v1_draft_service as drafts
 from api import v1_presenters as present
-from api import v1_run_queries as queries
 from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
 from api.routes.v1_runs import Limit, Offset
+from core.access import is_admin
+from db import v1_definitions
+from db import v1_queries as queries
 from errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v1/workflow-definitions", tags=["v1 workflow definitions"])
@@ -25,7 +27,21 @@ async def create_definition(
     body: w.CreateDefinitionRequest, session: SessionDep, who: PrincipalDep
 ) -> w.WorkflowDefinitionResponse:
     """A new definition starts from the default graph; edit the graph with `PUT /wf/{id}/`."""
-    wf, d = await defs.create_definition(session, who, body)
+    wf, d = await defs.create_definition(
+        session,
+        who,
+        defs.NewDefinition(
+            name=body.name,
+            parent_path_part_id=body.parent_path_part_id,
+            description=body.description,
+            instruction_path_part_id=body.instruction_path_part_id,
+            max_run_duration_seconds=body.max_run_duration_seconds,
+            approval_required=body.approval_required,
+            is_template=bool(body.is_template),
+            selected_skill_ids=body.selected_skill_ids,
+            common_file_path_part_ids=body.common_file_path_part_ids,
+        ),
+    )
     return (await present.definitions(session, who, [(wf, d)], permissions=False))[0]
 
 
@@ -48,7 +64,7 @@ async def list_definitions(
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
     exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowDefinitionResponse]:
-    rows, total = await defs.list_definitions(
+    rows, total = await v1_definitions.list_definitions(
         session,
         who,
         search=search,
@@ -82,7 +98,18 @@ async def get_definition(
 async def update_definition(
     definition_id: uuid.UUID, body: w.UpdateDefinitionRequest, session: SessionDep, who: PrincipalDep
 ) -> w.WorkflowDefinitionResponse:
-    row = await defs.update_definition(session, who, definition_id, body)
+    edit = defs.DefinitionEdit(
+        name=body.name,
+        description=body.description,
+        max_run_duration_seconds=body.max_run_duration_seconds,
+        is_active=body.is_active,
+        approval_required=body.approval_required,
+        parent_path_part_id=body.parent_path_part_id,
+        instruction_path_part_id=body.instruction_path_part_id,
+        selected_skill_ids=body.selected_skill_ids,
+        common_file_path_part_ids=body.common_file_path_part_ids,
+    )
+    row = await defs.update_definition(session, who, definition_id, edit)
     return (await present.definitions(session, who, [row], permissions=False))[0]
 
 
@@ -103,7 +130,7 @@ async def instantiate(
     row = await defs.create_definition(
         session,
         who,
-        defs.Instantiation(body.name or f"{source.name} (copy)", body.parent_path_part_id),
+        defs.NewDefinition(body.name or f"{source.name} (copy)", body.parent_path_part_id),
         created_from=source,
     )
     return (await present.definitions(session, who, [row], permissions=False))[0]
@@ -171,6 +198,6 @@ async def list_definition_runs(
         updated_after=updated_after,
         updated_before=updated_before,
     )
-    rows, total = await queries.list_runs(session, who, filters)
+    rows, total = await queries.list_runs(session, who, filters, approver=is_admin(who))
     items = await present.runs(session, who, rows)
     return w.Page[w.WorkflowRunResponse](items=items, total=total, limit=limit, offset=offset)

@@ -88,7 +88,7 @@ async def ingest_document(
     doc = await svc.create_upload(
         session, who, folder, name or file.filename or "upload", content, file.content_type
     )
-    await session.commit()
+    await session.commit()  # the ingestion workflow reads the document, so it is stored first
     # A start Temporal refuses fails the upload and settles its draft (never left PENDING), then 503.
     await drafts.start_ingestions(session, client, settings, [doc])
     return w.IngestDocumentResponse(

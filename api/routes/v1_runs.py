@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from api import v1_draft_service as drafts
 from api import v1_presenters as present
-from api import v1_run_queries as queries
 from api import v1_run_service as runs
 from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, eager_start
+from core.access import is_admin
+from db import v1_queries as queries
 
 router = APIRouter(prefix="/v1/workflow-runs", tags=["v1 workflow runs"])
 SortBy = Literal["STARTED_AT", "CREATED_AT", "COMPLETED_AT"]
@@ -91,7 +92,7 @@ async def list_runs(
         approval_states=list(approval_state) if approval_state else None,
         include_tag_ids=include_tag_ids,
     )
-    rows, total = await queries.list_runs(session, who, filters)
+    rows, total = await queries.list_runs(session, who, filters, approver=is_admin(who))
     items = await present.runs(session, who, rows)
     return w.Page[w.WorkflowRunResponse](items=items, total=total, limit=limit, offset=offset)
 

@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
-from sqlalchemy import select
 
 from api import presenters
 from api import workflow_service as svc
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
 from api.schemas import OutputVariable, WorkflowCreateRequest, WorkflowResponse, WorkflowVersionResponse
-from db.models import Workflow, WorkflowVersion
+from db import workflow_repo
 from errors import BadRequest, PayloadTooLarge
 from workflows.definition import default_definition
 
@@ -34,14 +33,10 @@ async def create_workflow(
 async def list_workflows(
     session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
 ) -> list[WorkflowResponse]:
-    rows = await session.scalars(
-        select(Workflow)
-        .where(Workflow.tenant_id == who.tenant_id)
-        .order_by(Workflow.created_at.desc(), Workflow.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return [presenters.workflow(wf) for wf in rows]
+    return [
+        presenters.workflow(wf)
+        for wf in await workflow_repo.workflows(session, who.tenant_id, page, page_size)
+    ]
 
 
 @router.get("/{workflow_id}/", response_model=WorkflowResponse)
@@ -99,14 +94,7 @@ async def list_versions(
     workflow_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
 ) -> list[WorkflowVersionResponse]:
     wf = await svc.get_workflow(session, who, workflow_id)
-    rows = await session.scalars(
-        select(WorkflowVersion)
-        .where(WorkflowVersion.workflow_id == wf.id)
-        .order_by(WorkflowVersion.version.desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return [presenters.version(v) for v in rows]
+    return [presenters.version(v) for v in await workflow_repo.versions(session, wf.id, page, page_size)]
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -10,16 +10,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.ingest_activities import RunStarts
-from api.run_service import engine_input
-from api.v1_definition_service import ensure_definition
-from api.workflow_service import resolve_subworkflows, version_for_run
-from db import repo
-from db.models import Document, Folder, Run, Workflow, WorkflowVersion
-from run_status import Cause, DocumentOrigin, IngestStatus
+from core.run_start import engine_input
+from core.workflows import resolve_subworkflows, version_for_run
+from db import folders_repo, repo, v1_definitions, v1_queries, workflow_repo
+from db.models import Document, Run, Workflow
+from run_status import Cause, IngestStatus
 from settings import Settings
 from workflows import graph
 from workflows.contracts import RunInput, SubworkflowSnapshot
@@ -36,12 +34,7 @@ async def _input_documents(session: AsyncSession, run: Run) -> list[Document]:
     Raises:
         InputProblem: an upload is still being ingested, or failed.
     """
-    rows = await session.scalars(
-        select(Document)
-        .where(Document.run_id == run.id, Document.origin == DocumentOrigin.SOURCE)
-        .order_by(Document.created_at, Document.id)
-    )
-    docs = list(rows.all())
+    docs = await v1_queries.run_uploads(session, run.id)
     for doc in docs:
         if doc.ingest_status == IngestStatus.PENDING:
             raise InputProblem(f"Input '{doc.name}' is still being ingested")
@@ -69,22 +62,16 @@ def _doc_input(doc: Document, origin: str) -> tuple[dict[str, Any], dict[str, An
 async def _scope_inputs(
     session: AsyncSession, run: Run, ids: list[str], origin: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    docs, folders = await v1_queries.scope_items(session, run.tenant_id, ids)
     snaps, payloads = [], []
     for raw in ids:
-        doc = await session.scalar(
-            select(Document).where(
-                Document.tenant_id == run.tenant_id,
-                (Document.path_part_id == raw) | (Document.version_path_part_id == raw),
-            )
-        )
+        doc = docs.get(str(uuid.UUID(raw)))
         if doc is not None:
             s, p = _doc_input(doc, origin)
             snaps.append(s)
             payloads.append(p)
             continue
-        folder = await session.scalar(
-            select(Folder).where(Folder.tenant_id == run.tenant_id, Folder.path_part_id == raw)
-        )
+        folder = folders.get(str(uuid.UUID(raw)))
         if folder is not None:
             snaps.append(
                 {
@@ -119,13 +106,11 @@ async def dispatch(
 
     The caller then starts the Temporal execution with the returned input and execution timeout.
     """
-    wf = await session.get(Workflow, run.workflow_id)
+    wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await ensure_definition(session, wf)
+    d = await v1_definitions.ensure(session, wf)
     version = await version_for_run(session, wf)
-    instruction = await session.scalar(
-        select(Document).where(Document.path_part_id == d.instruction_path_part_id)
-    )
+    instruction = await folders_repo.document_by_path_part(session, None, d.instruction_path_part_id)
     snaps: list[dict[str, Any]] = []
     payloads: list[dict[str, Any]] = []
     for ids, origin in (
@@ -201,11 +186,12 @@ async def run_input(
 
 async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[RunInput, timedelta]:
     """The engine input of a re-armed run (retry/resume): the pinned graph version and payload."""
-    version = await session.get(WorkflowVersion, run.workflow_version_id)
+    assert run.workflow_version_id is not None
+    version = await workflow_repo.version(session, run.workflow_version_id)
     assert version is not None
-    wf = await session.get(Workflow, run.workflow_id)
+    wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await ensure_definition(session, wf)
+    d = await v1_definitions.ensure(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
     payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
     pinned = await _pinned_subworkflows(session, run)
@@ -221,8 +207,8 @@ async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, Sub
         return None
     found: dict[str, SubworkflowSnapshot] = {}
     for workflow_id, version_id in pinned.items():
-        version = await session.get(WorkflowVersion, uuid.UUID(version_id)) if version_id else None
-        sub = await session.get(Workflow, uuid.UUID(workflow_id))
+        version = await workflow_repo.version(session, uuid.UUID(version_id)) if version_id else None
+        sub = await workflow_repo.workflow(session, uuid.UUID(workflow_id))
         if version is None or sub is None:
             return None
         found[workflow_id] = SubworkflowSnapshot(

@@ -1,20 +1,22 @@
-"""v1 run reads: the tenant-wide and per-definition lists (ksapi's filters) and the summary, in SQL."""
+"""v1 reads: the run lists (ksapi's filters), the summary, and the related rows presenters load for a
+whole page at once (users, definition paths, run documents, per-definition counts)."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, nulls_last, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.v1_service import is_admin
 from db import v1_repo as v1
 from db.accounts import Principal
-from db.models import Run, V1Definition, Workflow, utcnow
-from run_status import ApprovalState, ExecutionState
+from db.models import Document, Folder, Run, User, V1Definition, Workflow, utcnow
+from run_status import ApprovalState, DocumentOrigin, ExecutionState
 
 
 @dataclass
@@ -36,7 +38,7 @@ class RunFilters:
     include_tag_ids: list[uuid.UUID] | None = None
 
 
-def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
+def _filtered(who: Principal, f: RunFilters, approver: bool) -> Select[Run]:
     q = select(Run).where(Run.tenant_id == who.tenant_id)
     if f.states:
         q = q.where(v1.execution_state_sql().in_(f.states))
@@ -47,7 +49,7 @@ def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
     if f.approvable_by_me:
         # Runs that entered approval (completed under `approval_required`); owners and admins approve.
         entered = Run.approval_state != ApprovalState.NOT_REQUIRED
-        q = q.where(entered if is_admin(who) else Run.id.is_(None))
+        q = q.where(entered if approver else Run.id.is_(None))
     if f.definition_id is not None:
         q = q.where(Run.workflow_id == f.definition_id)
     if f.approval_states:
@@ -65,8 +67,11 @@ def _filtered(who: Principal, f: RunFilters) -> Select[Run]:
     return q
 
 
-async def list_runs(session: AsyncSession, who: Principal, f: RunFilters) -> tuple[list[Run], int]:
-    q = _filtered(who, f)
+async def list_runs(
+    session: AsyncSession, who: Principal, f: RunFilters, *, approver: bool
+) -> tuple[list[Run], int]:
+    """A page of runs and the total; `approver`: the caller may approve (`approvable_by_me` sees runs)."""
+    q = _filtered(who, f, approver)
     total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
     # The same rule as the presenter's `started_at`: null for drafts and v1 runs that never started.
     # (A snapshot may be stored as SQL NULL or as JSON null.)
@@ -145,3 +150,106 @@ async def summary(
             "distinct_triggerers": int(triggerers),
         },
     }
+
+
+async def users(session: AsyncSession, ids: set[uuid.UUID | None]) -> dict[uuid.UUID, User]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(wanted)))).all()}
+
+
+async def definition_paths(
+    session: AsyncSession, wf_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
+    """Each workflow's path part id and materialized path (derived for workflows without v1 fields)."""
+    rows = (
+        await session.execute(
+            select(Workflow.id, Workflow.name, V1Definition.path_part_id, Folder.materialized_path)
+            .outerjoin(V1Definition, V1Definition.workflow_id == Workflow.id)
+            .outerjoin(Folder, Folder.path_part_id == V1Definition.parent_path_part_id)
+            .where(Workflow.id.in_(wf_ids))
+        )
+    ).all()
+    return {r[0]: (r[2] or v1.derived_id(r[0], "definition"), v1.child_path(r[3] or "/", r[1])) for r in rows}
+
+
+async def run_documents(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Document]]:
+    """The runs' documents by the folder that holds them, in creation order."""
+    docs: dict[uuid.UUID, list[Document]] = defaultdict(list)
+    rows = await session.scalars(
+        select(Document).where(Document.run_id.in_(run_ids)).order_by(Document.created_at, Document.name)
+    )
+    for d in rows.all():
+        docs[d.parent_path_part_id].append(d)
+    return docs
+
+
+@dataclass
+class DefinitionStats:
+    pending_approvals: dict[uuid.UUID, int]
+    copies: dict[uuid.UUID, int]
+    last_runs: dict[uuid.UUID, Run]
+
+
+async def definition_stats(session: AsyncSession, wf_ids: list[uuid.UUID]) -> DefinitionStats:
+    """Per definition: runs awaiting approval, definitions instantiated from it, its latest run."""
+    pending = (
+        await session.execute(
+            select(Run.workflow_id, func.count())
+            .where(Run.workflow_id.in_(wf_ids), Run.approval_state == ApprovalState.PENDING)
+            .group_by(Run.workflow_id)
+        )
+    ).all()
+    copies = (
+        await session.execute(
+            select(V1Definition.created_from_id, func.count())
+            .where(V1Definition.created_from_id.in_(wf_ids))
+            .group_by(V1Definition.created_from_id)
+        )
+    ).all()
+    last_runs = await session.scalars(
+        select(Run)
+        .where(Run.workflow_id.in_(wf_ids))
+        .ext(distinct_on(Run.workflow_id))
+        .order_by(Run.workflow_id, Run.created_at.desc(), Run.id)
+    )
+    return DefinitionStats(
+        pending_approvals={wf_id: int(n) for wf_id, n in pending},
+        copies={wf_id: int(n) for wf_id, n in copies if wf_id is not None},
+        last_runs={r.workflow_id: r for r in last_runs.all()},
+    )
+
+
+async def run_uploads(session: AsyncSession, run_id: uuid.UUID) -> list[Document]:
+    """The run's uploads (its `inputs/` folder holds the only SOURCE documents of a run), oldest first."""
+    rows = await session.scalars(
+        select(Document)
+        .where(Document.run_id == run_id, Document.origin == DocumentOrigin.SOURCE)
+        .order_by(Document.created_at, Document.id)
+    )
+    return list(rows.all())
+
+
+async def scope_items(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: list[str]
+) -> tuple[dict[str, Document], dict[str, Folder]]:
+    """The documents (by path part or version path part id) and folders (by path part id) that `ids`
+    name in the tenant, keyed by those ids as strings; two statements for any number of ids."""
+    wanted = [uuid.UUID(i) for i in ids]
+    if not wanted:
+        return {}, {}
+    docs = await session.scalars(
+        select(Document).where(
+            Document.tenant_id == tenant_id,
+            Document.path_part_id.in_(wanted) | Document.version_path_part_id.in_(wanted),
+        )
+    )
+    by_id: dict[str, Document] = {}
+    for doc in docs.all():
+        by_id[str(doc.version_path_part_id)] = doc
+        by_id[str(doc.path_part_id)] = doc
+    folders = await session.scalars(
+        select(Folder).where(Folder.tenant_id == tenant_id, Folder.path_part_id.in_(wanted))
+    )
+    return by_id, {str(f.path_part_id): f for f in folders.all()}

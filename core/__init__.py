@@ -1,0 +1,1 @@
+"""Rules shared by both HTTP surfaces and the worker; no wire models, no HTTP."""

@@ -1,0 +1,134 @@
+"""Starting a stored run's Temporal execution, for every surface and the worker: the engine input
+and the start itself."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError
+from temporalio.types import MethodAsyncSingleParam
+
+from db import repo
+from db.models import Run, Workflow, utcnow
+from errors import Unavailable
+from run_status import Cause, RunStatus
+from settings import Settings
+from workflows import search_attributes as sa
+from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
+from workflows.definition import WorkflowDefinition
+
+ArgT = TypeVar("ArgT")
+
+
+def node_policy(settings: Settings) -> NodePolicy:
+    return NodePolicy(
+        heartbeat_timeout_seconds=settings.node_heartbeat_timeout_seconds,
+        start_to_close_seconds=settings.sandbox_wall_seconds + 60,
+        max_attempts=settings.node_retry_max_attempts,
+        wall_seconds=settings.sandbox_wall_seconds,
+        fast_path_seconds=settings.python_fast_path_seconds,
+    )
+
+
+def engine_input(
+    run: Run,
+    wf: Workflow,
+    defn: WorkflowDefinition,
+    payload: dict[str, Any],
+    settings: Settings,
+    subworkflows: dict[str, SubworkflowSnapshot],
+    attempt: int | None = None,
+) -> RunInput:
+    """The input of a stored run's execution (`attempt`: set for runs that may be re-run, see RunInput)."""
+    return RunInput(
+        run_id=str(run.id),
+        tenant_id=str(run.tenant_id),
+        workflow_id=str(wf.id),
+        workflow_name=wf.name,
+        definition=defn,
+        input_payload=payload,
+        policy=node_policy(settings),
+        subworkflows=subworkflows,
+        triggered_by=str(run.triggered_by) if run.triggered_by else None,
+        attempt=attempt,
+    )
+
+
+async def start_execution(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    run: Run,
+    wf: Workflow,
+    execution: MethodAsyncSingleParam[Any, ArgT, RunResult],
+    arg: ArgT,
+    *,
+    eager: bool,
+    execution_timeout: timedelta | None = None,
+    restart: bool = False,
+) -> None:
+    """Start the run's Temporal execution (id derived from the run id, so a retried start is a no-op).
+
+    `restart` (v1 retry, resume) starts a new execution under the run's Temporal id, ending any
+    execution of an earlier attempt still open (a stopped run whose worker was away).
+    `execution_timeout` bounds the whole execution (v1 `max_run_duration_seconds`; the reconciler
+    then fails the run).
+
+    Raises:
+        Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
+    """
+    run_id = str(run.id)
+    try:
+        await client.start_workflow(
+            execution,
+            arg,
+            id=sa.temporal_workflow_id(run_id),
+            task_queue=settings.temporal_task_queue,
+            # A retried start finds the open execution, or is refused once it closed: never a second run.
+            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
+            if restart
+            else WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if restart
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            execution_timeout=execution_timeout,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.RUN_ID, run_id),
+                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
+                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
+                ]
+            ),
+            memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
+            request_eager_start=eager,
+        )
+    except RPCError as err:
+        # A timed-out start may still have landed; if the execution exists, the run is started.
+        # (Not on a restart: the earlier attempt's execution exists either way.)
+        if not restart:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
+                return
+        # The caller may have read since its last commit (a transaction is then open): end it, so
+        # this write is a transaction of its own whatever the caller did before.
+        await session.rollback()
+        await repo.transition(
+            session,
+            run.id,
+            RunStatus.FAILED,
+            cause=Cause.ENGINE,
+            error=f"Could not start: {err.message}",
+            end_time=utcnow(),
+        )
+        await session.commit()
+        raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
