@@ -63,7 +63,7 @@ async def expect_error(pool: SandboxPool, code: str, kind: str, **kwargs: Any) -
 def pid_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between open() and read()
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
