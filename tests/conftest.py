@@ -22,8 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import devstack
+from db.session import make_engine, make_session_factory
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,3 +250,13 @@ def live_api(stack: Stack) -> Iterator[str]:
     port = free_port()
     with api_process(stack, port):
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the stack's database, for tests that check or set stored state directly."""
+    engine = make_engine(stack.database_url, pool_size=2)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        await engine.dispose()

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Folder, Run, V1Definition, Workflow, WorkflowVersion, utcnow
-from db.session import make_engine, make_session_factory
 from run_status import RunStatus
 from tests.builders import double_graph
-from tests.conftest import Stack, Tenant
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(stack.database_url, pool_size=2)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        await engine.dispose()
+from tests.conftest import Tenant
 
 
 async def make_run(

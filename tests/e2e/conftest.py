@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.session import make_engine, make_session_factory
 from tests.conftest import Stack, Tenant, add_user
 from tests.e2e.v1_client import V1, connect, root_folder
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on the stack's database, for tests that check or set stored state directly."""
-    engine = make_engine(stack.database_url, pool_size=2)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
