@@ -15,7 +15,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
-from api.routes import datasets, meta, pauses, runs, v1_definitions, v1_misc, v1_runs, workflows
+from api.pyspur.routes import datasets, meta, pauses, runs, workflows
+from api.v1.routes import definitions as v1_definitions
+from api.v1.routes import misc as v1_misc
+from api.v1.routes import runs as v1_runs
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory

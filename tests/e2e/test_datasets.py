@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api import dataset_service
+from core import datasets as dataset_service
 from db import batch_repo
 from db.accounts import Principal, Role
 from db.models import Dataset, DatasetRow, OutputFile, OutputLine, Run

@@ -153,7 +153,7 @@ async def test_deleting_an_upload_whose_ingestion_never_started_settles_the_draf
     async def lost(*_: Any, **__: Any) -> None:
         return None
 
-    monkeypatch.setattr("api.v1_service.start_ingestion", lost)
+    monkeypatch.setattr("core.v1_resources.start_ingestion", lost)
     did = await _definition(api)
     for armed in (False, True):
         form = {"auto_start": "true"} if armed else {}

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api import pause_service, presenters
-from api import v1_presenters as present
-from api import v1_service as svc
+from api.pyspur import presenters
+from api.v1 import presenters as present
+from core import pauses as pause_service
+from core import v1_resources as svc
 from db import dataset_repo, run_queries, v1_definitions, v1_queries, workflow_repo
 from db.accounts import Principal, Role
 from db.models import (

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import run_service, v1_run_service
+from core import runs as run_service
+from core import v1_runs as v1_run_service
 from db.accounts import Principal, Role
 from db.models import Run, Workflow
 from db.session import make_engine, make_session_factory

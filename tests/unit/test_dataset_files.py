@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from api.dataset_files import parse_dataset
+from core.dataset_files import parse_dataset
 from errors import InvalidInput
 
 

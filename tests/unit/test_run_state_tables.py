@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from temporalio.client import WorkflowExecutionStatus
 
-from api import v1_schemas
+from api.v1 import schemas as v1_schemas
 from db import run_state, v1_repo
 from run_status import (
     AFTER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api.schemas import (
+from api.pyspur.schemas import (
     DatasetResponse,
     OutputFileResponse,
     PausedWorkflowResponse,

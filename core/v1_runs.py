@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api import run_service
 from core import access
+from core import runs as run_service
 from core.run_start import start_execution
 from core.v1_dispatch import InputProblem, again, dispatch
 from db import repo, run_queries, v1_definitions, workflow_repo

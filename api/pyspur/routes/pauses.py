@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api import pause_service, presenters
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep
-from api.schemas import PausedWorkflowResponse, PauseHistoryResponse, ResumeRunRequest, RunResponse
+from api.pyspur import presenters
+from api.pyspur.schemas import PausedWorkflowResponse, PauseHistoryResponse, ResumeRunRequest, RunResponse
+from core import pauses as pause_service
 from workflows.contracts import Decision
 
 router = APIRouter(prefix="/wf", tags=["pauses"])

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
-from api import v1_definition_service as defs
-from api import v1_draft_service as drafts
-from api import v1_presenters as present
-from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
-from api.routes.v1_runs import Limit, Offset
+from api.v1 import presenters as present
+from api.v1 import schemas as w
+from api.v1.routes.runs import Limit, Offset
+from core import v1_definitions as defs
+from core import v1_drafts as drafts
 from core.access import is_admin
 from db import v1_definitions
 from db import v1_queries as queries

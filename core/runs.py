@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from api.workflow_service import get_workflow
 from core import access
 from core.run_start import engine_input, node_policy, start_execution
+from core.stored_workflows import get_workflow
 from core.workflows import parse_id, resolve_subworkflows, version_for_run
 from db import run_queries
 from db.accounts import Principal

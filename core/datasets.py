@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.dataset_files import parse_dataset
 from core import access
+from core.dataset_files import parse_dataset
 from core.workflows import parse_id
 from db import dataset_repo
 from db.accounts import Principal

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.run_service import get_run
 from core import access
+from core.runs import get_run
 from db import run_queries
 from db.accounts import Principal
 from db.models import Pause, Run, Workflow

@@ -8,10 +8,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from api import dataset_service as svc
-from api import presenters
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
-from api.schemas import DatasetResponse, MessageResponse, OutputFileResponse, RunResponse
+from api.pyspur import presenters
+from api.pyspur.schemas import DatasetResponse, MessageResponse, OutputFileResponse, RunResponse
+from core import datasets as svc
 from db import dataset_repo
 from errors import InvalidInput, PayloadTooLarge
 

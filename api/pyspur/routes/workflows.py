@@ -8,10 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from api import presenters
-from api import workflow_service as svc
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
-from api.schemas import OutputVariable, WorkflowCreateRequest, WorkflowResponse, WorkflowVersionResponse
+from api.pyspur import presenters
+from api.pyspur.schemas import (
+    OutputVariable,
+    WorkflowCreateRequest,
+    WorkflowResponse,
+    WorkflowVersionResponse,
+)
+from core import stored_workflows as svc
 from db import workflow_repo
 from errors import BadRequest, PayloadTooLarge
 from workflows.definition import default_definition

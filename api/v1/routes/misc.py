@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from api import v1_draft_service as drafts
-from api import v1_presenters as present
-from api import v1_schemas as w
-from api import v1_service as svc
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
-from api.routes.v1_runs import Limit, Offset
+from api.v1 import presenters as present
+from api.v1 import schemas as w
+from api.v1.routes.runs import Limit, Offset
+from core import v1_drafts as drafts
+from core import v1_resources as svc
 from db.models import Folder
 from errors import PayloadTooLarge
 

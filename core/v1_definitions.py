@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import v1_service as svc
-from api.workflow_service import delete_workflow, prepare_definition
+from core import v1_resources as svc
+from core.stored_workflows import delete_workflow, prepare_definition
 from db import folders_repo, v1_definitions, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal

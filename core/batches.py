@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.dataset_service import get_dataset
-from api.workflow_service import get_workflow
+from core.datasets import get_dataset
 from core.run_start import node_policy, start_execution
+from core.stored_workflows import get_workflow
 from core.workflows import resolve_subworkflows, version_for_run
 from db.accounts import Principal
 from db.models import OutputFile, Run, utcnow

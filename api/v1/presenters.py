@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import v1_schemas as w
-from api.v1_service import user_names
+from api.v1 import schemas as w
 from core.access import is_admin, may_change
+from core.v1_resources import user_names
 from db import v1_queries as queries
 from db import v1_repo as v1
 from db.accounts import Principal

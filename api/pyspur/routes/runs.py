@@ -8,11 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api import batch_service as batches
-from api import presenters
-from api import run_service as runs
 from api.deps import ClientDep, Page, PageSize, PrincipalDep, SessionDep, SettingsDep, eager_start
-from api.schemas import (
+from api.pyspur import presenters
+from api.pyspur.schemas import (
     BatchRunRequest,
     PartialRunRequest,
     RunResponse,
@@ -20,7 +18,8 @@ from api.schemas import (
     StartRunRequest,
     TaskResponse,
 )
-from api.workflow_service import get_workflow
+from core import batches, runs
+from core.stored_workflows import get_workflow
 from core.workflows import parse_id
 from db import run_queries, run_state
 from errors import NotFound

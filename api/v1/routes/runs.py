@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api import v1_draft_service as drafts
-from api import v1_presenters as present
-from api import v1_run_service as runs
-from api import v1_schemas as w
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, eager_start
+from api.v1 import presenters as present
+from api.v1 import schemas as w
+from core import v1_drafts as drafts
+from core import v1_runs as runs
 from core.access import is_admin
 from db import v1_queries as queries
 

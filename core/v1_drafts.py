@@ -16,10 +16,10 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import v1_service as svc
-from api.v1_definition_service import get_definition
-from api.v1_run_service import get_run, launch, may
 from core import access
+from core import v1_resources as svc
+from core.v1_definitions import get_definition
+from core.v1_runs import get_run, launch, may
 from db import repo, v1_drafts
 from db import v1_repo as v1
 from db.accounts import Principal
