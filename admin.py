@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import uuid
 
 from db import accounts
 from db.migrate import upgrade_async
-from db.models import User
 from db.session import make_engine, make_session_factory
 from settings import get_settings
 
@@ -33,7 +33,7 @@ async def _run(args: argparse.Namespace) -> None:
                 _, key = await accounts.create_api_key(session, user, "initial key")
                 print(f"user {user.id} <{user.email}> role {user.role}\nkey  {key}")
             elif args.command == "create-key":
-                found = await session.get(User, args.user_id)
+                found = await accounts.user(session, args.user_id)
                 if found is None:
                     raise SystemExit(f"no user {args.user_id}")
                 _, key = await accounts.create_api_key(session, found, args.name)
@@ -55,7 +55,7 @@ def main() -> None:
     u.add_argument("email")
     u.add_argument("--role", choices=[r.value for r in accounts.Role], default="USER")
     k = sub.add_parser("create-key", help="another API key for a user")
-    k.add_argument("user_id")
+    k.add_argument("user_id", type=uuid.UUID)
     k.add_argument("--name", default="")
     asyncio.run(_run(parser.parse_args()))
 

@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import repo
+from db import ingest_repo, repo
 from db import v1_repo as v1
-from db.models import Document, Folder, Run, utcnow
+from db.models import Run
 from run_status import IngestStatus, RunStatus
 from settings import Settings
 from workflows.contracts import IngestActivitiesContract, RunInput, SettleResult, is_textual
@@ -41,7 +40,7 @@ class IngestActivities(IngestActivitiesContract):
         """Extract text from a textual upload (UTF-8); other types are stored as they are.
         Returns the document's ingest status (COMPLETED or FAILED); repeating it changes nothing."""
         async with self._sessions() as session, session.begin():
-            doc = await session.get(Document, uuid.UUID(document_id), with_for_update=True)
+            doc = await ingest_repo.locked_document(session, uuid.UUID(document_id))
             if doc is None:
                 return "FAILED"
             if doc.ingest_status != IngestStatus.PENDING:
@@ -52,18 +51,14 @@ class IngestActivities(IngestActivitiesContract):
                     text = (doc.content or b"").decode("utf-8")
                 except UnicodeDecodeError as err:
                     error = f"Not valid UTF-8 text (byte {err.start})"
-            doc.text = text
-            doc.ingest_status = IngestStatus.FAILED if error else IngestStatus.COMPLETED
-            doc.ingest_error = error
-            doc.updated_at = utcnow()
-            return doc.ingest_status
+            return ingest_repo.record_extraction(doc, text, error)
 
     async def settle_run_inputs(self, run_id: str) -> SettleResult:
         """When no upload of a PENDING draft is still ingesting: back to NOT_STARTED, or (auto_start)
         dispatch it, or fail it if an upload failed. Returns the run to start, if any."""
         rid = uuid.UUID(run_id)
         async with self._sessions() as session:
-            run = await session.scalar(select(Run).where(Run.id == rid).with_for_update())
+            run = await ingest_repo.locked_run(session, rid)
             if (
                 run is not None
                 and run.draft_state is None
@@ -82,14 +77,7 @@ class IngestActivities(IngestActivitiesContract):
             if run is None or run.draft_state != v1.PENDING:
                 await session.rollback()
                 return SettleResult()
-            inputs = await session.scalar(select(Folder).where(Folder.run_id == rid, Folder.role == "inputs"))
-            statuses = (
-                await session.execute(
-                    select(Document.name, Document.ingest_status, Document.ingest_error).where(
-                        Document.parent_path_part_id == (inputs.path_part_id if inputs else None)
-                    )
-                )
-            ).all()
+            statuses = await ingest_repo.input_statuses(session, rid)
             if any(s == IngestStatus.PENDING for _, s, _ in statuses):
                 await session.rollback()
                 return SettleResult()
@@ -103,7 +91,7 @@ class IngestActivities(IngestActivitiesContract):
                 await repo.fail_draft(session, rid, f"Input '{name}' failed ingestion: {err}")
                 await session.commit()
                 return SettleResult()
-            await session.execute(update(Run).where(Run.id == rid).values(updated_at=utcnow()))
+            await ingest_repo.touch_run(session, rid)
             dispatched = await self._starts.dispatch(session, run, self._settings, None, [v1.PENDING])
             if dispatched is None:
                 return SettleResult()

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from db.models import Run, utcnow
+from db import run_queries
+from db.models import utcnow
 from db.run_state import set_run_state
 from run_status import CLOSED_EXECUTION, Cause, RunStatus
 from workflows.contracts import RunResult
@@ -44,15 +44,10 @@ async def reconcile_once(
     """Check up to `limit` open runs older than `grace` against Temporal, continuing after
     `cursor` (and wrapping around); returns how many were repaired."""
     cursor = cursor or Cursor()
-    q = select(Run.id, Run.start_time).where(
-        Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
-        Run.draft_state.is_(None),  # a v1 draft has no execution yet
-        Run.start_time < utcnow() - grace,
-    )
-    if cursor.after is not None:
-        q = q.where(tuple_(Run.start_time, Run.id) > tuple_(*cursor.after))
     async with sessions() as session:
-        rows = (await session.execute(q.order_by(Run.start_time, Run.id).limit(limit))).all()
+        rows = await run_queries.open_runs_page(
+            session, started_before=utcnow() - grace, after=cursor.after, limit=limit
+        )
     cursor.after = (rows[-1][1], rows[-1][0]) if len(rows) == limit else None
     repaired = 0
     for run_id, _ in rows:
@@ -118,14 +113,8 @@ async def cancel_stopped(
 ) -> int:
     """Cancel the executions of runs stopped in the database that are still open (the cancel sent
     by the stop did not arrive, e.g. Temporal was away); returns how many were sent."""
-    q = (
-        select(Run.id)
-        .where(Run.status == RunStatus.CANCELED.value, Run.end_time > utcnow() - window)
-        .order_by(Run.end_time.desc())
-        .limit(limit)
-    )
     async with sessions() as session:
-        run_ids = list(await session.scalars(q))
+        run_ids = await run_queries.recently_stopped(session, ended_after=utcnow() - window, limit=limit)
     sent = 0
     for run_id in run_ids:
         handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -166,3 +166,30 @@ async def completed_outputs(session: AsyncSession, run_id: uuid.UUID) -> dict[st
         )
     )
     return {node_id: dict(outputs) for node_id, outputs in rows.all() if outputs is not None}
+
+
+async def open_runs_page(
+    session: AsyncSession, *, started_before: datetime, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[tuple[uuid.UUID, datetime]]:
+    """`(id, start_time)` of open runs with an execution, started before `started_before`, in
+    `(start_time, id)` order after `after`: the reconciler's page of runs to check against Temporal."""
+    q = select(Run.id, Run.start_time).where(
+        Run.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]),
+        Run.draft_state.is_(None),  # a v1 draft has no execution yet
+        Run.start_time < started_before,
+    )
+    if after is not None:
+        q = q.where(tuple_(Run.start_time, Run.id) > tuple_(*after))
+    rows = await session.execute(q.order_by(Run.start_time, Run.id).limit(limit))
+    return [(run_id, start_time) for run_id, start_time in rows.all()]
+
+
+async def recently_stopped(session: AsyncSession, *, ended_after: datetime, limit: int) -> list[uuid.UUID]:
+    """Ids of runs stopped (CANCELED) since `ended_after`, newest first."""
+    q = (
+        select(Run.id)
+        .where(Run.status == RunStatus.CANCELED.value, Run.end_time > ended_after)
+        .order_by(Run.end_time.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(q))
