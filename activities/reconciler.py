@@ -76,6 +76,8 @@ async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, ru
             outputs=outputs,
         )
         if not moved.accepted:
+            # Usually the run's own terminal write landed since the verdict: nothing to repair.
+            log.info("run %s left as it is: %s", run_id, moved.refusal)
             return 0
     log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return 1

@@ -11,6 +11,7 @@ from core.datasets import get_dataset
 from core.run_start import node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflows import resolve_subworkflows, version_for_run
+from db import run_state
 from db.accounts import Principal
 from db.models import OutputFile, Run, utcnow
 from errors import BadRequest, InvalidInput
@@ -94,6 +95,7 @@ async def start_batch_run(
     )
     run.version = version
     session.add(run)
+    await run_state.record_created(session, run, cause=str(who.user_id))
     await session.commit()
     batch = BatchInput(
         run_id=str(run.id),

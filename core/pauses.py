@@ -17,9 +17,9 @@ from db.accounts import Principal
 from db.models import Pause, Run, Workflow
 from errors import BadRequest, Conflict
 from run_status import RunStatus, is_terminal
-from workflows import search_attributes as sa
 from workflows.contracts import Decision
 from workflows.run_workflow import RunWorkflow
+from workflows.search_attributes import temporal_workflow_id
 
 
 async def paused_runs(
@@ -82,7 +82,7 @@ async def decide(
         decided = f"{pause.resume_action} by {pause.resume_user_id}" if pause.resume_action else "closed"
         raise Conflict(f"This pause was already decided ({decided})")
     targeted = decision.model_copy(update={"node_id": pause.node_id})
-    handle = client.get_workflow_handle_for(RunWorkflow.run, sa.temporal_workflow_id(str(run.id)))
+    handle = client.get_workflow_handle_for(RunWorkflow.run, temporal_workflow_id(str(run.id)))
     try:
         # The SDK's stubs type an async handler's result as its coroutine: `_` keeps mypy from
         # asking for an await (the value is the handler's DecisionResult).
@@ -117,7 +117,7 @@ async def cancel(
     access.ensure_may_change_run(who, run.triggered_by)
     if run.status not in (RunStatus.RUNNING.value, RunStatus.PAUSED.value):
         raise BadRequest(_cannot_cancel(run.status))
-    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run.id)))
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run.id)))
     try:
         await handle.cancel()
     except RPCError as err:

@@ -4,14 +4,13 @@ and the start itself."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -23,9 +22,11 @@ from db.models import Run, Workflow, utcnow
 from errors import Unavailable
 from run_status import Cause, RunStatus
 from settings import Settings
-from workflows import search_attributes as sa
 from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
+from workflows.search_attributes import of_new_run, temporal_workflow_id
+
+log = logging.getLogger(__name__)
 
 ArgT = TypeVar("ArgT")
 
@@ -92,7 +93,7 @@ async def start_execution(
         await client.start_workflow(
             execution,
             arg,
-            id=sa.temporal_workflow_id(run_id),
+            id=temporal_workflow_id(run_id),
             task_queue=settings.temporal_task_queue,
             # A retried start finds the open execution, or is refused once it closed: never a second run.
             id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
@@ -102,13 +103,7 @@ async def start_execution(
             if restart
             else WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=execution_timeout,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUN_ID, run_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
-                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
-                ]
-            ),
+            search_attributes=of_new_run(run_id, str(wf.id)),
             memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
             request_eager_start=eager,
         )
@@ -117,12 +112,12 @@ async def start_execution(
         # (Not on a restart: the earlier attempt's execution exists either way.)
         if not restart:
             with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(sa.temporal_workflow_id(run_id)).describe()
+                await client.get_workflow_handle(temporal_workflow_id(run_id)).describe()
                 return
         # The caller may have read since its last commit (a transaction is then open): end it, so
         # this write is a transaction of its own whatever the caller did before.
         await session.rollback()
-        await repo.transition(
+        failed = await repo.transition(
             session,
             run.id,
             RunStatus.FAILED,
@@ -131,4 +126,6 @@ async def start_execution(
             end_time=utcnow(),
         )
         await session.commit()
+        if not failed:
+            log.info("run %s not marked FAILED after its start failed: %s", run.id, failed.refusal)
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err

@@ -15,17 +15,17 @@ from core import access
 from core.run_start import engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflows import parse_id, resolve_subworkflows, version_for_run
-from db import run_queries
+from db import run_queries, run_state
 from db.accounts import Principal
 from db.models import Run, utcnow
 from errors import BadRequest, Conflict, InvalidInput, NotFound
 from run_status import RunStatus, TaskStatus, is_terminal
 from settings import Settings
 from workflows import graph, nodes
-from workflows import search_attributes as sa
 from workflows.contracts import RunInput, RunResult
 from workflows.definition import WorkflowDefinition
 from workflows.run_workflow import RunWorkflow
+from workflows.search_attributes import temporal_workflow_id
 
 
 def _run_inputs(
@@ -76,6 +76,7 @@ async def start_run(
     )
     run.version = version
     session.add(run)
+    await run_state.record_created(session, run, cause=str(who.user_id))
     await session.commit()
     run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
     await start_execution(session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager)
@@ -208,7 +209,7 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:
     """The run's result once it closes; None if it is still going after `wait_seconds` or did not complete."""
-    handle = client.get_workflow_handle_for(RunWorkflow.run, sa.temporal_workflow_id(str(run_id)))
+    handle = client.get_workflow_handle_for(RunWorkflow.run, temporal_workflow_id(str(run_id)))
     try:
         return await asyncio.wait_for(handle.result(), wait_seconds)
     except (TimeoutError, WorkflowFailureError):

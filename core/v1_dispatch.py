@@ -6,6 +6,7 @@ auto-starts a run once its uploads settle. No FastAPI here.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from settings import Settings
 from workflows import graph
 from workflows.contracts import RunInput, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
+
+log = logging.getLogger(__name__)
 
 
 class InputProblem(Exception):
@@ -166,6 +169,7 @@ async def dispatch(
     )
     await session.commit()
     if not moved:
+        log.info("start of draft %s refused: %s", run.id, moved.refusal)  # a racing start won
         return None
     return engine_input, timedelta(seconds=d.max_run_duration_seconds)
 

@@ -20,7 +20,7 @@ from core import access
 from core import v1_resources as svc
 from core.v1_definitions import get_definition
 from core.v1_runs import get_run, launch, may
-from db import repo, v1_drafts
+from db import repo, run_state, v1_drafts
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
@@ -125,6 +125,7 @@ async def create_run(
             if again_ is not None:
                 return again_
         raise Conflict(f"A run named '{form.name}' already exists for this workflow") from None
+    await run_state.record_created(session, run, cause=str(user_id))
     made = await _run_folders(session, who, d, wf, run)
     await session.flush()
     docs = [
@@ -349,6 +350,9 @@ async def clone_run(session: AsyncSession, who: Principal, run_id: uuid.UUID, in
         updated_at=now,
     )
     session.add(run)
+    await run_state.record_created(
+        session, run, cause=str(who.user_id), reason=f"Cloned from run {source.id}"
+    )
     made = await _run_folders(session, who, d, wf, run)
     await session.flush()
     await _copy_uploads(session, source.id, uploads, made["inputs"], now)

@@ -25,9 +25,9 @@ from db.models import Run, utcnow
 from errors import Conflict, Forbidden
 from run_status import ExecutionState, RunStatus, V1Operation, Verdict, v1_rule
 from settings import Settings
-from workflows import search_attributes as sa
 from workflows.contracts import FinalizeInput
 from workflows.run_workflow import RunWorkflow
+from workflows.search_attributes import temporal_workflow_id
 
 log = logging.getLogger(__name__)
 STOPPED = "Stopped by user"
@@ -122,7 +122,7 @@ async def start_run(
 
 async def _cancel_execution(client: Client, run_id: uuid.UUID) -> None:
     """Best effort: the stored state is already final; a worker that is away gets the cancel later."""
-    handle = client.get_workflow_handle(sa.temporal_workflow_id(str(run_id)))
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
     try:
         await asyncio.wait_for(handle.cancel(), 5.0)
     except (RPCError, TimeoutError) as err:
@@ -139,6 +139,8 @@ async def stop_run(session: AsyncSession, client: Client, who: Principal, run_id
     await session.commit()
     if stopped:
         await _cancel_execution(client, run.id)
+    else:
+        log.info("stop of run %s refused: %s", run.id, stopped.refusal)
     return await get_run(session, who, run_id)
 
 
@@ -168,8 +170,10 @@ async def retry_run(
     started = run.snapshot is not None and run.workflow_version_id is not None
     precomputed = await run_queries.completed_outputs(session, run.id) if warm and started else {}
     how = "Resumed" if warm else "Retried"
-    if not await repo.rearm(session, run.id, to_draft=not started, cause=str(who.user_id), reason=how):
+    rearmed = await repo.rearm(session, run.id, to_draft=not started, cause=str(who.user_id), reason=how)
+    if not rearmed:
         await session.rollback()
+        log.info("%s of run %s refused: %s", how, run.id, rearmed.refusal)
         raise Conflict("The run changed meanwhile; read it again")
     await session.commit()
     run = await get_run(session, who, run_id)
@@ -210,7 +214,9 @@ async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID,
     may(V1Operation.APPROVE, run)
     if not await v1_definitions.approval_required(session, run.workflow_id):
         raise Conflict("This workflow does not require approval")
-    if not await repo.approve(session, run.id, reason, cause=str(who.user_id)):
+    approved = await repo.approve(session, run.id, reason, cause=str(who.user_id))
+    if not approved:
+        log.info("approval of run %s left as it is: %s", run.id, approved.refusal)
         return run  # approved already
     await session.commit()
     return await get_run(session, who, run_id)

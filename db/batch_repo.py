@@ -165,10 +165,9 @@ async def finalize_batch(session: AsyncSession, arg: FinalizeBatchInput) -> RunR
         session, run_id, status, cause=Cause.ENGINE, error=error, outputs=summary, end_time=arg.end_time
     )
     if not moved.accepted:
-        stored = await session.scalar(select(Run.status).where(Run.id == run_id))
         return RunResult(
             run_id=arg.run_id,
-            status=RunStatus(stored or status.value),
+            status=moved.stored_status or status,
             outputs=summary,
             error=error,
             recorded=False,

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Pause, Run, utcnow
-from db.run_state import SETTLED_TASKS, Transition, set_run_state
+from db.run_state import SETTLED_TASKS, Transition, record_creation, set_run_state
 from run_status import (
     RETRYABLE_FROM,
     ApprovalState,
@@ -166,18 +166,18 @@ async def finalize(
     )
     if moved.accepted:
         return True, arg.status
-    # Read again: a write that committed while this statement waited on the row is not in its snapshot.
-    stored = await session.scalar(select(Run.status).where(Run.id == run_id))
-    return False, RunStatus(stored) if stored else None
+    return False, moved.stored_status
 
 
 async def create_child_run(session: AsyncSession, arg: CreateChildRunInput) -> None:
-    """The row of a SubworkflowNode's child run (once: a retried write changes nothing)."""
-    await session.execute(
+    """The row of a SubworkflowNode's child run, with its creation history (once: a retried write
+    changes nothing)."""
+    run_id, tenant_id = uuid.UUID(arg.run_id), uuid.UUID(arg.tenant_id)
+    attempt = await session.scalar(
         insert(Run)
         .values(
-            id=uuid.UUID(arg.run_id),
-            tenant_id=uuid.UUID(arg.tenant_id),
+            id=run_id,
+            tenant_id=tenant_id,
             workflow_id=uuid.UUID(arg.workflow_id),
             workflow_version_id=uuid.UUID(arg.version_id) if arg.version_id else None,
             parent_run_id=uuid.UUID(arg.parent_run_id),
@@ -188,7 +188,19 @@ async def create_child_run(session: AsyncSession, arg: CreateChildRunInput) -> N
             start_time=arg.start_time,
         )
         .on_conflict_do_nothing(index_elements=[Run.id])
+        .returning(Run.attempt)
     )
+    if attempt is not None:
+        await record_creation(
+            session,
+            run_id,
+            tenant_id,
+            attempt,
+            RunStatus.PENDING,
+            None,
+            cause=Cause.ENGINE,
+            reason=f"Subworkflow of run {arg.parent_run_id}",
+        )
 
 
 async def run_exists(session: AsyncSession, run_id: uuid.UUID, attempt: int | None = None) -> bool:
@@ -259,8 +271,8 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
 
 async def set_draft_state(
     session: AsyncSession, run_id: uuid.UUID, from_: str, to: str, *, cause: str = Cause.ENGINE
-) -> bool:
-    """Move a draft between NOT_STARTED and PENDING (ingesting); returns whether it moved."""
+) -> Transition:
+    """Move a draft between NOT_STARTED and PENDING (ingesting); accepted if it moved."""
     moved = await set_run_state(
         session,
         run_id,
@@ -270,12 +282,12 @@ async def set_draft_state(
         cause=cause,
         fields={"updated_at": utcnow()},
     )
-    return moved.accepted
+    return moved
 
 
 async def dispatch_draft(
     session: AsyncSession, run_id: uuid.UUID, from_: list[str], *, cause: str, **fields: Any
-) -> bool:
+) -> Transition:
     """Start a draft: it stops being a draft (IN_PROGRESS) with its snapshot and inputs pinned.
 
     Only a PENDING run whose draft state is in `from_` moves, so of racing starts exactly one wins."""
@@ -290,12 +302,12 @@ async def dispatch_draft(
         reason="Started",
         fields={"start_time": now, "updated_at": now, **fields},
     )
-    return moved.accepted
+    return moved
 
 
 async def fail_draft(
     session: AsyncSession, run_id: uuid.UUID, error: str, *, cause: str = Cause.ENGINE
-) -> bool:
+) -> Transition:
     """An armed draft whose input failed ingestion is FAILED without having started."""
     now = utcnow()
     moved = await set_run_state(
@@ -310,10 +322,10 @@ async def fail_draft(
         fields={"error": error, "end_time": now, "updated_at": now},
         now=now,
     )
-    return moved.accepted
+    return moved
 
 
-async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str, *, cause: str) -> bool:
+async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str, *, cause: str) -> Transition:
     """Mark a started, unfinished run CANCELED (a pure database write; the caller cancels Temporal);
     its unsettled tasks are canceled and its open pauses closed with it.
 
@@ -329,10 +341,12 @@ async def stop(session: AsyncSession, run_id: uuid.UUID, reason: str, *, cause: 
         fields={"error": reason, "end_time": now, "updated_at": now},
         now=now,
     )
-    return moved.accepted
+    return moved
 
 
-async def rearm(session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool, cause: str, reason: str) -> bool:
+async def rearm(
+    session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool, cause: str, reason: str
+) -> Transition:
     """Retry/resume: a FAILED (or stopped) run becomes PENDING again for a new attempt, or a startable
     draft when it never started. Tasks, pauses and output documents of the last attempt are dropped
     (the run's state history keeps how it went)."""
@@ -358,10 +372,10 @@ async def rearm(session: AsyncSession, run_id: uuid.UUID, *, to_draft: bool, cau
         },
         now=now,
     )
-    return moved.accepted
+    return moved
 
 
-async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None, *, cause: str) -> bool:
+async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None, *, cause: str) -> Transition:
     """The run's approval, and with it its output documents'; once (an approved run stays so)."""
     now = utcnow()
     moved = await set_run_state(
@@ -374,4 +388,4 @@ async def approve(session: AsyncSession, run_id: uuid.UUID, reason: str | None, 
         fields={"approval_reason": reason, "approved_at": now, "updated_at": now},
         now=now,
     )
-    return moved.accepted
+    return moved

@@ -62,14 +62,20 @@ KEEP = _Keep.KEEP  # `draft_state=None` clears the draft state; KEEP leaves it a
 
 @dataclass(frozen=True)
 class Transition:
-    """What a guarded write did: `accepted`, or nothing at all (the guard refused it)."""
+    """What a guarded write did: `accepted`, or nothing at all (the guard refused it).
+
+    A refused move says why (`refusal`, for logs and error messages) and what the run's status is
+    now (`stored_status`, None if there is no such run), read after the refusal so that a write
+    committed while the move waited on the row is seen. True in a boolean context when accepted."""
 
     accepted: bool
     from_status: RunStatus | None = None
     v1: bool = False
+    refusal: str | None = None
+    stored_status: RunStatus | None = None
 
-
-REFUSED = Transition(accepted=False)
+    def __bool__(self) -> bool:
+        return self.accepted
 
 
 async def set_run_state(
@@ -129,12 +135,47 @@ async def set_run_state(
     stmt: Select[Any] = select(moved.c.v1, moved.c.from_status).add_cte(*ctes, *also)
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
-        return REFUSED
+        return await _refused(session, run_id, targets, allowed, attempt)
     done = Transition(True, RunStatus(row.from_status) if row.from_status else None, bool(row.v1))
     if Hook.V1_OUTPUT_DOCUMENTS in hooks and done.v1:
         approval = await v1_repo.store_outputs(session, run_id, outputs or {})
         await set_run_state(session, run_id, approval_state=approval, cause=cause, fields={"updated_at": now})
     return done
+
+
+async def _refused(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    targets: dict[StateAxis, str | None],
+    allowed: dict[StateAxis, Collection[str | None] | None],
+    attempt: int | None,
+) -> Transition:
+    """Why the guard refused the move, read from the run as it is now (only refused moves pay for it)."""
+    row = (
+        await session.execute(
+            select(Run.status, Run.draft_state, Run.approval_state, Run.attempt).where(Run.id == run_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return Transition(False, refusal=f"run {run_id} does not exist")
+    stored = RunStatus(row.status)
+    if attempt is not None and row.attempt != attempt:
+        why = f"attempt {attempt} is over: the run is on attempt {row.attempt}"
+    else:
+        move = ", ".join(f"{a.value} to {to or 'none'}" for a, to in targets.items())
+        now = {StateAxis.STATUS: row.status, StateAxis.DRAFT_STATE: row.draft_state}
+        now[StateAxis.APPROVAL_STATE] = row.approval_state
+        why = next(
+            (
+                f"{axis.value} is {now[axis] or 'none'}; moving {move} needs it to be one of "
+                + ", ".join(sorted(s or "none" for s in states))
+                for axis, states in allowed.items()
+                if states is not None and now[axis] not in states
+            ),
+            # The guard saw another state than the one read now: a racing write moved it meanwhile.
+            f"the run moved while moving {move} waited on it",
+        )
+    return Transition(False, refusal=why, stored_status=stored)
 
 
 def _one_of(column: Any, states: Collection[str | None]) -> ColumnElement[bool]:
@@ -261,6 +302,48 @@ SQL_HOOKS = {
     Hook.V1_APPROVE_DOCUMENTS: _approve_documents,
     Hook.DROP_LAST_ATTEMPT: _drop_last_attempt,
 }
+
+
+CREATED = "Created"
+
+
+async def record_created(session: AsyncSession, run: Run, *, cause: str, reason: str = CREATED) -> None:
+    """The history rows of a new run (added to the session, not yet flushed): its first status, and
+    its draft state if it is a v1 draft. `cause` is who created it."""
+    await session.flush()  # the history row's foreign key needs the run's row
+    await record_creation(
+        session, run.id, run.tenant_id, run.attempt, run.status, run.draft_state, cause=cause, reason=reason
+    )
+
+
+async def record_creation(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    attempt: int,
+    status: str,
+    draft_state: str | None,
+    *,
+    cause: str,
+    reason: str = CREATED,
+) -> None:
+    """The history rows of a run just inserted: from nothing to its first status (and draft state)."""
+    first = {StateAxis.STATUS: status, StateAxis.DRAFT_STATE: draft_state}
+    rows = [
+        {
+            "run_id": run_id,
+            "tenant_id": tenant_id,
+            "attempt": attempt,
+            "axis": axis.value,
+            "from_state": None,
+            "to_state": str(to),
+            "cause": cause,
+            "reason": reason,
+        }
+        for axis, to in first.items()
+        if to is not None
+    ]
+    await session.execute(insert(RunStateHistory), rows)
 
 
 async def history(

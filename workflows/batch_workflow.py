@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from errors import InvalidInput
     from run_status import RunStatus
     from workflows import graph, nodes
-    from workflows import search_attributes as sa
     from workflows.contracts import (
         BatchChunkInput,
         BatchInput,
@@ -45,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.driver import GraphRunner
     from workflows.node_kinds.base import db_write
     from workflows.node_kinds.python_func import PythonBatcher
+    from workflows.search_attributes import publish_status, temporal_workflow_id
 
 _PAGE_ROWS = 100  # rows per load, at most (the loader also stops at a byte budget)
 _FLUSH_ROWS = 100  # finished rows per bulk write, at most
@@ -273,7 +273,7 @@ class BatchWorkflow:
     @workflow.run
     async def run(self, inp: BatchInput) -> RunResult:
         if inp.next_row == 0:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
+            publish_status(RunStatus.RUNNING)
             await db_write(
                 RunActivitiesContract.record_progress,
                 ProgressInput(run_id=inp.run_id, tasks=[]),
@@ -288,7 +288,7 @@ class BatchWorkflow:
                 done = await workflow.execute_child_workflow(
                     BatchChunkWorkflow.run,
                     BatchChunkInput(batch=inp, start=inp.next_row, end=end),
-                    id=f"{sa.temporal_workflow_id(inp.run_id)}/rows-{inp.next_row}",
+                    id=f"{temporal_workflow_id(inp.run_id)}/rows-{inp.next_row}",
                     memo={"workflow_name": inp.workflow_name, "rows": f"{inp.next_row}..{end - 1}"},
                 )
                 chunks += 1
@@ -317,5 +317,5 @@ class BatchWorkflow:
             FinalizeBatchInput(run_id=inp.run_id, canceled=canceled, end_time=workflow.now()),
             "finalize batch",
         )
-        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
+        publish_status(result.status)
         return result

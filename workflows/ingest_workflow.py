@@ -12,16 +12,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from run_status import RunStatus
-    from workflows import search_attributes as sa
     from workflows.contracts import (
         IngestActivitiesContract,
         IngestInput,
@@ -29,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         RunWorkflowContract,
         SettleResult,
     )
+    from workflows.search_attributes import of_new_run, temporal_workflow_id
 
 _TIMEOUT = timedelta(seconds=60)
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=20)
@@ -64,20 +61,14 @@ class IngestDocumentWorkflow:
         await workflow.start_child_workflow(
             RunWorkflowContract.run,
             ri,
-            id=sa.temporal_workflow_id(ri.run_id),
+            id=temporal_workflow_id(ri.run_id),
             parent_close_policy=ParentClosePolicy.ABANDON,
             # Never a second execution of a run whose execution already closed.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=timedelta(seconds=settled.execution_timeout_seconds)
             if settled.execution_timeout_seconds
             else None,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUN_ID, ri.run_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, ri.workflow_id),
-                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
-                ]
-            ),
+            search_attributes=of_new_run(ri.run_id, ri.workflow_id),
             memo={
                 "workflow_name": ri.workflow_name,
                 "workflow_id": ri.workflow_id,

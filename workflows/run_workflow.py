@@ -17,7 +17,6 @@ from temporalio.exceptions import ApplicationError, CancelledError
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
     from workflows import nodes
-    from workflows import search_attributes as sa
     from workflows.contracts import (
         Decision,
         DecisionResult,
@@ -30,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.driver import GraphRunner
     from workflows.node_kinds.base import Pause, db_write
+    from workflows.search_attributes import publish_status
 
 T = TypeVar("T")
 
@@ -132,7 +132,7 @@ class RunWorkflow(RunWorkflowContract):
             ),
             "finalize run",
         )
-        workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
+        publish_status(result.status)
         return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
 
 

@@ -12,14 +12,14 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import repo
+from db import repo, run_state
 from db.models import Document, Pause, Run, RunStateHistory, Task
 from db.run_state import set_run_state
 from db.session import make_engine, make_session_factory
 from run_status import ApprovalState, Cause, DocumentOrigin, DraftState, RunStatus, TaskStatus
 from tests.conftest import Stack, Tenant
 from tests.db.conftest import make_run
-from workflows.contracts import FinalizeInput, TaskRecord
+from workflows.contracts import CreateChildRunInput, FinalizeInput, TaskRecord
 
 pytestmark = pytest.mark.integration
 
@@ -289,3 +289,63 @@ async def test_the_engines_terminal_write_of_a_workflow_api_run_is_one_statement
     # The move, its history row and the hooks; no v1 query for a run that is not v1.
     assert [s for s in statements if not s.startswith(("BEGIN", "COMMIT"))] == [statements[0]]
     assert statements[0].lstrip().startswith("WITH moved AS")
+
+
+async def test_a_refused_move_says_why_and_what_the_run_is_now(db: Sessions, tenant: Tenant) -> None:
+    done = await make_run(db, tenant, RunStatus.COMPLETED)
+    later = await make_run(db, tenant, attempt=2)
+    started = await make_run(db, tenant, RunStatus.RUNNING, v1=True)
+    async with db() as session, session.begin():
+        late = await repo.transition(session, done, RunStatus.RUNNING, cause=Cause.ENGINE)
+        fenced = await set_run_state(session, later, status=RunStatus.CANCELED, attempt=1, cause=Cause.ENGINE)
+        again = await repo.dispatch_draft(session, started, ["NOT_STARTED"], cause=Cause.ENGINE)
+        gone = await repo.stop(session, uuid.uuid4(), "Stopped by user", cause=Cause.ENGINE)
+    assert not late and late.stored_status == RunStatus.COMPLETED
+    assert (
+        late.refusal == "status is COMPLETED; moving status to RUNNING needs it to be one of PAUSED, PENDING"
+    )
+    assert fenced.refusal == "attempt 1 is over: the run is on attempt 2"
+    assert again.refusal == "status is RUNNING; moving draft_state to none needs it to be one of PENDING"
+    assert again.stored_status == RunStatus.RUNNING
+    assert gone.refusal is not None and gone.refusal.endswith("does not exist")
+    assert gone.stored_status is None
+
+
+async def test_an_accepted_move_carries_no_refusal(db: Sessions, tenant: Tenant) -> None:
+    run_id = await make_run(db, tenant, RunStatus.RUNNING)
+    async with db() as session, session.begin():
+        moved = await repo.transition(session, run_id, RunStatus.PAUSED, cause=Cause.ENGINE)
+    assert moved and moved.refusal is None and moved.from_status == RunStatus.RUNNING
+
+
+async def test_creating_a_run_records_who_created_it(db: Sessions, tenant: Tenant) -> None:
+    parent = await make_run(db, tenant)
+    who = str(tenant.user_id)
+    async with db() as session, session.begin():
+        wf_id = (await _run(db, parent)).workflow_id
+        draft = Run(
+            tenant_id=tenant.tenant_id,
+            workflow_id=wf_id,
+            status=RunStatus.PENDING.value,
+            v1=True,
+            draft_state=DraftState.NOT_STARTED.value,
+        )
+        session.add(draft)
+        await run_state.record_created(session, draft, cause=who)
+    assert await _history(db, draft.id) == [
+        ("status", None, "PENDING", who),
+        ("draft_state", None, "NOT_STARTED", who),
+    ]
+    child = CreateChildRunInput(
+        run_id=str(uuid.uuid4()),
+        parent_run_id=str(parent),
+        tenant_id=str(tenant.tenant_id),
+        workflow_id=str(wf_id),
+        version_id=None,
+        initial_inputs={},
+        start_time=datetime.now(UTC),
+    )
+    for _ in range(2):  # a retried activity creates the row and its history once
+        async with db() as session, session.begin():
+            await repo.create_child_run(session, child)
+    assert await _history(db, uuid.UUID(child.run_id)) == [("status", None, "PENDING", "engine")]

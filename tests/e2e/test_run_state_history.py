@@ -24,7 +24,9 @@ async def test_a_decided_pause_shows_who_resumed_the_run_between_the_engines_mov
     assert resp.status_code == 200, resp.text
     moves = [(h["from_state"], h["to_state"], h["cause"]) for h in resp.json()]
     assert {h["axis"] for h in resp.json()} == {"status"}
-    assert moves[0][0] == "PENDING"
+    assert moves[0] == (None, "PENDING", str(tenant.user_id))  # created by the caller
+    assert resp.json()[0]["reason"] == "Created"
+    assert moves[1][0] == "PENDING"
     assert moves[-3:] == [
         (moves[-3][0], "PAUSED", "engine"),
         ("PAUSED", "RUNNING", str(tenant.user_id)),

@@ -21,7 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.engine.stubs import WORKFLOWS, RunInput, RunResult, Stubs, WorkflowDefinition
-from workflows import search_attributes as sa
+from workflows import search_attributes
+from workflows.search_attributes import temporal_workflow_id
 
 # The dev server keeps per-workflow time skipping behind this dynamic-config flag (CLI 1.9.1).
 _TIME_SKIPPING = ["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"]
@@ -34,7 +35,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_extra_args=_TIME_SKIPPING,
         dev_server_log_level="error",
         data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
+        search_attributes=search_attributes.ALL,
     )
     try:
         yield env
@@ -69,7 +70,7 @@ class Engine:
         return await self.client.start_workflow(
             "RunWorkflow",
             inp,
-            id=sa.temporal_workflow_id(run_id),
+            id=temporal_workflow_id(run_id),
             task_queue=self.task_queue,
             result_type=RunResult,
         )

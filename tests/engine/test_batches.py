@@ -13,7 +13,7 @@ from run_status import RunStatus
 from tests.builders import double_graph
 from tests.engine.conftest import Engine
 from tests.engine.stubs import BatchInput, RunResult, UserError, WorkflowDefinition
-from workflows import search_attributes as sa
+from workflows.search_attributes import temporal_workflow_id
 
 ROWS = 14
 # Five chunks of three rows: the parent continues-as-new after its fourth chunk.
@@ -37,7 +37,7 @@ async def run_batch(engine: Engine, mini_batch_size: int) -> RunResult:
     result: RunResult = await engine.client.execute_workflow(
         "BatchWorkflow",
         batch,
-        id=sa.temporal_workflow_id(run_id),
+        id=temporal_workflow_id(run_id),
         task_queue=engine.task_queue,
         result_type=RunResult,
     )

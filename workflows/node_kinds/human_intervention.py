@@ -12,7 +12,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from run_status import PauseAction, RunStatus
-from workflows import search_attributes as sa
 from workflows.contracts import (
     Decision,
     PauseRecord,
@@ -22,6 +21,7 @@ from workflows.contracts import (
 )
 from workflows.node_configs import HumanInterventionNodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, Pause, RunScope, object_schema
+from workflows.search_attributes import publish_status
 
 if TYPE_CHECKING:
     from workflows.graph import RunState
@@ -62,7 +62,7 @@ class HumanInterventionHandler(NodeHandler[HumanInterventionNodeConfig]):
         config = self.config(node)
         now = workflow.now()
         timeout = config.timeout_seconds
-        workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.PAUSED.value)])
+        publish_status(RunStatus.PAUSED)
         await run.write(
             RunActivitiesContract.record_pause,
             RecordPauseInput(
@@ -91,7 +91,7 @@ class HumanInterventionHandler(NodeHandler[HumanInterventionNodeConfig]):
         elif decision is not None:
             output = _apply(state, pause.node_id, passthrough, decision, config.continue_on_decline, now)
         if state.run_status() == RunStatus.RUNNING:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
+            publish_status(RunStatus.RUNNING)
         await run.write(
             RunActivitiesContract.record_decision,
             RecordDecisionInput(

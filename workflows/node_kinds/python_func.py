@@ -15,7 +15,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from run_status import RunStatus
-from workflows import search_attributes as sa
 from workflows.contracts import (
     NodePolicy,
     PythonBatchInput,
@@ -26,6 +25,7 @@ from workflows.contracts import (
 from workflows.definition import WorkflowNode
 from workflows.node_configs import PythonFuncNodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScope, object_schema
+from workflows.search_attributes import publish_status
 
 if TYPE_CHECKING:
     from workflows.graph import RunState
@@ -61,7 +61,7 @@ class PythonFuncHandler(NodeHandler[PythonFuncNodeConfig]):
                 return quick
         # Only now is the run worth marking RUNNING for operators: a fast-path run is already done.
         if run.inp.persist:
-            workflow.upsert_search_attributes([sa.STATUS.value_set(RunStatus.RUNNING.value)])
+            publish_status(RunStatus.RUNNING)
         return await _slow_path(node.title, arg.model_copy(update={"tasks": []}) if fast > 0 else arg, policy)
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from errors import InvalidInput
 from run_status import RunStatus
-from workflows import search_attributes as sa
 from workflows.contracts import (
     CreateChildRunInput,
     RunActivitiesContract,
@@ -22,6 +20,7 @@ from workflows.contracts import (
 from workflows.node_configs import SubworkflowNodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScope, db_write, object_schema
 from workflows.node_kinds.fields import map_inputs, merged_fields, validate_run_inputs
+from workflows.search_attributes import of_new_run, temporal_workflow_id
 
 if TYPE_CHECKING:
     from workflows.graph import RunState
@@ -82,14 +81,8 @@ class SubworkflowHandler(NodeHandler[SubworkflowNodeConfig]):
         result = await workflow.execute_child_workflow(
             RunWorkflowContract.run,
             _child_input(run.inp, snap, child_id, payload),
-            id=sa.temporal_workflow_id(child_id),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.RUN_ID, child_id),
-                    SearchAttributePair(sa.WORKFLOW_ID, snap.workflow_id),
-                    SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
-                ]
-            ),
+            id=temporal_workflow_id(child_id),
+            search_attributes=of_new_run(child_id, snap.workflow_id),
             memo={"workflow_name": snap.name, "workflow_id": snap.workflow_id, "run_type": "subworkflow"},
         )
         if result.status != RunStatus.COMPLETED:
