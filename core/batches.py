@@ -10,7 +10,7 @@ from temporalio.client import Client
 from core.datasets import get_dataset
 from core.run_start import node_policy, start_execution
 from core.stored_workflows import get_workflow
-from core.workflows import resolve_subworkflows, version_for_run
+from core.workflow_versions import resolve_subworkflows, version_for_run
 from db import run_state
 from db.accounts import Principal
 from db.models import OutputFile, Run, utcnow

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import access
 from core.dataset_files import parse_dataset
-from core.workflows import parse_id
+from core.workflow_versions import parse_id
 from db import dataset_repo
 from db.accounts import Principal
 from db.models import Dataset, OutputFile, Run

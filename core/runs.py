@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from core import access
 from core.run_start import engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
-from core.workflows import parse_id, resolve_subworkflows, version_for_run
+from core.workflow_versions import parse_id, resolve_subworkflows, version_for_run
 from db import run_queries, run_state
 from db.accounts import Principal
 from db.models import Run, utcnow

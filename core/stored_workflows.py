@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.workflows import resolve_subworkflows, tenant_workflow
+from core.workflow_versions import resolve_subworkflows, tenant_workflow
 from db import workflow_repo
 from db.accounts import Principal
 from db.models import Workflow, utcnow

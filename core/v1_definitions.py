@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import v1_resources as svc
+from core import v1_resources
 from core.stored_workflows import delete_workflow, prepare_definition
-from db import folders_repo, v1_definitions, workflow_repo
+from db import folders_repo, v1_definition_repo, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import V1Definition, Workflow, utcnow
-from db.v1_definitions import INSTRUCTION_NAME
+from db.v1_definition_repo import INSTRUCTION_NAME
 from errors import Conflict, NotFound
 
 
@@ -57,7 +57,7 @@ async def get_definition(
     wf = await workflow_repo.tenant_workflow(session, who.tenant_id, definition_id)
     if wf is None:
         raise NotFound("Workflow definition not found")
-    return wf, await v1_definitions.ensure(session, wf)
+    return wf, await v1_definition_repo.ensure(session, wf)
 
 
 async def create_definition(
@@ -74,12 +74,12 @@ async def create_definition(
         NotFound: the parent folder or instruction document does not exist.
         Conflict: the name is taken in the tenant; the parent is a run's folder.
     """
-    parent = await svc.parent_folder(session, who, body.parent_path_part_id)
+    parent = await v1_resources.parent_folder(session, who, body.parent_path_part_id)
     if parent.run_id is not None:
         raise Conflict("A workflow cannot live in a run's folder")
     if await workflow_repo.name_taken(session, who.tenant_id, body.name):
         raise Conflict(f"A workflow named '{body.name}' already exists")
-    src = await v1_definitions.fields(session, created_from.id) if created_from is not None else None
+    src = await v1_definition_repo.fields(session, created_from.id) if created_from is not None else None
     wf = Workflow(
         tenant_id=who.tenant_id,
         name=body.name,
@@ -94,14 +94,14 @@ async def create_definition(
     path_part = uuid.uuid4()
     instruction_pp = body.instruction_path_part_id
     if instruction_pp is not None:
-        await svc.document_by_path_part(session, who, instruction_pp)
+        await v1_resources.document_by_path_part(session, who, instruction_pp)
     else:
         src_doc = (
             await folders_repo.document_by_path_part(session, None, src.instruction_path_part_id)
             if src is not None
             else None
         )
-        doc = v1_definitions.text_document(
+        doc = v1_definition_repo.text_document(
             who.tenant_id,
             path_part,
             v1.child_path(parent.materialized_path, body.name),
@@ -155,7 +155,7 @@ async def update_definition(
     ):
         raise Conflict(f"A workflow named '{body.name}' already exists")
     if body.parent_path_part_id is not None and body.parent_path_part_id != d.parent_path_part_id:
-        parent = await svc.parent_folder(session, who, body.parent_path_part_id)
+        parent = await v1_resources.parent_folder(session, who, body.parent_path_part_id)
         if parent.run_id is not None:
             raise Conflict("A workflow cannot live in a run's folder")
         busy = await workflow_repo.has_unfinished_run(session, wf.id)
@@ -163,7 +163,7 @@ async def update_definition(
             raise Conflict("The workflow has a run in progress; it cannot be moved now")
         d.parent_path_part_id = parent.path_part_id
     if body.instruction_path_part_id is not None:
-        await svc.document_by_path_part(session, who, body.instruction_path_part_id)
+        await v1_resources.document_by_path_part(session, who, body.instruction_path_part_id)
         d.instruction_path_part_id = body.instruction_path_part_id
     wf.name = body.name
     wf.description = body.description

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.ingest_activities import RunStarts
 from core.run_start import engine_input
-from core.workflows import resolve_subworkflows, version_for_run
-from db import folders_repo, repo, v1_definitions, v1_queries, workflow_repo
+from core.workflow_versions import resolve_subworkflows, version_for_run
+from db import folders_repo, repo, v1_definition_repo, v1_queries, workflow_repo
 from db.models import Document, Run, Workflow
 from run_status import Cause, IngestStatus
 from settings import Settings
@@ -111,7 +111,7 @@ async def dispatch(
     """
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await v1_definitions.ensure(session, wf)
+    d = await v1_definition_repo.ensure(session, wf)
     version = await version_for_run(session, wf)
     instruction = await folders_repo.document_by_path_part(session, None, d.instruction_path_part_id)
     snaps: list[dict[str, Any]] = []
@@ -195,7 +195,7 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     assert version is not None
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
-    d = await v1_definitions.ensure(session, wf)
+    d = await v1_definition_repo.ensure(session, wf)
     defn = WorkflowDefinition.model_validate(version.definition)
     payload: dict[str, Any] = next(iter((run.initial_inputs or {}).values()), {})
     pinned = await _pinned_subworkflows(session, run)

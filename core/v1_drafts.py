@@ -16,11 +16,10 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from core import access
-from core import v1_resources as svc
+from core import access, v1_resources
 from core.v1_definitions import get_definition
 from core.v1_runs import get_run, launch, may
-from db import repo, run_state, v1_drafts
+from db import repo, run_state, v1_draft_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
@@ -39,6 +38,19 @@ class CreateRunForm:
     selected_skill_ids: str | None = None
 
 
+@dataclass(frozen=True)
+class RunEdit:
+    """A draft's editable fields (PATCH): None leaves a field as it is."""
+
+    name: str | None = None
+    input_scope: list[uuid.UUID] | None = None
+    auto_start: bool | None = None
+    user_message: str | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.name, self.input_scope, self.auto_start, self.user_message))
+
+
 def _json_ids(raw: str | None, field: str) -> list[uuid.UUID] | None:
     if raw is None or raw == "":
         return None
@@ -55,7 +67,7 @@ async def _check_scope(session: AsyncSession, who: Principal, ids: list[uuid.UUI
     """Every id must be a document (or version) or folder of the caller's tenant."""
     if len(ids) > 200:
         raise InvalidInput("input_scope holds at most 200 ids")
-    readable = await v1_drafts.readable_scope(session, who.tenant_id, ids)
+    readable = await v1_draft_repo.readable_scope(session, who.tenant_id, ids)
     for pp in ids:
         if pp not in readable:
             raise BadRequest(f"input_scope: {pp} is not a document or folder you can read")
@@ -81,7 +93,9 @@ async def create_run(
     if d.is_template:
         raise Conflict("Templates cannot have runs; instantiate the template first")
     if form.idempotency_key:
-        existing = await v1_drafts.run_by_idempotency_key(session, wf.id, who.user_id, form.idempotency_key)
+        existing = await v1_draft_repo.run_by_idempotency_key(
+            session, wf.id, who.user_id, form.idempotency_key
+        )
         if existing is not None:
             return existing
     scope_ids = _json_ids(form.input_scope, "input_scope")
@@ -89,7 +103,7 @@ async def create_run(
     skills = _json_ids(form.selected_skill_ids, "selected_skill_ids")
     if skills:
         raise BadRequest("selected_skill_ids: no such skills (this service has no skills)")
-    if form.name is not None and await v1_drafts.run_name_taken(session, wf.id, form.name):
+    if form.name is not None and await v1_draft_repo.run_name_taken(session, wf.id, form.name):
         raise Conflict(f"A run named '{form.name}' already exists for this workflow")
     run_id = uuid.uuid4()
     # Plain values, read before the flush: a failed flush rolls back and expires every ORM object.
@@ -119,7 +133,7 @@ async def create_run(
     except IntegrityError:
         await session.rollback()
         if form.idempotency_key:  # a racing create by the same caller with the same key won
-            again_ = await v1_drafts.run_by_idempotency_key(
+            again_ = await v1_draft_repo.run_by_idempotency_key(
                 session, workflow_id, user_id, form.idempotency_key
             )
             if again_ is not None:
@@ -129,7 +143,7 @@ async def create_run(
     made = await _run_folders(session, who, d, wf, run)
     await session.flush()
     docs = [
-        await svc.create_upload(session, who, made["inputs"], name, content, ctype)
+        await v1_resources.create_upload(session, who, made["inputs"], name, content, ctype)
         for name, content, ctype in files
     ]
     await session.commit()
@@ -153,7 +167,7 @@ async def start_ingestions(
     refused: Exception | None = None
     for doc in docs:
         try:
-            await svc.start_ingestion(client, settings, doc)
+            await v1_resources.start_ingestion(client, settings, doc)
         except WorkflowAlreadyStartedError:
             continue  # an earlier (timed-out) start landed
         except Exception as err:
@@ -161,7 +175,7 @@ async def start_ingestions(
                 continue  # a timed-out start may still have landed
             await session.rollback()  # a transaction of its own, whatever the caller read before
             reason = err.message if isinstance(err, RPCError) else str(err) or type(err).__name__
-            await v1_drafts.fail_ingestion_start(session, doc.id, reason)
+            await v1_draft_repo.fail_ingestion_start(session, doc.id, reason)
             if doc.run_id is not None:
                 await settle_draft(session, client, settings, doc.run_id)
             refused = refused or err
@@ -184,11 +198,11 @@ async def settle_draft(session: AsyncSession, client: Client, settings: Settings
     (`settle_run_inputs`): back to NOT_STARTED, or (auto_start) dispatched, or FAILED when an upload
     failed. Nothing while an upload is still ingesting: its workflow settles the draft. For the paths
     that end an upload outside its workflow (a refused start, a deleted upload)."""
-    run = await v1_drafts.locked_draft(session, run_id)
+    run = await v1_draft_repo.locked_draft(session, run_id)
     if run is None or run.draft_state != v1.PENDING:
         await session.rollback()
         return
-    statuses = await v1_drafts.upload_states(session, run_id)
+    statuses = await v1_draft_repo.upload_states(session, run_id)
     if any(s == IngestStatus.PENDING for _, s, _ in statuses):
         await session.rollback()
         return
@@ -212,7 +226,7 @@ async def _run_folders(
     session: AsyncSession, who: Principal, d: V1Definition, wf: Workflow, run: Run
 ) -> dict[str, Folder]:
     """The run's inputs/, outputs/ and discussions/ folders, under the run's path part."""
-    def_path = await v1_drafts.definition_path(session, d, wf)
+    def_path = await v1_draft_repo.definition_path(session, d, wf)
     run_path = v1.child_path(def_path, run.name or str(run.id))
     made = {}
     for role in ("inputs", "outputs", "discussions"):
@@ -239,7 +253,7 @@ async def update_run(
     settings: Settings,
     who: Principal,
     run_id: uuid.UUID,
-    body: Any,
+    body: RunEdit,
     eager: bool,
 ) -> Run:
     """Edit a draft: name, input_scope, auto_start, user_message. Arming auto_start on a NOT_STARTED
@@ -249,19 +263,18 @@ async def update_run(
         BadRequest: no field set. Forbidden: not the triggerer or an owner/admin.
         Conflict: the run is not a draft; the name is taken.
     """
-    fields = body.model_dump(exclude_none=True)
-    if not fields:
+    if body.is_empty():
         raise BadRequest("Set at least one of input_scope, name, auto_start, user_message")
     run = await get_run(session, who, run_id, lock=True)
     access.ensure_may_change_run(who, run.triggered_by)
     may(V1Operation.EDIT, run)
     values: dict[str, Any] = {"updated_at": utcnow()}
     if body.name is not None:
-        if await v1_drafts.run_name_taken(session, run.workflow_id, body.name, exclude=run.id):
+        if await v1_draft_repo.run_name_taken(session, run.workflow_id, body.name, exclude=run.id):
             raise Conflict(f"A run named '{body.name}' already exists for this workflow")
         values["name"] = body.name
         wf, d = await get_definition(session, who, run.workflow_id)
-        def_path = await v1_drafts.definition_path(session, d, wf)
+        def_path = await v1_draft_repo.definition_path(session, d, wf)
         await v1.move_run_paths(session, run.id, v1.child_path(def_path, body.name))
     if body.input_scope is not None:
         values["input_scope"] = await _check_scope(session, who, body.input_scope)
@@ -273,7 +286,7 @@ async def update_run(
         # Arming a NOT_STARTED draft dispatches it: refuse before anything is written (the row is
         # locked, so no upload lands between this check and the commit).
         await _ensure_inputs_ready(session, run.id)
-    await v1_drafts.update_draft(session, run.id, values)
+    await v1_draft_repo.update_draft(session, run.id, values)
     try:
         await session.commit()
     except IntegrityError:
@@ -297,7 +310,7 @@ async def update_run(
 async def _ensure_inputs_ready(session: AsyncSession, run_id: uuid.UUID) -> None:
     """Raises Conflict when an upload of the run is still being ingested or failed ingestion (the
     same refusal as dispatching it)."""
-    problem = await v1_drafts.first_unready_upload(session, run_id)
+    problem = await v1_draft_repo.first_unready_upload(session, run_id)
     if problem is None:
         return
     name, status, error = problem
@@ -311,7 +324,7 @@ async def delete_run(session: AsyncSession, who: Principal, run_id: uuid.UUID) -
     (a concurrent start, an auto-start) makes it a 409, never a deleted running run."""
     run = await get_run(session, who, run_id)
     access.ensure_may_change_run(who, run.triggered_by)
-    if await v1_drafts.delete_unless_in_progress(session, run.id) is False:
+    if await v1_draft_repo.delete_unless_in_progress(session, run.id) is False:
         # (None: a concurrent delete won.)
         raise Conflict("The run is in progress; stop it first")
 
@@ -367,7 +380,7 @@ async def _copy_uploads(
     the source's `inputs/` folder and would go with the source run, so a reference could dangle."""
     if not version_ids:
         return
-    by_version = await v1_drafts.uploads_by_version(session, source_id, version_ids)
+    by_version = await v1_draft_repo.uploads_by_version(session, source_id, version_ids)
     for i, vid in enumerate(version_ids):
         src = by_version.get(vid)
         if src is None:

@@ -14,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core import access
-from core import runs as run_service
+from core import access, runs
 from core.run_start import start_execution
 from core.v1_dispatch import InputProblem, again, dispatch
-from db import repo, run_queries, v1_definitions, workflow_repo
+from db import repo, run_queries, v1_definition_repo, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Run, utcnow
@@ -34,7 +33,7 @@ STOPPED = "Stopped by user"
 
 
 # The one tenant-run lookup, in v1's words; v1 never needs the run's tasks.
-get_run = functools.partial(run_service.get_run, missing="Workflow run not found", details=False)
+get_run = functools.partial(runs.get_run, missing="Workflow run not found", details=False)
 
 
 def state_of(run: Run) -> ExecutionState:
@@ -212,7 +211,7 @@ async def set_approval(session: AsyncSession, who: Principal, run_id: uuid.UUID,
     if not access.is_admin(who):
         raise Forbidden("Only an owner or admin may approve runs")
     may(V1Operation.APPROVE, run)
-    if not await v1_definitions.approval_required(session, run.workflow_id):
+    if not await v1_definition_repo.approval_required(session, run.workflow_id):
         raise Conflict("This workflow does not require approval")
     approved = await repo.approve(session, run.id, reason, cause=str(who.user_id))
     if not approved:

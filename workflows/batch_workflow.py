@@ -10,6 +10,7 @@ output lines and the parent's counters, idempotently, so a replayed chunk record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import deque
 from datetime import timedelta
@@ -102,6 +103,32 @@ def _coerce(value: Any, types: tuple[str, ...]) -> Any:
     return value
 
 
+@dataclasses.dataclass
+class _Chunk:
+    """Where a chunk is: rows loaded up to `loaded` (those not started yet `queued`), rows `running`,
+    rows `finished` but not yet written; it takes rows up to `stop_at`."""
+
+    loaded: int
+    stop_at: int
+    flushed_at: float
+    queued: deque[tuple[int, dict[str, Any]]] = dataclasses.field(default_factory=deque)
+    running: dict[int, asyncio.Task[BatchRow]] = dataclasses.field(default_factory=dict)
+    finished: list[BatchRow] = dataclasses.field(default_factory=list)
+
+    def collect(self) -> None:
+        for idx, task in list(self.running.items()):
+            if task.done():
+                del self.running[idx]
+                self.finished.append(task.result())
+
+    def stop_early_if_history_full(self) -> None:
+        if _history_full() and self.stop_at > self.loaded - len(self.queued):
+            # Rows not started yet are left to the next chunk.
+            self.stop_at = self.loaded - len(self.queued)
+            self.queued.clear()
+            self.loaded = self.stop_at
+
+
 @workflow.defn(name="BatchChunkWorkflow")
 class BatchChunkWorkflow:
     @workflow.run
@@ -110,59 +137,60 @@ class BatchChunkWorkflow:
         self._batcher = PythonBatcher(max_items=batch.mini_batch_size)
         plan = graph.GraphPlan.build(batch.definition)
         input_node = plan.by_id[plan.input_node_id]
-        queued: deque[tuple[int, dict[str, Any]]] = deque()
-        running: dict[int, asyncio.Task[BatchRow]] = {}
-        finished: list[BatchRow] = []
-        loaded = inp.start
-        stop_at = inp.end
-        flushed_at = workflow.time()
+        chunk = _Chunk(loaded=inp.start, stop_at=inp.end, flushed_at=workflow.time())
         try:
             while True:
-                if not queued and loaded < stop_at:
-                    page = await workflow.execute_local_activity_method(
-                        RunActivitiesContract.load_dataset_rows,
-                        LoadRowsInput(
-                            dataset_id=batch.dataset_id, start=loaded, limit=min(_PAGE_ROWS, stop_at - loaded)
-                        ),
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-                        summary="load rows",
-                    )
-                    if (
-                        not page
-                    ):  # the dataset is shorter than counted: the missing rows are reported by the parent
-                        stop_at = loaded
-                    queued.extend((loaded + i, data) for i, data in enumerate(page))
-                    loaded += len(page)
-                while queued and len(running) < batch.mini_batch_size:
-                    idx, data = queued.popleft()
-                    running[idx] = asyncio.create_task(self._row(batch, input_node, idx, data))
-                if not running:
+                await self._load_page(batch, chunk)
+                while chunk.queued and len(chunk.running) < batch.mini_batch_size:
+                    idx, data = chunk.queued.popleft()
+                    chunk.running[idx] = asyncio.create_task(self._row(batch, input_node, idx, data))
+                if not chunk.running:
                     break
-                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
-                for idx, task in list(running.items()):
-                    if task.done():
-                        del running[idx]
-                        finished.append(task.result())
-                if len(finished) >= _FLUSH_ROWS or (
-                    finished and workflow.time() - flushed_at >= _FLUSH_SECONDS
-                ):
-                    await self._flush(batch, finished)
-                    flushed_at = workflow.time()
-                if _history_full() and stop_at > loaded - len(queued):
-                    # Rows not started yet are left to the next chunk.
-                    stop_at = loaded - len(queued)
-                    queued.clear()
-                    loaded = stop_at
+                await workflow.wait(list(chunk.running.values()), return_when=asyncio.FIRST_COMPLETED)
+                chunk.collect()
+                await self._flush_if_due(batch, chunk)
+                chunk.stop_early_if_history_full()
         except (asyncio.CancelledError, CancelledError):
-            for task in running.values():
-                task.cancel()
-            rows = await asyncio.gather(*running.values(), return_exceptions=True)
-            finished.extend(r for r in rows if isinstance(r, BatchRow))
-            await self._flush(batch, finished)
+            await self._cancel_rows(batch, chunk)
             raise
-        await self._flush(batch, finished)
-        return ChunkResult(next_row=stop_at)
+        await self._flush(batch, chunk.finished)
+        return ChunkResult(next_row=chunk.stop_at)
+
+    @staticmethod
+    async def _load_page(batch: BatchInput, chunk: _Chunk) -> None:
+        """Load the next page of rows once every loaded row has started."""
+        if chunk.queued or chunk.loaded >= chunk.stop_at:
+            return
+        page = await workflow.execute_local_activity_method(
+            RunActivitiesContract.load_dataset_rows,
+            LoadRowsInput(
+                dataset_id=batch.dataset_id,
+                start=chunk.loaded,
+                limit=min(_PAGE_ROWS, chunk.stop_at - chunk.loaded),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary="load rows",
+        )
+        if not page:  # the dataset is shorter than counted: the missing rows are reported by the parent
+            chunk.stop_at = chunk.loaded
+        chunk.queued.extend((chunk.loaded + i, data) for i, data in enumerate(page))
+        chunk.loaded += len(page)
+
+    async def _flush_if_due(self, batch: BatchInput, chunk: _Chunk) -> None:
+        if len(chunk.finished) >= _FLUSH_ROWS or (
+            chunk.finished and workflow.time() - chunk.flushed_at >= _FLUSH_SECONDS
+        ):
+            await self._flush(batch, chunk.finished)
+            chunk.flushed_at = workflow.time()
+
+    async def _cancel_rows(self, batch: BatchInput, chunk: _Chunk) -> None:
+        """Cancel the running rows and write every finished one (a canceled row finishes as such)."""
+        for task in chunk.running.values():
+            task.cancel()
+        rows = await asyncio.gather(*chunk.running.values(), return_exceptions=True)
+        chunk.finished.extend(r for r in rows if isinstance(r, BatchRow))
+        await self._flush(batch, chunk.finished)
 
     async def _row(self, batch: BatchInput, input_node: Any, idx: int, data: dict[str, Any]) -> BatchRow:
         run_id = row_run_id(batch.run_id, idx)

@@ -169,7 +169,7 @@ class GraphRunner:
         first inline failure. Returns whether a started node writes the progress itself."""
         flushed_by_node = False
         for node_id in state.ready():
-            start = state.decide(node_id)
+            start = state.start_or_skip(node_id)
             now = workflow.now()
             if start is None:
                 state.skip(node_id, now)

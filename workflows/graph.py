@@ -360,8 +360,8 @@ class RunState:
     def task_list(self) -> list[TaskRecord]:
         return sorted(self.records.values(), key=lambda r: r.seq)
 
-    # -- decisions -------------------------------------------------------------------------------
-    def decide(self, node_id: str) -> Start | None:
+    # -- start or skip ---------------------------------------------------------------------------
+    def start_or_skip(self, node_id: str) -> Start | None:
         """Inputs for a ready node, or None when it must be skipped (an untaken route upstream).
 
         A node is skipped when any predecessor was skipped or sent it nothing, except a kind that

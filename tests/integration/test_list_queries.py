@@ -19,7 +19,7 @@ from api.pyspur import presenters
 from api.v1 import presenters as present
 from core import pauses as pause_service
 from core import v1_resources as svc
-from db import dataset_repo, run_queries, v1_definitions, v1_queries, workflow_repo
+from db import dataset_repo, run_queries, v1_definition_repo, v1_queries, workflow_repo
 from db.accounts import Principal, Role
 from db.models import (
     Dataset,
@@ -185,7 +185,7 @@ async def _v1_runs(session: AsyncSession, who: Principal, _root: uuid.UUID) -> i
 
 
 async def _v1_definitions(session: AsyncSession, who: Principal, _root: uuid.UUID) -> int:
-    rows, _ = await v1_definitions.list_definitions(
+    rows, _ = await v1_definition_repo.list_definitions(
         session,
         who,
         search=None,

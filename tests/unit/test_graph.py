@@ -84,8 +84,8 @@ def test_ready_nodes_wait_for_all_predecessors() -> None:
     assert state.ready() == ["b"]
     state.complete("b", {"r": 2}, NOW)
     assert state.ready() == ["m"]
-    decision = state.decide("m")
-    assert decision is not None and decision.inputs == {"a": {"r": 1}, "b": {"r": 2}}
+    start = state.start_or_skip("m")
+    assert start is not None and start.inputs == {"a": {"r": 1}, "b": {"r": 2}}
 
 
 def test_untaken_route_skips_its_branch() -> None:
@@ -112,11 +112,11 @@ def test_untaken_route_skips_its_branch() -> None:
     plan = graph.GraphPlan.build(parse(raw))
     state = graph.RunState(plan)
     state.complete("input_node", {"x": 3}, NOW)
-    decision = state.decide("router")
-    assert decision is not None
-    state.complete("router", nodes.evaluate_pure(plan.by_id["router"], decision.inputs) or {}, NOW)
-    assert state.decide("out_big") is None
-    small = state.decide("out_small")
+    start = state.start_or_skip("router")
+    assert start is not None
+    state.complete("router", nodes.evaluate_pure(plan.by_id["router"], start.inputs) or {}, NOW)
+    assert state.start_or_skip("out_big") is None
+    small = state.start_or_skip("out_small")
     assert small is not None and small.inputs == {"router": {"input_node": {"x": 3}}}
 
 
@@ -134,8 +134,8 @@ def test_coalesce_runs_when_any_predecessor_sent_something() -> None:
     state.complete("input_node", {"x": 1}, NOW)
     state.skip("a", NOW)
     state.complete("b", {"v": 2}, NOW)
-    decision = state.decide("c")
-    assert decision is not None and decision.inputs == {"b": {"v": 2}}
+    start = state.start_or_skip("c")
+    assert start is not None and start.inputs == {"b": {"v": 2}}
 
 
 def test_failing_node_fails_run_and_cancels_downstream_as_upstream_failure() -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
 from api.pyspur import presenters
 from api.pyspur.schemas import DatasetResponse, MessageResponse, OutputFileResponse, RunResponse
-from core import datasets as svc
+from core import datasets
 from db import dataset_repo
 from errors import InvalidInput, PayloadTooLarge
 
@@ -43,12 +43,12 @@ async def upload_dataset(
     data = await file.read(settings.upload_max_bytes + 1)
     if len(data) > settings.upload_max_bytes:
         raise PayloadTooLarge(f"The dataset file exceeds the limit of {settings.upload_max_bytes} bytes")
-    ds = await svc.create_dataset(
+    ds = await datasets.create_dataset(
         session,
         who,
         name=name,
         description=description if description is not None else (form_description or ""),
-        file_name=svc.upload_name(file.filename),
+        file_name=datasets.upload_name(file.filename),
         data=data,
     )
     return presenters.dataset(ds)
@@ -58,18 +58,18 @@ async def upload_dataset(
 async def list_datasets(
     session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: OptionalPageSize = None
 ) -> list[DatasetResponse]:
-    rows = await svc.list_datasets(session, who, page=page, page_size=page_size)
+    rows = await datasets.list_datasets(session, who, page=page, page_size=page_size)
     return [presenters.dataset(ds) for ds in rows]
 
 
 @ds_router.get("/{dataset_id}/", response_model=DatasetResponse)
 async def get_dataset(dataset_id: str, session: SessionDep, who: PrincipalDep) -> DatasetResponse:
-    return presenters.dataset(await svc.get_dataset(session, who, dataset_id))
+    return presenters.dataset(await datasets.get_dataset(session, who, dataset_id))
 
 
 @ds_router.delete("/{dataset_id}/", response_model=MessageResponse)
 async def delete_dataset(dataset_id: str, session: SessionDep, who: PrincipalDep) -> MessageResponse:
-    await svc.delete_dataset(session, who, dataset_id)
+    await datasets.delete_dataset(session, who, dataset_id)
     return MessageResponse(message="Dataset deleted")
 
 
@@ -77,7 +77,7 @@ async def delete_dataset(dataset_id: str, session: SessionDep, who: PrincipalDep
 async def list_dataset_runs(
     dataset_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
 ) -> list[RunResponse]:
-    runs = await svc.dataset_runs(session, who, dataset_id, page=page, page_size=page_size)
+    runs = await datasets.dataset_runs(session, who, dataset_id, page=page, page_size=page_size)
     return [presenters.run(r) for r in runs]
 
 
@@ -85,14 +85,14 @@ async def list_dataset_runs(
 async def list_output_files(
     session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: OptionalPageSize = None
 ) -> list[OutputFileResponse]:
-    files = await svc.list_output_files(session, who, page=page, page_size=page_size)
+    files = await datasets.list_output_files(session, who, page=page, page_size=page_size)
     counts = await dataset_repo.line_counts(session, [of.id for of in files])
     return [presenters.output_file(of, counts.get(of.id, 0)) for of in files]
 
 
 @of_router.get("/{output_file_id}/", response_model=OutputFileResponse)
 async def get_output_file(output_file_id: str, session: SessionDep, who: PrincipalDep) -> OutputFileResponse:
-    of = await svc.get_output_file(session, who, output_file_id)
+    of = await datasets.get_output_file(session, who, output_file_id)
     counts = await dataset_repo.line_counts(session, [of.id])
     return presenters.output_file(of, counts.get(of.id, 0))
 
@@ -102,9 +102,9 @@ async def download_output_file(
     output_file_id: str, request: Request, session: SessionDep, who: PrincipalDep
 ) -> StreamingResponse:
     """The file as JSON Lines (`application/x-ndjson`), streamed in dataset order."""
-    of = await svc.get_output_file(session, who, output_file_id)
+    of = await datasets.get_output_file(session, who, output_file_id)
     return StreamingResponse(
-        svc.stream_lines(request.app.state.sessions, of.id),
+        datasets.stream_lines(request.app.state.sessions, of.id),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": _attachment(of.file_name)},
     )
@@ -112,7 +112,7 @@ async def download_output_file(
 
 @of_router.delete("/{output_file_id}/", response_model=MessageResponse)
 async def delete_output_file(output_file_id: str, session: SessionDep, who: PrincipalDep) -> MessageResponse:
-    await svc.delete_output_file(session, who, output_file_id)
+    await datasets.delete_output_file(session, who, output_file_id)
     return MessageResponse(message="Output file deleted")
 
 

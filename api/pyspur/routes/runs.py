@@ -20,7 +20,7 @@ from api.pyspur.schemas import (
 )
 from core import batches, runs
 from core.stored_workflows import get_workflow
-from core.workflows import parse_id
+from core.workflow_versions import parse_id
 from db import run_queries, run_state
 from errors import NotFound
 from run_status import RunStatus

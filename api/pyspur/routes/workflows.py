@@ -16,7 +16,7 @@ from api.pyspur.schemas import (
     WorkflowResponse,
     WorkflowVersionResponse,
 )
-from core import stored_workflows as svc
+from core import stored_workflows
 from db import workflow_repo
 from errors import BadRequest, PayloadTooLarge
 from workflows.definition import default_definition
@@ -28,9 +28,9 @@ router = APIRouter(prefix="/wf", tags=["workflows"])
 async def create_workflow(
     body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
 ) -> WorkflowResponse:
-    definition = svc.prepare_definition(body.definition)
+    definition = stored_workflows.prepare_definition(body.definition)
     return presenters.workflow(
-        await svc.create_workflow(session, who, body.name, body.description, definition)
+        await stored_workflows.create_workflow(session, who, body.name, body.description, definition)
     )
 
 
@@ -46,27 +46,29 @@ async def list_workflows(
 
 @router.get("/{workflow_id}/", response_model=WorkflowResponse)
 async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
-    return presenters.workflow(await svc.get_workflow(session, who, workflow_id))
+    return presenters.workflow(await stored_workflows.get_workflow(session, who, workflow_id))
 
 
 @router.put("/{workflow_id}/", response_model=WorkflowResponse)
 async def update_workflow(
     workflow_id: str, body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
 ) -> WorkflowResponse:
-    wf = await svc.get_workflow(session, who, workflow_id)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
     if body.definition is None:
         raise BadRequest("Workflow definition is required to update a workflow")
-    definition = svc.prepare_definition(body.definition)
+    definition = stored_workflows.prepare_definition(body.definition)
     name = body.name.strip() or wf.name
-    return presenters.workflow(await svc.update_workflow(session, wf, name, body.description, definition))
+    return presenters.workflow(
+        await stored_workflows.update_workflow(session, wf, name, body.description, definition)
+    )
 
 
 @router.put("/{workflow_id}/reset/", response_model=WorkflowResponse)
 async def reset_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
-    wf = await svc.get_workflow(session, who, workflow_id)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
     definition = default_definition().model_dump(mode="json")
     return presenters.workflow(
-        await svc.update_workflow(session, wf, wf.name, wf.description or "", definition)
+        await stored_workflows.update_workflow(session, wf, wf.name, wf.description or "", definition)
     )
 
 
@@ -74,15 +76,15 @@ async def reset_workflow(workflow_id: str, session: SessionDep, who: PrincipalDe
 async def delete_workflow(
     workflow_id: str, session: SessionDep, who: PrincipalDep, settings: SettingsDep
 ) -> Response:
-    wf = await svc.get_workflow(session, who, workflow_id)
-    await svc.delete_workflow(session, wf, settings.resolved_data_dir)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
+    await stored_workflows.delete_workflow(session, wf, settings.resolved_data_dir)
     return Response(status_code=204)
 
 
 @router.post("/{workflow_id}/duplicate/", response_model=WorkflowResponse)
 async def duplicate_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
-    wf = await svc.get_workflow(session, who, workflow_id)
-    copy = await svc.create_workflow(
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
+    copy = await stored_workflows.create_workflow(
         session, who, f"{wf.name} (Copy)", wf.description or "", dict(wf.definition)
     )
     return presenters.workflow(copy)
@@ -90,15 +92,15 @@ async def duplicate_workflow(workflow_id: str, session: SessionDep, who: Princip
 
 @router.get("/{workflow_id}/output_variables/", response_model=list[OutputVariable])
 async def output_variables(workflow_id: str, session: SessionDep, who: PrincipalDep) -> list[dict[str, str]]:
-    wf = await svc.get_workflow(session, who, workflow_id)
-    return svc.output_variables(wf.definition)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
+    return stored_workflows.output_variables(wf.definition)
 
 
 @router.get("/{workflow_id}/versions/", response_model=list[WorkflowVersionResponse])
 async def list_versions(
     workflow_id: str, session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
 ) -> list[WorkflowVersionResponse]:
-    wf = await svc.get_workflow(session, who, workflow_id)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
     return [presenters.version(v) for v in await workflow_repo.versions(session, wf.id, page, page_size)]
 
 
@@ -114,8 +116,8 @@ async def upload_test_files(
     node_id: Annotated[str, Form()],
     files: Annotated[list[UploadFile], File()],
 ) -> dict[str, list[str]]:
-    wf = await svc.get_workflow(session, who, workflow_id)
-    folder = svc.test_files_dir(settings.resolved_data_dir, wf.id)
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
+    folder = stored_workflows.test_files_dir(settings.resolved_data_dir, wf.id)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     saved: list[tuple[str, bytes]] = []
     for upload in files:

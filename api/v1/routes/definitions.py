@@ -15,7 +15,7 @@ from api.v1.routes.runs import Limit, Offset
 from core import v1_definitions as defs
 from core import v1_drafts as drafts
 from core.access import is_admin
-from db import v1_definitions
+from db import v1_definition_repo
 from db import v1_queries as queries
 from errors import PayloadTooLarge
 
@@ -64,7 +64,7 @@ async def list_definitions(
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
     exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
 ) -> w.Page[w.WorkflowDefinitionResponse]:
-    rows, total = await v1_definitions.list_definitions(
+    rows, total = await v1_definition_repo.list_definitions(
         session,
         who,
         search=search,

@@ -12,7 +12,7 @@ from api.v1 import presenters as present
 from api.v1 import schemas as w
 from api.v1.routes.runs import Limit, Offset
 from core import v1_drafts as drafts
-from core import v1_resources as svc
+from core import v1_resources
 from db.models import Folder
 from errors import PayloadTooLarge
 
@@ -26,7 +26,7 @@ users = APIRouter(prefix="/v1/users", tags=["v1 users"])
 async def create_folder(
     body: w.CreateFolderRequest, session: SessionDep, who: PrincipalDep
 ) -> w.FolderResponse:
-    return present.folder(await svc.create_folder(session, who, body.name, body.parent_path_part_id))
+    return present.folder(await v1_resources.create_folder(session, who, body.name, body.parent_path_part_id))
 
 
 @folders.get("", response_model=w.Page[w.FolderResponse])
@@ -38,7 +38,7 @@ async def list_folders(
     offset: Offset = 0,
 ) -> w.Page[w.FolderResponse]:
     """Folders under `parent_path_part_id` (default: the tenant's root folder)."""
-    rows, total = await svc.list_folders(session, who, parent_path_part_id, limit, offset)
+    rows, total = await v1_resources.list_folders(session, who, parent_path_part_id, limit, offset)
     return w.Page[w.FolderResponse](
         items=[present.folder(f) for f in rows], total=total, limit=limit, offset=offset
     )
@@ -46,7 +46,7 @@ async def list_folders(
 
 @folders.get("/{folder_id}", response_model=w.FolderResponse)
 async def get_folder(folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> w.FolderResponse:
-    return present.folder(await svc.folder_by_any_id(session, who, folder_id))
+    return present.folder(await v1_resources.folder_by_any_id(session, who, folder_id))
 
 
 @folders.get("/{folder_id}/contents")
@@ -54,8 +54,8 @@ async def folder_contents(
     folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep, limit: Limit = 20, offset: Offset = 0
 ) -> dict[str, Any]:
     """Sub-folders and documents, each with its `part_type`."""
-    folder = await svc.folder_by_any_id(session, who, folder_id)
-    rows, total = await svc.folder_contents(session, who, folder, limit, offset)
+    folder = await v1_resources.folder_by_any_id(session, who, folder_id)
+    rows, total = await v1_resources.folder_contents(session, who, folder, limit, offset)
     items = [
         (present.folder(r) if isinstance(r, Folder) else present.document(r)).model_dump(mode="json")
         for r in rows
@@ -65,7 +65,7 @@ async def folder_contents(
 
 @folders.delete("/{folder_id}", status_code=204)
 async def delete_folder(folder_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
-    await svc.delete_folder(session, who, folder_id)
+    await v1_resources.delete_folder(session, who, folder_id)
     return Response(status_code=204)
 
 
@@ -84,8 +84,8 @@ async def ingest_document(
     content = await file.read()
     if len(content) > settings.upload_max_bytes:
         raise PayloadTooLarge(f"The file exceeds {settings.upload_max_bytes} bytes")
-    folder = await svc.folder_by_any_id(session, who, path_part_id)
-    doc = await svc.create_upload(
+    folder = await v1_resources.folder_by_any_id(session, who, path_part_id)
+    doc = await v1_resources.create_upload(
         session, who, folder, name or file.filename or "upload", content, file.content_type
     )
     await session.commit()  # the ingestion workflow reads the document, so it is stored first
@@ -98,7 +98,7 @@ async def ingest_document(
 
 @documents.get("/{document_id}", response_model=w.DocumentResponse)
 async def get_document(document_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> w.DocumentResponse:
-    return present.document(await svc.document_by_any_id(session, who, document_id))
+    return present.document(await v1_resources.document_by_any_id(session, who, document_id))
 
 
 @documents.delete("/{document_id}", status_code=204)
@@ -106,8 +106,8 @@ async def delete_document(
     document_id: uuid.UUID, session: SessionDep, client: ClientDep, settings: SettingsDep, who: PrincipalDep
 ) -> Response:
     """A draft that waited on the deleted upload settles now (NOT_STARTED, auto-start, or FAILED)."""
-    run_id = (await svc.document_by_any_id(session, who, document_id)).run_id
-    await svc.delete_document(session, who, document_id)
+    run_id = (await v1_resources.document_by_any_id(session, who, document_id)).run_id
+    await v1_resources.delete_document(session, who, document_id)
     if run_id is not None:
         await drafts.settle_draft(session, client, settings, run_id)
     return Response(status_code=204)
@@ -118,7 +118,7 @@ async def create_api_key(
     body: w.CreateApiKeyRequest, session: SessionDep, who: PrincipalDep
 ) -> w.CreateApiKeyResponse:
     """The plaintext key is in this response only; it is stored hashed."""
-    key, plaintext = await svc.create_api_key(session, who, body.name, body.expires_at)
+    key, plaintext = await v1_resources.create_api_key(session, who, body.name, body.expires_at)
     return w.CreateApiKeyResponse(
         id=key.id,
         name=key.name,
@@ -131,15 +131,15 @@ async def create_api_key(
 
 @api_keys.get("", response_model=list[w.ApiKeyResponse])
 async def list_api_keys(session: SessionDep, who: PrincipalDep) -> list[w.ApiKeyResponse]:
-    return [present.api_key(k) for k in await svc.list_api_keys(session, who)]
+    return [present.api_key(k) for k in await v1_resources.list_api_keys(session, who)]
 
 
 @api_keys.delete("/{api_key_id}", status_code=204)
 async def delete_api_key(api_key_id: uuid.UUID, session: SessionDep, who: PrincipalDep) -> Response:
-    await svc.delete_api_key(session, who, api_key_id)
+    await v1_resources.delete_api_key(session, who, api_key_id)
     return Response(status_code=204)
 
 
 @users.get("/me", response_model=w.UserResponse)
 async def me(session: SessionDep, who: PrincipalDep) -> w.UserResponse:
-    return present.user(await svc.me(session, who))
+    return present.user(await v1_resources.me(session, who))

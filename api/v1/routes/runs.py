@@ -112,7 +112,13 @@ async def update_run(
     settings: SettingsDep,
     who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
-    run = await drafts.update_run(session, client, settings, who, run_id, body, eager_start(request))
+    edit = drafts.RunEdit(
+        name=body.name,
+        input_scope=body.input_scope,
+        auto_start=body.auto_start,
+        user_message=body.user_message,
+    )
+    run = await drafts.update_run(session, client, settings, who, run_id, edit, eager_start(request))
     return await present.run(session, who, run)
 
 
