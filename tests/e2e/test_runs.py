@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
+from tests.builders import double_graph
 from tests.conftest import Tenant, reaches, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -75,67 +75,6 @@ async def test_failing_node_fails_run_at_once_and_cancels_downstream(api: httpx.
     assert tasks["output_node"]["status"] == "CANCELED"
     assert tasks["output_node"]["error"] == "Upstream failure"
     assert run["percentage_complete"] < 100
-
-
-async def test_router_sends_only_the_matching_branch_and_cancels_the_other(api: httpx.AsyncClient) -> None:
-    route = {
-        "big": {"conditions": [{"variable": "input_node.x", "operator": "greater_than", "value": 10}]},
-        "small": {"conditions": [{"variable": "input_node.x", "operator": "less_than", "value": 11}]},
-    }
-    defn = definition(
-        [
-            input_node(),
-            node("router", "RouterNode", route_map=route),
-            python_node("big_py", 'return {"label": "big"}', {"label": "string"}),
-            python_node(
-                "small_py",
-                'return {"label": "small:" + str(input_model.router.input_node.x)}',
-                {"label": "string"},
-            ),
-            node("c", "CoalesceNode", preferences=["big_py", "small_py"]),
-            output_node({"label": "c.label"}),
-        ],
-        [
-            link("input_node", "router"),
-            link("router", "big_py", "big"),
-            link("router", "small_py", "small"),
-            link("big_py", "c"),
-            link("small_py", "c"),
-            link("c", "output_node"),
-        ],
-    )
-    wf = await create(api, defn)
-    out = (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 3}}})).json()
-    assert out["output_node"] == {"label": "small:3"}
-    run = (await api.get(f"/wf/{wf}/runs/")).json()[0]
-    tasks = {t["node_id"]: t for t in run["tasks"]}
-    assert run["status"] == "COMPLETED"
-    assert tasks["big_py"]["status"] == "CANCELED"
-    assert tasks["small_py"]["status"] == "COMPLETED"
-
-
-async def test_merge_and_static_value_nodes_feed_python_by_title(api: httpx.AsyncClient) -> None:
-    defn = definition(
-        [
-            input_node(),
-            node("static", "StaticValueNode", values={"k": 7}),
-            node("merge", "MergeNode"),
-            python_node(
-                "py",
-                'return {"s": input_model.merge.static.k + input_model.merge.input_node.x}',
-                {"s": "integer"},
-            ),
-        ],
-        [
-            link("input_node", "static"),
-            link("input_node", "merge"),
-            link("static", "merge"),
-            link("merge", "py"),
-        ],
-    )
-    wf = await create(api, defn)
-    out = (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
-    assert out["py"] == {"s": 8}
 
 
 @pytest.mark.parametrize(
