@@ -106,11 +106,13 @@ class Zygote:
     # --- children ------------------------------------------------------------------------
 
     async def spawn(
-        self, *, cpu_seconds: int, memory_mb: int, workdir: tuple[str, str] | None
+        self, *, cpu_seconds: int, memory_mb: int, tmpfs_mb: int, workdir: tuple[str, str] | None
     ) -> ChildProcess:
         """Ask for a child; returns at once with its pipes, before the fork is reported.
 
-        ``workdir`` (mode none only) is (root to delete afterwards, the child's cwd).
+        ``memory_mb`` is its address-space limit, ``tmpfs_mb`` the size of its /tmp and
+        /dev/shm (namespaces only); ``workdir`` (mode none only) is (root to delete
+        afterwards, the child's cwd).
         """
         if not self.alive:
             raise ZygoteUnavailable("the sandbox zygote is gone")
@@ -136,7 +138,8 @@ class Zygote:
             workdir_root=None if workdir is None else workdir[0],
         )
         self._children[request_id] = child
-        message = json.dumps({"id": request_id, "cpu": cpu_seconds, "mem": memory_mb}).encode()
+        request = {"id": request_id, "cpu": cpu_seconds, "mem": memory_mb, "tmp": tmpfs_mb}
+        message = json.dumps(request).encode()
         try:
             await self._send(message, theirs)
         except BaseException:
