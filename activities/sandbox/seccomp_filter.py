@@ -1,4 +1,4 @@
-"""The seccomp filter every namespaced sandbox child loads just before user code runs.
+"""The seccomp filter every sandbox child loads as the last step of its set-up, before user code.
 
 Built here, in the worker, by libseccomp (through ``pyseccomp``, ctypes bindings to the
 system's libseccomp.so.2) and handed to the zygote as compiled BPF, so the zygote

@@ -307,6 +307,8 @@ class Zygote:
         """One tmpfs for both /tmp and /dev/shm, so together they hold at most its size:
         the pool counts that size in the run's memory budget (tmpfs pages are not in
         RLIMIT_AS)."""
+        if tmpfs_mb < 1:
+            raise ValueError(f"tmpfs size {tmpfs_mb} MB: tmpfs reads 0 as unbounded")
         flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
         shared = PRIVATE_DIRS[0]
         self.libc.mount("tmpfs", shared, "tmpfs", flags, f"size={tmpfs_mb}m,nr_inodes=16384,mode=1777")

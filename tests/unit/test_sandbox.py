@@ -239,6 +239,17 @@ async def test_segfault_is_crashed_with_signal(pool: SandboxPool) -> None:
     assert "SIGSEGV" in error.message
 
 
+async def test_a_failed_sandbox_set_up_is_unavailable_not_user_codes_exit(
+    ns_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child exits with the set-up status before user code could run: a tmpfs of size 0
+    # (unbounded, for the kernel) is refused.
+    monkeypatch.setattr(SandboxLimits, "memory_split", lambda self, private_tmpfs: (self.memory_mb, 0))
+    error = await expect_error(ns_pool, "return {}", "unavailable")
+    assert error.message.startswith("sandbox process failed to start")
+    assert "tmpfs reads 0 as unbounded" in error.message
+
+
 # --- isolation ----------------------------------------------------------------------
 
 
