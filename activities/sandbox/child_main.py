@@ -10,9 +10,9 @@ Wire protocol on the child's pipes:
   * parent -> child, stdin: one JSON line ``{"code", "inputs"}``, or ``{"code", "batch": [inputs, ...]}``
     to call the function once per inputs (the result frame then holds a list of
     ``{"ok": result}`` or ``{"error": {"kind", "message"}}``, one per inputs, in order);
-  * child -> parent, a private dup of the original stdout: the byte ``S`` (isolation is
-    done: from now on an exit may be user code's own), then
-    exactly one frame, a tag byte (``R`` result, ``E`` error) then an 8-byte
+  * child -> parent, the set-up pipe (fd 3): the byte ``S`` once isolation and limits
+    are in place (from then on an exit may be user code's own), then closed;
+  * child -> parent, a private dup of the original stdout: exactly one frame, a tag byte (``R`` result, ``E`` error) then an 8-byte
     big-endian length and that many bytes of UTF-8 JSON. Error payloads are
     ``{"kind", "message"}``.
 """
@@ -45,6 +45,7 @@ MAX_ERROR_BYTES = 64 * 1024
 USER_FILENAME = "<user_code>"
 
 SETUP_DONE = b"S"
+SETUP_FD = 3
 # The message of a memory_limit error raised because the run's tmpfs (/tmp, /dev/shm) is full.
 TMPFS_FULL = "tmpfs full"
 
@@ -247,7 +248,6 @@ def serve_one(cpu_seconds: int, memory_mb: int, tmpfs_mb: int) -> NoReturn:
     global _tmpfs_in_budget
     _tmpfs_in_budget = tmpfs_mb > 0
     out = _Output()
-    out.write(SETUP_DONE)
     signal.signal(signal.SIGXCPU, _on_xcpu)
     # Oversized files then fail with EFBIG (a user error) instead of killing us.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -260,6 +260,8 @@ def serve_one(cpu_seconds: int, memory_mb: int, tmpfs_mb: int) -> NoReturn:
     os.dup2(null, 0)
     os.close(null)
     _apply_limits(cpu_seconds, memory_mb)
+    os.write(SETUP_FD, SETUP_DONE)
+    os.close(SETUP_FD)
     if not (_run_batch(out, request) if "batch" in request else _run(out, request)):
         # Out of memory: the exception (and its frames holding the memory) is gone now.
         gc.collect()

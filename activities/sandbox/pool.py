@@ -267,16 +267,11 @@ class SandboxPool:
     async def _exchange(self, worker: ChildProcess, line: bytes, lim: SandboxLimits) -> tuple[bytes, bytes]:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        setup_done = False
         try:
             async with asyncio.timeout(lim.wall_seconds):
                 try:
                     # The pipe takes the request while the zygote is still forking.
                     await worker.write_all(line)
-                    if await worker.read_exactly(1) != child_main.SETUP_DONE:
-                        worker.kill()
-                        raise SandboxError("unavailable", "sandbox process wrote no set-up marker")
-                    setup_done = True
                     header = await worker.read_exactly(child_main.HEADER_LEN)
                     tag, size = header[:1], int.from_bytes(header[1:], "big")
                     cap = lim.output_bytes if tag == child_main.TAG_RESULT else child_main.MAX_ERROR_BYTES
@@ -304,7 +299,7 @@ class SandboxPool:
                 f"Python node exceeded its wall-time limit of {float(lim.wall_seconds)} s",
                 stderr=worker.stderr_text(),
             ) from None
-        raise self._death_error(worker, lim, loop.time() - started, setup_done)
+        raise self._death_error(worker, lim, loop.time() - started)
 
     def _unavailable(self, worker: ChildProcess) -> SandboxError:
         stderr = worker.stderr_text()
@@ -321,15 +316,13 @@ class SandboxPool:
         detail = stderr.strip()[-2000:] or f"exit status {worker.returncode}"
         return SandboxError("unavailable", f"sandbox process failed to start: {detail}", stderr=stderr)
 
-    def _death_error(
-        self, worker: ChildProcess, lim: SandboxLimits, elapsed: float, setup_done: bool
-    ) -> SandboxError:
+    def _death_error(self, worker: ChildProcess, lim: SandboxLimits, elapsed: float) -> SandboxError:
         """Why a child ended without a frame. Until it wrote its set-up marker, any exit
         is the sandbox's failure; after it, exit codes are user code's (os._exit(n))
         except those the runtime itself uses when they fit what happened."""
         code = worker.returncode
         stderr = worker.stderr_text()
-        if self._closed or worker.lost or worker.failure is not None or not setup_done:
+        if self._closed or worker.lost or worker.failure is not None or not worker.setup_done():
             return self._unavailable(worker)
         signo = -code if code is not None and code < 0 else None
         cpu_possible = elapsed * (os.cpu_count() or 1) >= lim.cpu_seconds

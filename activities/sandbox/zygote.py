@@ -118,7 +118,7 @@ class Zygote:
             raise ZygoteUnavailable("the sandbox zygote is gone")
         made: list[int] = []
         try:
-            for _ in range(3):
+            for _ in range(4):
                 made.extend(os.pipe2(os.O_CLOEXEC))
             if workdir is not None:
                 made.append(os.open(workdir[1], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
@@ -126,13 +126,13 @@ class Zygote:
             for fd in made:
                 os.close(fd)
             raise ZygoteUnavailable(f"could not set up a sandbox process: {exc}") from exc
-        # (read, write) pairs for stdin, stdout, stderr, then the optional cwd.
-        ours = [made[1], made[2], made[4]]
-        theirs = [made[0], made[3], made[5], *made[6:]]
+        # (read, write) pairs for stdin, stdout, stderr, the set-up pipe, then the optional cwd.
+        ours = [made[1], made[2], made[4], made[6]]
+        theirs = [made[0], made[3], made[5], made[7], *made[8:]]
         request_id = next(self._ids)
         child = ChildProcess(
             request_id,
-            (ours[0], ours[1], ours[2]),
+            (ours[0], ours[1], ours[2], ours[3]),
             stderr_keep=STDERR_KEEP_BYTES,
             group_kill=not self.namespaces,
             workdir_root=None if workdir is None else workdir[0],

@@ -20,12 +20,13 @@ own among concurrently running children, no supplementary groups, no_new_privs,
 a parent-death signal and the pool's seccomp filter.
 
 Once isolation is done, ``serve_one`` first writes one byte, ``S``, on the
-child's stdout: an exit before it is a failed sandbox set-up, an exit after it
-is user code's own.
+child's set-up pipe (fd 3) and closes it: an exit before it is a failed sandbox
+set-up, an exit after it is user code's own. A pipe of its own, which the pool
+reads only after the child ended, so that it costs no extra wake-up per run.
 
 Control protocol on a SOCK_SEQPACKET socket, one JSON object per message:
   pool -> zygote: ``{"id", "cpu", "mem", "tmp"}`` (limits: CPU seconds, address space and
-                  tmpfs MB) with fds [stdin, stdout, stderr]
+                  tmpfs MB) with fds [stdin, stdout, stderr, set-up pipe]
                   (mode none: plus a directory fd to use as cwd);
   zygote -> pool: ``{"op": "ready"}`` + [the zygote's pidfd], once, after a
                   self-test child succeeded (else ``{"op": "error", "message"}``);
@@ -146,7 +147,7 @@ class Zygote:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             limits = (1, 64, 16)
-            pid = self.fork(fds=[null, null, 2], slot=self.free_slots[0], limits=limits, serve_one=None)
+            pid = self.fork(fds=[null, null, 2, null], slot=self.free_slots[0], limits=limits, serve_one=None)
         finally:
             os.close(null)
         _, status = os.waitpid(pid, 0)
@@ -251,11 +252,12 @@ class Zygote:
             os.setsid()
             for target, fd in enumerate(fds[:3]):
                 os.dup2(fd, target)
-            if len(fds) > 3:
-                os.fchdir(fds[3])
-            # Only stdin/stdout/stderr survive: not the control socket, not the pidfds
-            # of other children.
-            os.closerange(3, 2**31 - 1)  # one close_range(2) call
+            if len(fds) > 4:
+                os.fchdir(fds[4])
+            os.dup2(fds[3], 3)
+            # Only stdin/stdout/stderr and the set-up pipe survive: not the control socket,
+            # not the pidfds of other children.
+            os.closerange(4, 2**31 - 1)  # one close_range(2) call
             if self.namespaces:
                 self.isolate(slot, limits[2])
             else:
