@@ -714,3 +714,17 @@ async def test_seccomp_denies_namespaces_mounts_ptrace_keyring_and_bpf(ns_pool: 
         "bpf": "EPERM",
         "getpid": "allowed",  # and threads started: clone3 falls back to clone
     }
+
+
+async def test_a_batch_row_that_fills_the_tmpfs_is_memory_limit_and_the_others_complete(
+    ns_pool: SandboxPool,
+) -> None:
+    code = (
+        "x = input_model.input_node.x\nif x == 1:\n    with open('/tmp/fill', 'wb') as f:\n"
+        "        for _ in range(128):\n            f.write(b'x' * 2**20)\nreturn {'y': x}"
+    )
+    inputs = [{"input_node": {"x": i}} for i in range(3)]
+    outcomes = await ns_pool.run_many(code, inputs, limits=SandboxLimits(memory_mb=64))
+    assert outcomes[0] == {"y": 0} and outcomes[2] == {"y": 2}
+    assert isinstance(outcomes[1], SandboxError) and outcomes[1].kind == "memory_limit"
+    assert outcomes[1].message.startswith("Python node exceeded its memory limit of 64 MB")
