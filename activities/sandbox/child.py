@@ -79,13 +79,21 @@ def program_source() -> str:
 
 
 def zygote_argv(
-    interpreter: str, *, namespaces: bool, unshare: str | None, setpriv: str | None, control_fd: int
+    interpreter: str,
+    *,
+    namespaces: bool,
+    unshare: str | None,
+    setpriv: str | None,
+    control_fd: int,
+    seccomp_program: bytes | None,
 ) -> list[str]:
     """argv for a zygote; with namespaces it has no network and no view of host
-    processes, and keeps only the capabilities needed to set children up."""
+    processes, and keeps only the capabilities needed to set children up.
+    ``seccomp_program`` is the BPF filter its children load (``seccomp_filter``)."""
     mode = "namespaces" if namespaces else "none"
     python = [interpreter, "-I", "-S", "-c", program_source(), mode, str(UID_BASE), str(UID_COUNT)]
     python.append(str(control_fd))
+    python.append(seccomp_program.hex() if seccomp_program else "-")
     if not namespaces:
         return python
     if unshare is None or setpriv is None:

@@ -10,14 +10,17 @@ Wire protocol on the child's pipes:
   * parent -> child, stdin: one JSON line ``{"code", "inputs"}``, or ``{"code", "batch": [inputs, ...]}``
     to call the function once per inputs (the result frame then holds a list of
     ``{"ok": result}`` or ``{"error": {"kind", "message"}}``, one per inputs, in order);
-  * child -> parent, a private dup of the original stdout: exactly one frame, a
-    tag byte (``R`` result, ``E`` error) then an 8-byte big-endian length and
-    that many bytes of UTF-8 JSON. Error payloads are ``{"kind", "message"}``.
+  * child -> parent, the set-up pipe (fd 3): the byte ``S`` once isolation and limits
+    are in place (from then on an exit may be user code's own), then closed;
+  * child -> parent, a private dup of the original stdout: exactly one frame, a tag byte (``R`` result, ``E`` error) then an 8-byte
+    big-endian length and that many bytes of UTF-8 JSON. Error payloads are
+    ``{"kind", "message"}``.
 """
 
 import ast
 import builtins
 import contextlib
+import errno
 import gc
 import json
 import linecache
@@ -40,6 +43,11 @@ TAG_ERROR = b"E"
 HEADER_LEN = 9
 MAX_ERROR_BYTES = 64 * 1024
 USER_FILENAME = "<user_code>"
+
+SETUP_DONE = b"S"
+SETUP_FD = 3
+# The message of a memory_limit error raised because the run's tmpfs (/tmp, /dev/shm) is full.
+TMPFS_FULL = "tmpfs full"
 
 _MEMORY_PAYLOAD = b'{"kind": "memory_limit", "message": "Python node exceeded its memory limit"}'
 # Pre-encoded so that reporting an out-of-memory condition needs no allocation.
@@ -143,6 +151,15 @@ def _describe(exc: BaseException) -> str:
     return "Python node raised " + summary + "\n\n" + text
 
 
+# Set by serve_one when /tmp and /dev/shm are a tmpfs counted in the memory budget:
+# running out of space there is running out of memory.
+_tmpfs_in_budget = False
+
+
+def _tmpfs_full(exc: BaseException) -> bool:
+    return _tmpfs_in_budget and isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def _run(out: _Output, request: dict[str, Any]) -> bool:
     """Run the user function and write its frame; False if memory ran out."""
     try:
@@ -151,7 +168,10 @@ def _run(out: _Output, request: dict[str, Any]) -> bool:
     except MemoryError:
         return False
     except BaseException as exc:
-        out.error("user_error", _describe(exc))
+        if _tmpfs_full(exc):
+            out.error("memory_limit", TMPFS_FULL)
+        else:
+            out.error("user_error", _describe(exc))
         return True
     if not isinstance(result, dict):
         out.error("bad_output", f"Python node must return a dict, got {type(result).__name__}")
@@ -174,6 +194,8 @@ def _call(fn: Any, inputs: Any) -> dict[str, Any]:
     except MemoryError:
         raise
     except BaseException as exc:
+        if _tmpfs_full(exc):
+            return {"error": {"kind": "memory_limit", "message": TMPFS_FULL}}
         return {"error": {"kind": "user_error", "message": _describe(exc)[:16000]}}
     if not isinstance(result, dict):
         message = f"Python node must return a dict, got {type(result).__name__}"
@@ -217,8 +239,14 @@ def _read_request() -> bytes:
     return bytes(chunks)
 
 
-def serve_one(cpu_seconds: int, memory_mb: int) -> NoReturn:
-    """Handle the request on stdin, then exit. Runs with user privileges only."""
+def serve_one(cpu_seconds: int, memory_mb: int, tmpfs_mb: int) -> NoReturn:
+    """Handle the request on stdin, then exit. Runs with user privileges only.
+
+    ``memory_mb`` is the address-space limit; ``tmpfs_mb`` the size of the run's
+    /tmp and /dev/shm (0: not a tmpfs of the run's own).
+    """
+    global _tmpfs_in_budget
+    _tmpfs_in_budget = tmpfs_mb > 0
     out = _Output()
     signal.signal(signal.SIGXCPU, _on_xcpu)
     # Oversized files then fail with EFBIG (a user error) instead of killing us.
@@ -232,6 +260,8 @@ def serve_one(cpu_seconds: int, memory_mb: int) -> NoReturn:
     os.dup2(null, 0)
     os.close(null)
     _apply_limits(cpu_seconds, memory_mb)
+    os.write(SETUP_FD, SETUP_DONE)
+    os.close(SETUP_FD)
     if not (_run_batch(out, request) if "batch" in request else _run(out, request)):
         # Out of memory: the exception (and its frames holding the memory) is gone now.
         gc.collect()

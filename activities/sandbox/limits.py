@@ -20,6 +20,9 @@ _SCHEMA_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 
 
+TMPFS_SHARE = 4  # the tmpfs gets 1/TMPFS_SHARE of the memory budget
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     wall_seconds: float = 60.0
@@ -31,6 +34,15 @@ class SandboxLimits:
         for field in dataclasses.fields(self):
             if not getattr(self, field.name) > 0:
                 raise ValueError(f"sandbox limit {field.name} must be positive")
+
+    def memory_split(self, private_tmpfs: bool) -> tuple[int, int]:
+        """(address-space MB, tmpfs MB): one memory budget for the process and the files it
+        keeps in its /tmp and /dev/shm (tmpfs pages are not in RLIMIT_AS). A quarter of the
+        budget goes to the tmpfs when the run has one of its own."""
+        if not private_tmpfs:
+            return self.memory_mb, 0
+        tmpfs_mb = max(1, self.memory_mb // TMPFS_SHARE)  # never 0: for tmpfs that means unbounded
+        return max(1, self.memory_mb - tmpfs_mb), tmpfs_mb
 
     def lowered_by(self, other: SandboxLimits | dict[str, Any] | None) -> SandboxLimits:
         """Field-wise minimum: a node's configuration may only tighten the service limits."""

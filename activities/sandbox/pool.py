@@ -21,7 +21,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from activities.sandbox import child, child_main
+from activities.sandbox import child, child_main, seccomp_filter
 from activities.sandbox.limits import SandboxError, SandboxLimits, validate_output
 from activities.sandbox.process import ChildProcess
 from activities.sandbox.zygote import Zygote, ZygoteUnavailable
@@ -50,6 +50,7 @@ class SandboxPool:
         self._limits = limits
         self._effective: str | None = None if isolation == "auto" else isolation
         self._interpreter = ""
+        self._seccomp: bytes | None = None
         self._zygote: Zygote | None = None
         self._restart_lock = asyncio.Lock()
         self._last_launch = 0.0
@@ -65,6 +66,12 @@ class SandboxPool:
         return self._effective
 
     @property
+    def seccomp_active(self) -> bool:
+        """True if children load the seccomp filter (always with namespaces; without, where
+        libseccomp could build it)."""
+        return self._seccomp is not None
+
+    @property
     def running_pids(self) -> frozenset[int]:
         """Host pids of the children currently executing user code."""
         return frozenset(pid for c in self._busy if (pid := c.inner_pid) is not None)
@@ -75,9 +82,12 @@ class SandboxPool:
         if self._started:
             return
         self._interpreter = child.choose_interpreter(self._python)
+        seccomp_problem = await self._build_seccomp()
         if self._isolation != "none":
             if os.geteuid() == 0 and child.find_tool("unshare") and child.find_tool("setpriv"):
                 try:
+                    if seccomp_problem is not None:
+                        raise SandboxError("unavailable", seccomp_problem)
                     self._zygote = await self._launch(namespaces=True)
                 except SandboxError as exc:
                     if self._isolation == "namespaces":
@@ -90,6 +100,15 @@ class SandboxPool:
         if self._zygote is None:
             self._zygote = await self._launch(namespaces=False)
         self._started = True
+
+    async def _build_seccomp(self) -> str | None:
+        """Build the children's seccomp filter; the reason if it cannot be had."""
+        try:
+            self._seccomp = await asyncio.to_thread(seccomp_filter.compiled_filter)
+        except (RuntimeError, OSError, ImportError) as exc:
+            self._seccomp = None
+            return f"no seccomp filter (libseccomp): {exc}"
+        return None
 
     async def close(self) -> None:
         self._closed = True
@@ -175,6 +194,9 @@ class SandboxPool:
         error = item.get("error") if isinstance(item, dict) else None
         if isinstance(error, dict) and error.get("kind") in ("user_error", "bad_output"):
             return SandboxError(str(error["kind"]), str(error.get("message", "")))
+        if isinstance(error, dict) and error.get("kind") == "memory_limit":
+            message = SandboxPool._memory_message(lim, str(error.get("message", "")))
+            return SandboxError("memory_limit", message)
         return SandboxError("bad_output", "Python node wrote a malformed batch result")
 
     # --- the zygote ----------------------------------------------------------------------
@@ -186,6 +208,7 @@ class SandboxPool:
             namespaces=namespaces,
             unshare=child.find_tool("unshare"),
             setpriv=child.find_tool("setpriv"),
+            seccomp_program=self._seccomp,
         )
         self._last_launch = asyncio.get_running_loop().time()
         try:
@@ -231,8 +254,11 @@ class SandboxPool:
         zygote = await self._live_zygote()
         # Without namespaces there is no private tmpfs: the child gets a directory of ours.
         workdir = None if zygote.namespaces else child.make_workdir()
+        address_space_mb, tmpfs_mb = lim.memory_split(private_tmpfs=zygote.namespaces)
         try:
-            return await zygote.spawn(cpu_seconds=lim.cpu_seconds, memory_mb=lim.memory_mb, workdir=workdir)
+            return await zygote.spawn(
+                cpu_seconds=lim.cpu_seconds, memory_mb=address_space_mb, tmpfs_mb=tmpfs_mb, workdir=workdir
+            )
         except ZygoteUnavailable as exc:
             if workdir is not None:
                 shutil.rmtree(workdir[0], ignore_errors=True)
@@ -291,14 +317,17 @@ class SandboxPool:
         return SandboxError("unavailable", f"sandbox process failed to start: {detail}", stderr=stderr)
 
     def _death_error(self, worker: ChildProcess, lim: SandboxLimits, elapsed: float) -> SandboxError:
+        """Why a child ended without a frame. Until it wrote its set-up marker, any exit
+        is the sandbox's failure; after it, exit codes are user code's (os._exit(n))
+        except those the runtime itself uses when they fit what happened."""
         code = worker.returncode
         stderr = worker.stderr_text()
-        if self._closed or worker.lost or worker.failure is not None or code == child_main.EXIT_SETUP:
+        if self._closed or worker.lost or worker.failure is not None or not worker.setup_done():
             return self._unavailable(worker)
         signo = -code if code is not None and code < 0 else None
         cpu_possible = elapsed * (os.cpu_count() or 1) >= lim.cpu_seconds
         if (
-            code == child_main.EXIT_CPU
+            (code == child_main.EXIT_CPU and cpu_possible)
             or signo == signal.SIGXCPU
             or (signo == signal.SIGKILL and cpu_possible)
         ):
@@ -314,7 +343,7 @@ class SandboxPool:
                 name = f"signal {signo}"
             hint = " (possibly out of memory)" if signo == signal.SIGKILL else ""
             return SandboxError("crashed", f"Python node crashed: killed by {name}{hint}", stderr=stderr)
-        message = f"Python node crashed: exited with code {code} without returning a result"
+        message = f"Python node crashed: user code exited with status {code} without returning a result"
         return SandboxError("crashed", message, stderr=stderr)
 
     def _decode(
@@ -338,7 +367,7 @@ class SandboxPool:
                 raise SandboxError("bad_output", "Python node wrote a malformed error frame", stderr=stderr)
             message = str(decoded.get("message", ""))
             if kind == "memory_limit":
-                message = f"Python node exceeded its memory limit of {lim.memory_mb} MB"
+                message = self._memory_message(lim, message)
             raise SandboxError(kind, message, stderr=stderr)
         if many:
             return decoded
@@ -347,6 +376,14 @@ class SandboxPool:
         if output_schema:
             validate_output(decoded, output_schema)
         return decoded
+
+    @staticmethod
+    def _memory_message(lim: SandboxLimits, reported: str) -> str:
+        message = f"Python node exceeded its memory limit of {lim.memory_mb} MB"
+        if reported == child_main.TMPFS_FULL:
+            tmpfs_mb = lim.memory_split(private_tmpfs=True)[1]
+            message += f" (its /tmp and /dev/shm, {tmpfs_mb} MB of it, are full)"
+        return message
 
     def _retire(self, worker: ChildProcess) -> None:
         worker.kill()

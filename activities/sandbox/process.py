@@ -15,6 +15,8 @@ import os
 import shutil
 import signal
 
+from activities.sandbox import child_main
+
 
 def pidfd_host_pid(pidfd: int) -> int | None:
     """The pid, as this process sees it, of the process a pidfd refers to (None once gone)."""
@@ -40,14 +42,14 @@ class ChildProcess:
     def __init__(
         self,
         request_id: int,
-        pipes: tuple[int, int, int],
+        pipes: tuple[int, int, int, int],
         *,
         stderr_keep: int,
         group_kill: bool,
         workdir_root: str | None,
     ) -> None:
         self.request_id = request_id
-        self._in, self._out, self._err = pipes
+        self._in, self._out, self._err, self._setup = pipes
         self._group_kill = group_kill  # no pid namespace: kill the child's process group too
         self._workdir_root = workdir_root
         self._loop = asyncio.get_running_loop()
@@ -58,6 +60,7 @@ class ChildProcess:
         self._host_pid: int | None = None
         self._kill_requested = False
         self._closed = False
+        self._setup_seen: bool | None = None
         self._stderr = bytearray()
         self._stderr_keep = stderr_keep
         self._stderr_closed: asyncio.Future[None] = self._loop.create_future()
@@ -107,6 +110,18 @@ class ChildProcess:
         if self._host_pid is None and self._pidfd is not None and not self.exited.done():
             self._host_pid = pidfd_host_pid(self._pidfd)
         return self._host_pid
+
+    def setup_done(self) -> bool:
+        """True if the child finished its sandbox set-up (it wrote the marker on its set-up
+        pipe); asked once the child has ended, so it never needs a wake-up of its own."""
+        if self._setup_seen is None and not self._closed:
+            try:
+                self._setup_seen = os.read(self._setup, 1) == child_main.SETUP_DONE
+            except BlockingIOError:
+                self._setup_seen = False
+            except OSError:
+                return False
+        return bool(self._setup_seen)
 
     def stderr_text(self) -> str:
         return bytes(self._stderr).decode("utf-8", "replace")
@@ -213,7 +228,7 @@ class ChildProcess:
             return
         self._closed = True
         self._loop.remove_reader(self._err)
-        for fd in (self._in, self._out, self._err, self._pidfd):
+        for fd in (self._in, self._out, self._err, self._setup, self._pidfd):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)

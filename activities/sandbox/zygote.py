@@ -106,17 +106,19 @@ class Zygote:
     # --- children ------------------------------------------------------------------------
 
     async def spawn(
-        self, *, cpu_seconds: int, memory_mb: int, workdir: tuple[str, str] | None
+        self, *, cpu_seconds: int, memory_mb: int, tmpfs_mb: int, workdir: tuple[str, str] | None
     ) -> ChildProcess:
         """Ask for a child; returns at once with its pipes, before the fork is reported.
 
-        ``workdir`` (mode none only) is (root to delete afterwards, the child's cwd).
+        ``memory_mb`` is its address-space limit, ``tmpfs_mb`` the size of its /tmp and
+        /dev/shm (namespaces only); ``workdir`` (mode none only) is (root to delete
+        afterwards, the child's cwd).
         """
         if not self.alive:
             raise ZygoteUnavailable("the sandbox zygote is gone")
         made: list[int] = []
         try:
-            for _ in range(3):
+            for _ in range(4):
                 made.extend(os.pipe2(os.O_CLOEXEC))
             if workdir is not None:
                 made.append(os.open(workdir[1], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
@@ -124,19 +126,20 @@ class Zygote:
             for fd in made:
                 os.close(fd)
             raise ZygoteUnavailable(f"could not set up a sandbox process: {exc}") from exc
-        # (read, write) pairs for stdin, stdout, stderr, then the optional cwd.
-        ours = [made[1], made[2], made[4]]
-        theirs = [made[0], made[3], made[5], *made[6:]]
+        # (read, write) pairs for stdin, stdout, stderr, the set-up pipe, then the optional cwd.
+        ours = [made[1], made[2], made[4], made[6]]
+        theirs = [made[0], made[3], made[5], made[7], *made[8:]]
         request_id = next(self._ids)
         child = ChildProcess(
             request_id,
-            (ours[0], ours[1], ours[2]),
+            (ours[0], ours[1], ours[2], ours[3]),
             stderr_keep=STDERR_KEEP_BYTES,
             group_kill=not self.namespaces,
             workdir_root=None if workdir is None else workdir[0],
         )
         self._children[request_id] = child
-        message = json.dumps({"id": request_id, "cpu": cpu_seconds, "mem": memory_mb}).encode()
+        request = {"id": request_id, "cpu": cpu_seconds, "mem": memory_mb, "tmp": tmpfs_mb}
+        message = json.dumps(request).encode()
         try:
             await self._send(message, theirs)
         except BaseException:

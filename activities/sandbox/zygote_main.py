@@ -11,14 +11,22 @@ child's stdin.
 
 In ``namespaces`` mode each child, before user code, gets a pid namespace of its
 own (it is its pid 1, so when it exits the kernel kills everything it started),
-a mount namespace with a private /proc (it sees only its own processes) and
-fresh tmpfs on /tmp and /dev/shm (nothing survives the run, nothing of the host
-or of another run is visible there), an ipc namespace, an empty capability
-bounding set, a uid/gid of its own among concurrently running children, no
-supplementary groups, no_new_privs and a parent-death signal.
+a mount namespace with a private /proc (it sees only its own processes) and one
+fresh tmpfs for /tmp and /dev/shm, sized within the run's memory budget (nothing
+survives the run, nothing of the host or of another run is visible there), a
+network namespace (no interfaces, and abstract unix sockets and /proc/net of its
+own) and an ipc namespace, an empty capability bounding set, a uid/gid of its
+own among concurrently running children, no supplementary groups, no_new_privs,
+a parent-death signal and the pool's seccomp filter.
+
+Once isolation is done, ``serve_one`` first writes one byte, ``S``, on the
+child's set-up pipe (fd 3) and closes it: an exit before it is a failed sandbox
+set-up, an exit after it is user code's own. A pipe of its own, which the pool
+reads only after the child ended, so that it costs no extra wake-up per run.
 
 Control protocol on a SOCK_SEQPACKET socket, one JSON object per message:
-  pool -> zygote: ``{"id", "cpu", "mem"}`` with fds [stdin, stdout, stderr]
+  pool -> zygote: ``{"id", "cpu", "mem", "tmp"}`` (limits: CPU seconds, address space and
+                  tmpfs MB) with fds [stdin, stdout, stderr, set-up pipe]
                   (mode none: plus a directory fd to use as cwd);
   zygote -> pool: ``{"op": "ready"}`` + [the zygote's pidfd], once, after a
                   self-test child succeeded (else ``{"op": "error", "message"}``);
@@ -45,16 +53,22 @@ from typing import Any
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REC, MS_PRIVATE = 0x4000, 0x40000
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 22, 24, 38
+SECCOMP_MODE_FILTER = 2
 
 # World-writable host directories: children get them fresh (tmpfs) or not at all,
 # so nothing written there outlives a run or reaches the next user of a uid.
 PRIVATE_DIRS = ("/tmp", "/dev/shm")
 HIDDEN_DIRS = ("/run", "/var/tmp")  # also where local services put their unix sockets
 
-ServeOne = Callable[[int, int], Any]
+ServeOne = Callable[[int, int, int], Any]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class _Libc:
@@ -66,11 +80,11 @@ class _Libc:
             errno = ctypes.get_errno()
             raise OSError(errno, f"{name}: {os.strerror(errno)}")
 
-    def prctl(self, option: int, arg: int) -> None:
+    def prctl(self, option: int, *args: int) -> None:
         # prctl is variadic and the kernel reads unsigned longs (and insists the
         # unused ones are zero), so pass full-width values.
-        zero = ctypes.c_ulong(0)
-        self.call("prctl", ctypes.c_int(option), ctypes.c_ulong(arg), zero, zero, zero)
+        values = [ctypes.c_ulong(arg) for arg in (*args, 0, 0, 0, 0)[:4]]
+        self.call("prctl", ctypes.c_int(option), *values)
 
     def mount(self, source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
         def encode(text: str | None) -> bytes | None:
@@ -83,7 +97,13 @@ class _Libc:
 
 class Zygote:
     def __init__(
-        self, control: socket.socket, namespaces: bool, uid_base: int, uid_count: int, exit_setup: int
+        self,
+        control: socket.socket,
+        namespaces: bool,
+        uid_base: int,
+        uid_count: int,
+        exit_setup: int,
+        seccomp_program: bytes | None,
     ) -> None:
         self.control = control
         self.exit_setup = exit_setup
@@ -97,6 +117,13 @@ class Zygote:
         self.libc = _Libc()
         self.cap_last = 0
         self.own_pidns = -1
+        # Built once; each child hands the same program to the kernel (which copies it).
+        self.seccomp_buffer: Any = None
+        self.seccomp_fprog: Any = None
+        if seccomp_program:
+            self.seccomp_buffer = ctypes.create_string_buffer(seccomp_program, len(seccomp_program))
+            address = ctypes.cast(self.seccomp_buffer, ctypes.c_void_p)
+            self.seccomp_fprog = _SockFprog(len(seccomp_program) // 8, address)
 
     # --- start-up -------------------------------------------------------------------
 
@@ -119,7 +146,8 @@ class Zygote:
         """Fork one child through the full isolation path; None if it worked."""
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            pid = self.fork(fds=[null, null, 2], slot=self.free_slots[0], limits=(1, 64), serve_one=None)
+            limits = (1, 64, 16)
+            pid = self.fork(fds=[null, null, 2, null], slot=self.free_slots[0], limits=limits, serve_one=None)
         finally:
             os.close(null)
         _, status = os.waitpid(pid, 0)
@@ -156,7 +184,8 @@ class Zygote:
             return "too many concurrent sandboxes"
         slot = heapq.heappop(self.free_slots)
         try:
-            pid = self.fork(fds, slot, (int(request["cpu"]), int(request["mem"])), serve_one)
+            limits = (int(request["cpu"]), int(request["mem"]), int(request.get("tmp", 0)))
+            pid = self.fork(fds, slot, limits, serve_one)
         except OSError as exc:
             heapq.heappush(self.free_slots, slot)
             return str(exc)
@@ -196,7 +225,9 @@ class Zygote:
 
     # --- one child --------------------------------------------------------------------
 
-    def fork(self, fds: list[int], slot: int, limits: tuple[int, int], serve_one: ServeOne | None) -> int:
+    def fork(
+        self, fds: list[int], slot: int, limits: tuple[int, int, int], serve_one: ServeOne | None
+    ) -> int:
         # Nothing buffered in the zygote may leak into a child's output.
         sys.stdout.flush()
         sys.stderr.flush()
@@ -215,23 +246,25 @@ class Zygote:
         return pid
 
     def become_child(
-        self, fds: list[int], slot: int, limits: tuple[int, int], serve_one: ServeOne | None
+        self, fds: list[int], slot: int, limits: tuple[int, int, int], serve_one: ServeOne | None
     ) -> None:
         try:
             os.setsid()
             for target, fd in enumerate(fds[:3]):
                 os.dup2(fd, target)
-            if len(fds) > 3:
-                os.fchdir(fds[3])
-            # Only stdin/stdout/stderr survive: not the control socket, not the pidfds
-            # of other children.
-            os.closerange(3, 2**31 - 1)  # one close_range(2) call
+            if len(fds) > 4:
+                os.fchdir(fds[4])
+            os.dup2(fds[3], 3)
+            # Only stdin/stdout/stderr and the set-up pipe survive: not the control socket,
+            # not the pidfds of other children.
+            os.closerange(4, 2**31 - 1)  # one close_range(2) call
             if self.namespaces:
-                self.isolate(slot, limits[1])
+                self.isolate(slot, limits[2])
             else:
                 self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 if os.getppid() != self.pid:
                     os._exit(self.exit_setup)  # the zygote died before the signal was armed
+                self.load_seccomp()
             if serve_one is None:
                 os._exit(0)
             serve_one(*limits)
@@ -243,15 +276,13 @@ class Zygote:
                 os._exit(self.exit_setup)
         os._exit(0)
 
-    def isolate(self, slot: int, memory_mb: int) -> None:
+    def isolate(self, slot: int, tmpfs_mb: int) -> None:
         libc = self.libc
-        libc.call("unshare", CLONE_NEWNS | CLONE_NEWIPC)
+        # A network namespace per run: abstract unix sockets and /proc/net are per
+        # network namespace, so concurrent runs cannot reach or list each other's.
+        libc.call("unshare", CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET)
         libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        # tmpfs is not counted by RLIMIT_AS; its size is capped at the memory limit.
-        options = f"size={memory_mb}m,nr_inodes=16384,mode=1777"
-        for path in PRIVATE_DIRS:
-            if os.path.isdir(path):
-                libc.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options)
+        self.mount_private_dirs(tmpfs_mb)
         for cap in range(self.cap_last + 1):
             libc.prctl(PR_CAPBSET_DROP, cap)
         uid = self.uid_base + slot
@@ -264,11 +295,37 @@ class Zygote:
         workdir = "/tmp/" + os.urandom(8).hex()
         os.mkdir(workdir, 0o700)
         os.chdir(workdir)
+        # Last: the set-up above needs calls the filter denies (unshare, mount).
+        self.load_seccomp()
+
+    def load_seccomp(self) -> None:
+        if self.seccomp_fprog is None:
+            return
+        # Required for an unprivileged filter, and keeps setuid binaries from undoing it.
+        self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self.seccomp_fprog))
+
+    def mount_private_dirs(self, tmpfs_mb: int) -> None:
+        """One tmpfs for both /tmp and /dev/shm, so together they hold at most its size:
+        the pool counts that size in the run's memory budget (tmpfs pages are not in
+        RLIMIT_AS)."""
+        if tmpfs_mb < 1:
+            raise ValueError(f"tmpfs size {tmpfs_mb} MB: tmpfs reads 0 as unbounded")
+        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        shared = PRIVATE_DIRS[0]
+        self.libc.mount("tmpfs", shared, "tmpfs", flags, f"size={tmpfs_mb}m,nr_inodes=16384,mode=1777")
+        for path in PRIVATE_DIRS[1:]:
+            if os.path.isdir(path):
+                inner = os.path.join(shared, "." + os.path.basename(path))
+                os.mkdir(inner)
+                os.chmod(inner, 0o1777)
+                self.libc.mount(inner, path, None, MS_BIND, None)
 
 
 def main(argv: list[str], child_source: str) -> None:
-    """Entry point: ``argv`` is mode, uid base, uid count, control fd."""
+    """Entry point: ``argv`` is mode, uid base, uid count, control fd, seccomp filter (hex BPF or -)."""
     mode, uid_base, uid_count, control_fd = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    seccomp_program = None if argv[4] == "-" else bytes.fromhex(argv[4])
     scope: dict[str, Any] = {"__name__": "sandbox_child"}
     exec(compile(child_source, "<sandbox-child>", "exec"), scope)
     serve_one: ServeOne = scope["serve_one"]
@@ -278,7 +335,8 @@ def main(argv: list[str], child_source: str) -> None:
     # lower their own limit before user code runs.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    zygote = Zygote(control, mode == "namespaces", uid_base, uid_count, int(scope["EXIT_SETUP"]))
+    exit_setup = int(scope["EXIT_SETUP"])
+    zygote = Zygote(control, mode == "namespaces", uid_base, uid_count, exit_setup, seccomp_program)
     try:
         zygote.prepare()
         problem = zygote.self_test()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 import uuid
 from typing import Any
@@ -10,7 +12,7 @@ import httpx
 import pytest
 
 from tests.builders import double_graph
-from tests.conftest import Stack
+from tests.conftest import Stack, Tenant, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +29,10 @@ async def run_code(api: httpx.AsyncClient, code: str, **limits: Any) -> dict[str
     return run
 
 
+# Writes twice a 64 MB budget into /tmp, a tmpfs that counts towards it.
+FILL_TMP = "with open('/tmp/fill', 'wb') as f:\n    for _ in range(128):\n        f.write(b'x' * 2**20)\nreturn {'y': 1}"
+
+
 def py_task(run: dict[str, Any]) -> dict[str, Any]:
     return next(t for t in run["tasks"] if t["node_id"] == "py1")
 
@@ -37,10 +43,21 @@ def py_task(run: dict[str, Any]) -> dict[str, Any]:
         ("while True:\n    pass", {"wall_seconds": 1}, "wall"),
         ("x = bytearray(1024 * 1024 * 1024)\nreturn {'y': len(x)}", {"memory_mb": 128}, "memory"),
         ("import os\nos._exit(3)", {}, "exit"),
+        # 154 is also the sandbox's own set-up failure status: user code's is told apart.
+        ("import os\nos._exit(154)", {}, "user code exited with status 154"),
+        (FILL_TMP, {"memory_mb": 64}, "exceeded its memory limit of 64 mb"),
         ("return {'y': 'x' * 3_000_000}", {"output_bytes": 1_000_000}, "output"),
         ("return {'y': 'not an int'}", {}, "y"),
     ],
-    ids=["infinite-loop", "memory-bomb", "crash", "huge-output", "wrong-type"],
+    ids=[
+        "infinite-loop",
+        "memory-bomb",
+        "crash",
+        "exit-154",
+        "tmp-twice-the-budget",
+        "huge-output",
+        "wrong-type",
+    ],
 )
 async def test_faulty_user_code_fails_its_node_with_a_clear_error(
     api: httpx.AsyncClient, code: str, limits: dict[str, Any], fragment: str
@@ -81,3 +98,56 @@ async def test_user_code_cannot_reach_temporal_or_the_data_directory(
     (stack.tmp / "data").chmod(0o700)
     run = await run_code(api, code, output_schema={})
     assert py_task(run)["outputs"]["net"] == ["blocked", "hidden"]
+
+
+def abstract_socket_bound(name: str) -> bool:
+    """True once some process on the host, in any network namespace, has bound ``@name``."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/net/unix") as fh:
+                    if f"@{name}" in fh.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+async def test_concurrent_runs_of_two_tenants_cannot_meet_over_an_abstract_socket(
+    api: httpx.AsyncClient, other_tenant: Tenant
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("per-run namespaces need root (and finding the socket needs to read every /proc)")
+    name = f"e2e-{uuid.uuid4().hex}"
+    listener = (
+        "import socket\ns = socket.socket(socket.AF_UNIX)\n"
+        f"s.bind('\\0{name}')\ns.listen(8)\ns.settimeout(30)\n"
+        "try:\n    s.accept()\n    return {'y': 1}\nexcept OSError:\n    return {'y': 0}"
+    )
+    probe = (
+        "import socket\nc = socket.socket(socket.AF_UNIX)\ntry:\n"
+        f"    c.connect('\\0{name}')\n    reached = 1\nexcept OSError:\n    reached = 0\n"
+        f"listed = '@{name}' in open('/proc/net/unix').read()\n"
+        "return {'y': reached + 2 * listed}"
+    )
+    defn = double_graph(listener)
+    wf = (await api.post("/wf/", json={"name": f"listen-{name[-6:]}", "definition": defn})).json()["id"]
+    started = await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    assert started.status_code == 200, started.text
+    run_id = started.json()["id"]
+    try:
+        await wait_until(lambda: asyncio.to_thread(abstract_socket_bound, name), within=60)
+        theirs = httpx.Headers(other_tenant.headers)
+        defn = double_graph(probe)
+        created = await api.post(
+            "/wf/", json={"name": f"probe-{name[-6:]}", "definition": defn}, headers=theirs
+        )
+        other_wf = created.json()["id"]
+        body = {"initial_inputs": {"input_node": {"x": 1}}}
+        resp = await api.post(f"/wf/{other_wf}/run/", json=body, headers=theirs)
+        assert resp.status_code == 200, resp.text
+        probed = (await api.get(f"/wf/{other_wf}/runs/", headers=theirs)).json()[0]
+        assert probed["status"] == "COMPLETED", probed
+        assert py_task(probed)["outputs"] == {"y": 0}, "reached (1) or listed (2) the other tenant's socket"
+    finally:
+        await api.post(f"/wf/cancel_workflow/{run_id}/")

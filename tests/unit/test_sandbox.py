@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from activities.sandbox import SandboxError, SandboxLimits, SandboxPool
+from activities.sandbox import SandboxError, SandboxLimits, SandboxPool, child_main
 from activities.sandbox.child import UID_BASE, UID_COUNT, choose_interpreter, find_tool, nobody_can_execute
 from activities.sandbox.pool import validate_output
 
@@ -216,9 +216,13 @@ async def test_output_over_the_byte_limit_is_output_too_large(pool: SandboxPool)
     assert "1001 bytes" in error.message
 
 
-async def test_os_exit_is_crashed_with_exit_code(pool: SandboxPool) -> None:
-    error = await expect_error(pool, "import os\nos._exit(3)", "crashed")
-    assert "exited with code 3" in error.message
+@pytest.mark.parametrize("status", [3, child_main.EXIT_CPU, child_main.EXIT_SETUP])
+async def test_os_exit_is_reported_as_user_codes_exit_status(pool: SandboxPool, status: int) -> None:
+    # Also the statuses the sandbox runtime uses for itself: user code may exit with any.
+    error = await expect_error(pool, f"import os\nos._exit({status})", "crashed")
+    assert error.message == (
+        f"Python node crashed: user code exited with status {status} without returning a result"
+    )
 
 
 async def test_exit_is_reported_promptly_even_if_a_detached_grandchild_holds_the_pipes(
@@ -233,6 +237,17 @@ async def test_exit_is_reported_promptly_even_if_a_detached_grandchild_holds_the
 async def test_segfault_is_crashed_with_signal(pool: SandboxPool) -> None:
     error = await expect_error(pool, "import ctypes\nctypes.string_at(0)", "crashed")
     assert "SIGSEGV" in error.message
+
+
+async def test_a_failed_sandbox_set_up_is_unavailable_not_user_codes_exit(
+    ns_pool: SandboxPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child exits with the set-up status before user code could run: a tmpfs of size 0
+    # (unbounded, for the kernel) is refused.
+    monkeypatch.setattr(SandboxLimits, "memory_split", lambda self, private_tmpfs: (self.memory_mb, 0))
+    error = await expect_error(ns_pool, "return {}", "unavailable")
+    assert error.message.startswith("sandbox process failed to start")
+    assert "tmpfs reads 0 as unbounded" in error.message
 
 
 # --- isolation ----------------------------------------------------------------------
@@ -257,14 +272,15 @@ async def test_child_starts_in_a_fresh_empty_writable_directory(pool: SandboxPoo
 
 
 async def test_child_inherits_no_descriptors_but_its_pipes(pool: SandboxPool) -> None:
-    # 0-2 are its stdin/stdout/stderr, 3 the private frame channel, 4 the listing itself.
+    # 0-2 are its stdin/stdout/stderr, 4 the private frame channel; 3, the set-up pipe, is
+    # closed before user code runs (the listing itself may get it).
     code = (
         "import os\nfds = {}\nfor fd in os.listdir('/proc/self/fd'):\n"
         "    try:\n        fds[fd] = os.readlink('/proc/self/fd/' + fd)\n    except OSError:\n        pass\n"
         "return {'fds': fds}"
     )
     fds = (await pool.run(code, {}))["fds"]
-    assert sorted(fds, key=int)[:4] == ["0", "1", "2", "3"] and len(fds) <= 5
+    assert {"0", "1", "2", "4"} <= set(fds) <= {"0", "1", "2", "3", "4"}
     assert not any(target.startswith(("socket:", "anon_inode:")) for target in fds.values()), fds
 
 
@@ -340,7 +356,7 @@ async def test_namespaced_child_has_private_tmp_and_no_host_unix_sockets(
         error = await expect_error(ns_pool, code, "user_error")
         assert "FileNotFoundError" in error.message
         seen = await ns_pool.run(listing, {})
-        assert seen["tmp"] == [os.path.basename(seen["cwd"])]
+        assert sorted(seen["tmp"]) == [".shm", os.path.basename(seen["cwd"])]  # .shm is /dev/shm
         assert seen["run"] == []
     finally:
         server.close()
@@ -570,3 +586,145 @@ async def test_run_many_over_its_wall_time_fails_as_a_whole(pool: SandboxPool) -
     with pytest.raises(SandboxError) as caught:
         await pool.run_many(code, [{}, {}, {}], limits=SandboxLimits(wall_seconds=0.6))
     assert caught.value.kind == "timeout"
+
+
+# --- per-run network and ipc namespaces, one memory budget, seccomp ---------------------------
+
+
+LISTENER = (
+    "import socket, time\ns = socket.socket(socket.AF_UNIX)\ns.bind('\\0{name}')\ns.listen(8)\n"
+    "time.sleep(30)\nreturn {{}}"
+)
+PROBE = (
+    "import socket\nc = socket.socket(socket.AF_UNIX)\ntry:\n    c.connect('\\0{name}')\n    reached = True\n"
+    "except OSError:\n    reached = False\n"
+    "return {{'reached': reached, 'listed': '@{name}' in open('/proc/net/unix').read()}}"
+)
+
+
+def unix_sockets_seen_by(pid: int) -> str:
+    """/proc/net/unix in ``pid``'s network namespace (we are root: we may read it)."""
+    return Path(f"/proc/{pid}/net/unix").read_text()
+
+
+async def probe_while_listening(pool: SandboxPool) -> dict[str, Any]:
+    """One run listens on an abstract unix socket; a concurrent run tries to reach and list it."""
+    name = f"sandbox-test-{os.getpid()}-{time.time_ns()}"
+    listener = asyncio.create_task(pool.run(LISTENER.format(name=name), {}))
+    try:
+        (pid,) = await wait_for_running(pool)
+        deadline = time.monotonic() + 30
+        while f"@{name}" not in unix_sockets_seen_by(pid):
+            assert time.monotonic() < deadline, "the listener never bound its socket"
+            await asyncio.sleep(0.02)
+        return await pool.run(PROBE.format(name=name), {})
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
+
+
+async def test_concurrent_runs_cannot_reach_or_list_each_others_abstract_sockets(
+    ns_pool: SandboxPool, own_plain_pool: SandboxPool
+) -> None:
+    # Control: without isolation the two runs share the host's network namespace.
+    assert await probe_while_listening(own_plain_pool) == {"reached": True, "listed": True}
+    assert await probe_while_listening(ns_pool) == {"reached": False, "listed": False}
+
+
+@pytest.fixture
+async def own_plain_pool() -> AsyncIterator[SandboxPool]:
+    """Isolation none, and no other test's children running in it (running_pids is exact)."""
+    pool = SandboxPool(python=None, isolation="none", limits=RELAXED)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+async def test_each_run_has_network_and_ipc_namespaces_of_its_own(ns_pool: SandboxPool) -> None:
+    code = "import os\nreturn {n: os.readlink('/proc/self/ns/' + n) for n in ('net', 'ipc')}"
+    first, second = await asyncio.gather(ns_pool.run(code, {}), ns_pool.run(code, {}))
+    host = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("net", "ipc")}
+    for name in ("net", "ipc"):
+        assert len({first[name], second[name], host[name]}) == 3, name
+
+
+async def test_tmpfs_and_address_space_together_stay_within_the_memory_budget(ns_pool: SandboxPool) -> None:
+    code = (
+        "import os, resource\nfs = os.statvfs('/tmp')\n"
+        "return {'as': resource.getrlimit(resource.RLIMIT_AS)[0], 'tmp': fs.f_blocks * fs.f_frsize,\n"
+        "        'shared': os.stat('/tmp').st_dev == os.stat('/dev/shm').st_dev}"
+    )
+    result = await ns_pool.run(code, {}, limits=SandboxLimits(memory_mb=128))
+    assert result["shared"], "/tmp and /dev/shm must be one tmpfs, so one size bounds both"
+    assert result["tmp"] > 0 and result["as"] > 0
+    assert result["as"] + result["tmp"] <= 128 * 1024 * 1024
+
+
+@pytest.mark.parametrize("target", ["/tmp/big", "/dev/shm/big"])
+async def test_writing_twice_the_memory_budget_into_tmpfs_is_memory_limit(
+    ns_pool: SandboxPool, target: str
+) -> None:
+    code = f"with open({target!r}, 'wb') as f:\n    for _ in range(128):\n        f.write(b'x' * 2**20)\nreturn {{}}"
+    error = await expect_error(ns_pool, code, "memory_limit", limits=SandboxLimits(memory_mb=64))
+    assert error.message.startswith("Python node exceeded its memory limit of 64 MB")
+    assert "/tmp and /dev/shm" in error.message
+
+
+SECCOMP_PROBE = """
+import ctypes, errno, os, threading
+libc = ctypes.CDLL(None, use_errno=True)
+
+def errno_of(*call):
+    ctypes.set_errno(0)
+    result = libc.syscall(*call)
+    if result == 0 and call[0] == 56:
+        os._exit(0)  # a clone that got through: the copy must not go on
+    return 'allowed' if result >= 0 else errno.errorcode[ctypes.get_errno()]
+
+thread = threading.Thread(target=lambda: None)
+thread.start()
+thread.join()
+status = dict(l.split(':\t') for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
+return {
+    'seccomp': status['Seccomp'],
+    'unshare_user': errno_of(272, 0x10000000),
+    'clone_newuser': errno_of(56, 0x10000000 | 17, 0, 0, 0, 0),
+    'mount': errno_of(165, b'none', b'/tmp', b'tmpfs', 0, None),
+    'ptrace_traceme': errno_of(101, 0, 0, 0, 0),
+    'keyctl': errno_of(250, 0, 0, 0, 0, 0),
+    'bpf': errno_of(321, 0, 0, 0),
+    'getpid': errno_of(39),
+}
+"""
+
+
+async def test_seccomp_denies_namespaces_mounts_ptrace_keyring_and_bpf(ns_pool: SandboxPool) -> None:
+    if os.uname().machine != "x86_64":
+        pytest.skip("the probe uses x86_64 syscall numbers")
+    assert ns_pool.seccomp_active
+    result = await ns_pool.run(SECCOMP_PROBE, {})
+    assert result == {
+        "seccomp": "2",  # filter mode
+        "unshare_user": "EPERM",  # allowed to any user without the filter
+        "clone_newuser": "EPERM",
+        "mount": "EPERM",
+        "ptrace_traceme": "EPERM",  # allowed to any process without the filter
+        "keyctl": "EPERM",
+        "bpf": "EPERM",
+        "getpid": "allowed",  # and threads started: clone3 falls back to clone
+    }
+
+
+async def test_a_batch_row_that_fills_the_tmpfs_is_memory_limit_and_the_others_complete(
+    ns_pool: SandboxPool,
+) -> None:
+    code = (
+        "x = input_model.input_node.x\nif x == 1:\n    with open('/tmp/fill', 'wb') as f:\n"
+        "        for _ in range(128):\n            f.write(b'x' * 2**20)\nreturn {'y': x}"
+    )
+    inputs = [{"input_node": {"x": i}} for i in range(3)]
+    outcomes = await ns_pool.run_many(code, inputs, limits=SandboxLimits(memory_mb=64))
+    assert outcomes[0] == {"y": 0} and outcomes[2] == {"y": 2}
+    assert isinstance(outcomes[1], SandboxError) and outcomes[1].kind == "memory_limit"
+    assert outcomes[1].message.startswith("Python node exceeded its memory limit of 64 MB")
