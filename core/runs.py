@@ -54,11 +54,13 @@ async def start_run(
 
     Raises:
         NotFound: unknown workflow or parent run.
+        InvalidDefinition: the workflow, or one it runs, has a problem; no run is created.
         InvalidInput: inputs missing or not matching the InputNode; no run is created.
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
+    graph.validate_definition(defn)  # a stored draft may not run
     input_id, payload = _run_inputs(defn, initial_inputs)
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
@@ -98,11 +100,13 @@ async def run_partial(
 
     Raises:
         NotFound: unknown workflow.
+        InvalidDefinition: the workflow, or one it runs, has a problem.
         InvalidInput: unknown node, malformed precomputed outputs or inputs, or a human step to execute.
         BadRequest: a node failed (its error is named) or the run did not finish in time.
     """
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
+    graph.validate_definition(defn)  # a stored draft may not run, not even in part
     top = {n.id: n for n in defn.nodes if n.parent_id is None}
     precomputed: dict[str, dict[str, Any]] = {}
     for nid, output in (partial_outputs or {}).items():

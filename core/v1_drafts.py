@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from core import access
 from core import v1_resources as svc
 from core.v1_definitions import get_definition
+from core.v1_dispatch import check_runnable
 from core.v1_runs import get_run, launch, may
 from db import repo, v1_drafts
 from db import v1_repo as v1
@@ -75,11 +76,13 @@ async def create_run(
 
     Raises:
         NotFound: unknown definition. Conflict: a template, a taken name.
+        InvalidDefinition: the graph, or one it runs, has a problem (a stored draft).
         InvalidInput / BadRequest: malformed or unreadable `input_scope` / `selected_skill_ids`.
     """
     wf, d = await get_definition(session, who, definition_id)
     if d.is_template:
         raise Conflict("Templates cannot have runs; instantiate the template first")
+    await check_runnable(session, wf)
     if form.idempotency_key:
         existing = await v1_drafts.run_by_idempotency_key(session, wf.id, who.user_id, form.idempotency_key)
         if existing is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from errors import InvalidDefinition, InvalidInput
 from workflows.definition import WorkflowNode
@@ -22,6 +23,13 @@ class NodeEvaluationError(Exception):
     """A pure node cannot produce its output (a genuine fault, not a skipped branch)."""
 
 
+def _config_fault(node: WorkflowNode, errors: list[ErrorDetails]) -> InvalidDefinition:
+    problems = "; ".join(
+        ".".join(["config", *(str(part) for part in e["loc"])]) + f": {e['msg']}" for e in errors
+    )
+    return InvalidDefinition(f"Node '{node.id}' ({node.node_type}): {problems}")
+
+
 def validated_config(node: WorkflowNode, model: type[ModelT]) -> ModelT:
     """The node's config as `model`.
 
@@ -31,10 +39,27 @@ def validated_config(node: WorkflowNode, model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(node.config)
     except ValidationError as err:
-        problems = "; ".join(
-            ".".join(["config", *(str(part) for part in e["loc"])]) + f": {e['msg']}" for e in err.errors()
-        )
-        raise InvalidDefinition(f"Node '{node.id}' ({node.node_type}): {problems}") from None
+        raise _config_fault(node, err.errors()) from None
+
+
+def check_config_types(node: WorkflowNode, model: type[BaseModel]) -> None:
+    """Refuse config values of the wrong JSON type (a number where text belongs): a shape fault.
+    Null values, missing fields and values out of range are what the editor leaves while a user
+    draws; they are problems of a draft (`validated_config` names them at run time).
+
+    Raises:
+        InvalidDefinition: naming the node and every value of the wrong type.
+    """
+    try:
+        model.model_validate(node.config)
+    except ValidationError as err:
+        wrong = [
+            e
+            for e in err.errors()
+            if e["type"].endswith(("_type", "_parsing")) and e.get("input") is not None
+        ]
+        if wrong:
+            raise _config_fault(node, wrong) from None
 
 
 # -- run inputs --------------------------------------------------------------------------------------
