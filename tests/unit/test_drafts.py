@@ -18,7 +18,7 @@ def parse(raw: dict[str, Any]) -> WorkflowDefinition:
 
 
 # What PySpur's editor gives a freshly dropped node: null for every config field without a default.
-FRESH = {
+FRESH: dict[str, dict[str, Any]] = {
     "OutputNode": {"output_map": None, "title": "OutputNode_1", "type": "object"},
     "StaticValueNode": {"values": None},
     "SubworkflowNode": {"workflow_id": None, "input_map": None},
