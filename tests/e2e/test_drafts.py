@@ -11,7 +11,7 @@ import ksapi
 import pytest
 from ksapi.exceptions import UnprocessableEntityException
 
-from tests.builders import double_graph, link, node
+from tests.builders import double_graph, link
 from tests.conftest import Tenant
 from tests.e2e.v1_client import V1, new_definition, raw, root_folder, set_graph, v1_graph
 
