@@ -35,7 +35,8 @@ def _run_inputs(
     input_node = plan.by_id[plan.input_node_id]
     if initial_inputs is None or input_node.id not in initial_inputs:
         raise InvalidInput(f"initial_inputs must contain an entry for the input node '{input_node.id}'")
-    return input_node.id, nodes.validate_run_inputs(input_node, initial_inputs[input_node.id])
+    typed = nodes.convert_run_inputs(input_node, initial_inputs[input_node.id])
+    return input_node.id, nodes.validate_run_inputs(input_node, typed)
 
 
 async def start_run(

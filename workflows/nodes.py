@@ -18,6 +18,7 @@ from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput
 from workflows.node_kinds.coalesce import CoalesceHandler
 from workflows.node_kinds.fields import NodeEvaluationError as NodeEvaluationError
 from workflows.node_kinds.fields import check_config_types
+from workflows.node_kinds.fields import convert_run_inputs as convert_run_inputs
 from workflows.node_kinds.fields import declared_input_fields as declared_input_fields
 from workflows.node_kinds.fields import map_inputs as map_inputs
 from workflows.node_kinds.fields import merged_fields as merged_fields
