@@ -33,9 +33,11 @@ def _run_inputs(
 ) -> tuple[str, dict[str, Any]]:
     plan = graph.GraphPlan.build(defn)
     input_node = plan.by_id[plan.input_node_id]
-    if initial_inputs is None or input_node.id not in initial_inputs:
+    # Keyed by the node's id, or by its title as PySpur's editor keys a partial run's inputs.
+    key = next((k for k in (input_node.id, input_node.title) if k in (initial_inputs or {})), None)
+    if initial_inputs is None or key is None:
         raise InvalidInput(f"initial_inputs must contain an entry for the input node '{input_node.id}'")
-    typed = nodes.convert_run_inputs(input_node, initial_inputs[input_node.id])
+    typed = nodes.convert_run_inputs(input_node, initial_inputs[key])
     return input_node.id, nodes.validate_run_inputs(input_node, typed)
 
 
@@ -96,6 +98,7 @@ async def run_partial(
     partial_outputs: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Run one node of the current definition, with given outputs for upstream nodes; nothing is stored.
+    Nodes are named by id or title (`node_id`, the keys of `partial_outputs` and `initial_inputs`).
 
     Returns `{node_id: outputs}` of the precomputed, executed upstream and target nodes.
 
@@ -109,12 +112,18 @@ async def run_partial(
     defn = WorkflowDefinition.model_validate(wf.definition)
     graph.validate_definition(defn)  # a stored draft may not run, not even in part
     top = {n.id: n for n in defn.nodes if n.parent_id is None}
+    plan = graph.GraphPlan.build(defn)
+    # Node references are ids or titles (the editor's ▶ sends titles, and outputs keyed by title).
+    node_id = graph.node_by_reference(defn, node_id, "Node")
+    # The editor sends every output on screen, the target's and its downstream's included: not inputs.
+    not_inputs = {node_id, *plan.descendants(node_id)}
     precomputed: dict[str, dict[str, Any]] = {}
-    for nid, output in (partial_outputs or {}).items():
-        if nid not in top:
-            raise InvalidInput(f"partial_outputs names '{nid}', which is not a node of this workflow")
+    for ref, output in (partial_outputs or {}).items():
+        nid = graph.node_by_reference(defn, ref, "partial_outputs names")
+        if nid in not_inputs:
+            continue
         if not isinstance(output, dict):
-            raise InvalidInput(f"partial_outputs['{nid}'] must be an object of output fields")
+            raise InvalidInput(f"partial_outputs['{ref}'] must be an object of output fields")
         precomputed[nid] = output
     include = graph.partial_run_nodes(defn, node_id, set(precomputed))
     waits = [nid for nid in include if nid not in precomputed and nodes.kind_of(top[nid].node_type).pauses]
@@ -128,7 +137,6 @@ async def run_partial(
     human = graph.human_step(reachable)
     if human is not None:
         raise InvalidInput(f"A partial run cannot wait for a person: a subworkflow it runs has '{human}'")
-    plan = graph.GraphPlan.build(defn)
     if plan.input_node_id in precomputed:
         payload = precomputed[plan.input_node_id]
     else:

@@ -343,6 +343,27 @@ def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
     return None
 
 
+def node_by_reference(defn: WorkflowDefinition, ref: str, what: str) -> str:
+    """The id of the top-level node `ref` names: its id, else its title (PySpur's editor sends
+    titles; its nodes have UUID ids).
+
+    Raises:
+        InvalidInput: no such node, or the title is shared by several nodes (`what` says where
+            the reference came from).
+    """
+    top = [n for n in defn.nodes if n.parent_id is None]
+    if any(n.id == ref for n in top):
+        return ref
+    titled = [n.id for n in top if n.title == ref]
+    if len(titled) == 1:
+        return titled[0]
+    if titled:
+        raise InvalidInput(
+            f"{what} '{ref}' is the title of several nodes ({', '.join(titled)}); give the node id"
+        )
+    raise InvalidInput(f"{what} '{ref}' is not a node of this workflow")
+
+
 def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[str]) -> set[str]:
     """The nodes a partial run of `target` needs: the target, the upstream nodes reached from it
     without passing through a node that has a precomputed output (those are included, not passed),

@@ -98,3 +98,55 @@ async def test_dataset_rows_convert_json_text_cells_and_blank_cells_are_absent(
         {"n": 2, "tags": [], "on": False, "note": 5},
     ]
     assert [line["output_node"]["total"] for line in lines] == [31, 2]
+
+
+def titled(node: dict[str, Any], title: str) -> dict[str, Any]:
+    """A node as the editor makes it: a UUID id and a title of its own."""
+    return {**node, "title": title}
+
+
+async def test_the_run_button_of_a_node_sends_titles_and_every_output_on_screen(
+    api: httpx.AsyncClient,
+) -> None:
+    a, b, out = (str(uuid.uuid4()) for _ in range(3))
+    defn = definition(
+        [
+            titled(input_node({"x": "integer"}, node_id="input_node"), "Start"),
+            titled(python_node(a, 'return {"y": input_model.Start.x + 1}', {"y": "integer"}), "Add"),
+            titled(python_node(b, 'return {"z": input_model.Add.y * 10}', {"z": "integer"}), "Times"),
+            titled(output_node({"z": "Times.z"}, node_id=out), "Out"),
+        ],
+        [link("input_node", a), link(a, b), link(b, out)],
+    )
+    workflow_id = await make_workflow(api, defn)
+    body = {
+        "node_id": "Times",
+        "initial_inputs": {"Start": {"x": "1"}},
+        # On screen from an earlier run: Add's output is used; the target's and Out's are not inputs.
+        "partial_outputs": {"Add": {"y": 5}, "Times": {"z": -1}, "Out": {"z": -1}},
+        "rerun_predecessors": False,
+    }
+    r = await api.post(f"/wf/{workflow_id}/run_partial/", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()[b] == {"z": 50}
+    assert r.json()[a] == {"y": 5}
+    r = await api.post(f"/wf/{workflow_id}/run_partial/", json={**body, "partial_outputs": {}})
+    assert r.json()[b] == {"z": 20}  # Add ran on the converted input 1
+
+
+async def test_a_title_shared_by_several_nodes_is_refused_asking_for_the_id(api: httpx.AsyncClient) -> None:
+    defn = double_graph()
+    defn["nodes"][1]["title"] = "Same"
+    defn["nodes"][2]["title"] = "Same"
+    defn["nodes"][2]["config"]["output_map"] = {"y": "Same.y"}
+    workflow_id = await make_workflow(api, defn)
+    r = await api.post(
+        f"/wf/{workflow_id}/run_partial/",
+        json={"node_id": "Same", "initial_inputs": {"input_node": {"x": 1}}},
+    )
+    assert r.status_code == 422
+    assert "py1, output_node" in r.json()["detail"] and "node id" in r.json()["detail"]
+    r = await api.post(
+        f"/wf/{workflow_id}/run_partial/", json={"node_id": "py1", "initial_inputs": {"input_node": {"x": 1}}}
+    )
+    assert r.json()["py1"] == {"y": 2}
