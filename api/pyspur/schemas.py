@@ -188,3 +188,18 @@ class OutputFileResponse(BaseModel):
 
 class MessageResponse(BaseModel):
     message: str
+
+
+class TemplateSchema(BaseModel):
+    name: str
+    description: str
+    features: list[str]
+    file_name: str = Field(max_length=255)
+
+
+class FileResponseSchema(BaseModel):
+    name: str
+    path: str
+    size: int
+    created: datetime
+    workflow_id: str | None = None
