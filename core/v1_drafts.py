@@ -82,11 +82,11 @@ async def create_run(
     wf, d = await get_definition(session, who, definition_id)
     if d.is_template:
         raise Conflict("Templates cannot have runs; instantiate the template first")
-    await check_runnable(session, wf)
     if form.idempotency_key:
         existing = await v1_drafts.run_by_idempotency_key(session, wf.id, who.user_id, form.idempotency_key)
         if existing is not None:
             return existing
+    await check_runnable(session, wf)
     scope_ids = _json_ids(form.input_scope, "input_scope")
     scope = await _check_scope(session, who, scope_ids) if scope_ids is not None else None
     skills = _json_ids(form.selected_skill_ids, "selected_skill_ids")
