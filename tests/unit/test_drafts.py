@@ -119,6 +119,7 @@ def test_values_out_of_range_or_not_allowed_are_draft_problems() -> None:
     raw = double_graph()
     raw["nodes"].append(node("l", "ForLoopNode", num_iterations=100_000))
     raw["nodes"].append(node("h", "HumanInterventionNode", on_timeout="later"))
+    raw["nodes"].append(node("m", "ForLoopNode", num_iterations=""))  # a number field cleared
     defn = parse(raw)
     graph.check_shape(defn)
-    assert {p.node_id for p in graph.definition_problems(defn)} >= {"l", "h"}
+    assert {p.node_id for p in graph.definition_problems(defn)} >= {"l", "h", "m"}

@@ -42,10 +42,14 @@ def validated_config(node: WorkflowNode, model: type[ModelT]) -> ModelT:
         raise _config_fault(node, err.errors()) from None
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def check_config_types(node: WorkflowNode, model: type[BaseModel]) -> None:
     """Refuse config values of the wrong JSON type (a number where text belongs): a shape fault.
-    Null values, missing fields and values out of range are what the editor leaves while a user
-    draws; they are problems of a draft (`validated_config` names them at run time).
+    Null or blank values, missing fields and values out of range are what the editor leaves while a
+    user draws; they are problems of a draft (`validated_config` names them at run time).
 
     Raises:
         InvalidDefinition: naming the node and every value of the wrong type.
@@ -56,7 +60,7 @@ def check_config_types(node: WorkflowNode, model: type[BaseModel]) -> None:
         wrong = [
             e
             for e in err.errors()
-            if e["type"].endswith(("_type", "_parsing")) and e.get("input") is not None
+            if e["type"].endswith(("_type", "_parsing")) and not _blank(e.get("input"))
         ]
         if wrong:
             raise _config_fault(node, wrong) from None
