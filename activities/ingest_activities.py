@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import ingest_repo, repo
 from db import v1_repo as v1
 from db.models import Run
+from errors import InvalidDefinition
 from run_status import IngestStatus, RunStatus
 from settings import Settings
 from workflows.contracts import IngestActivitiesContract, RunInput, SettleResult, is_textual
@@ -92,7 +93,14 @@ class IngestActivities(IngestActivitiesContract):
                 await session.commit()
                 return SettleResult()
             await ingest_repo.touch_run(session, rid)
-            dispatched = await self._starts.dispatch(session, run, self._settings, None, [v1.PENDING])
+            try:
+                dispatched = await self._starts.dispatch(session, run, self._settings, None, [v1.PENDING])
+            except InvalidDefinition as err:
+                # The graph was edited into a draft that cannot run since the run was created.
+                await session.rollback()
+                await repo.fail_draft(session, rid, err.detail)
+                await session.commit()
+                return SettleResult()
             if dispatched is None:
                 return SettleResult()
             run_input, timeout = dispatched

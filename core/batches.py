@@ -52,12 +52,14 @@ async def start_batch_run(
 
     Raises:
         NotFound: unknown workflow or dataset (nothing is created).
+        InvalidDefinition: the workflow, or one it runs, has a problem (nothing is created).
         BadRequest: a field the InputNode needs is not a column of the dataset.
         InvalidInput: the graph has a human step (rows cannot wait for a person) or the dataset is empty.
         Unavailable: Temporal refused the start (the run is stored FAILED).
     """
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
+    graph.validate_definition(defn)  # a stored draft may not run
     dataset = await get_dataset(session, who, dataset_id)
     required, _ = batch_fields(defn)
     for name in required:

@@ -33,9 +33,12 @@ def _run_inputs(
 ) -> tuple[str, dict[str, Any]]:
     plan = graph.GraphPlan.build(defn)
     input_node = plan.by_id[plan.input_node_id]
-    if initial_inputs is None or input_node.id not in initial_inputs:
+    # Keyed by the node's id, or by its title as PySpur's editor keys a partial run's inputs.
+    key = next((k for k in (input_node.id, input_node.title) if k in (initial_inputs or {})), None)
+    if initial_inputs is None or key is None:
         raise InvalidInput(f"initial_inputs must contain an entry for the input node '{input_node.id}'")
-    return input_node.id, nodes.validate_run_inputs(input_node, initial_inputs[input_node.id])
+    typed = nodes.convert_run_inputs(input_node, initial_inputs[key])
+    return input_node.id, nodes.validate_run_inputs(input_node, typed)
 
 
 async def start_run(
@@ -54,11 +57,13 @@ async def start_run(
 
     Raises:
         NotFound: unknown workflow or parent run.
+        InvalidDefinition: the workflow, or one it runs, has a problem; no run is created.
         InvalidInput: inputs missing or not matching the InputNode; no run is created.
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
+    graph.validate_definition(defn)  # a stored draft may not run
     input_id, payload = _run_inputs(defn, initial_inputs)
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
@@ -94,23 +99,32 @@ async def run_partial(
     partial_outputs: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Run one node of the current definition, with given outputs for upstream nodes; nothing is stored.
+    Nodes are named by id or title (`node_id`, the keys of `partial_outputs` and `initial_inputs`).
 
     Returns `{node_id: outputs}` of the precomputed, executed upstream and target nodes.
 
     Raises:
         NotFound: unknown workflow.
+        InvalidDefinition: the workflow, or one it runs, has a problem.
         InvalidInput: unknown node, malformed precomputed outputs or inputs, or a human step to execute.
         BadRequest: a node failed (its error is named) or the run did not finish in time.
     """
     wf = await get_workflow(session, who, workflow_id)
     defn = WorkflowDefinition.model_validate(wf.definition)
+    graph.validate_definition(defn)  # a stored draft may not run, not even in part
     top = {n.id: n for n in defn.nodes if n.parent_id is None}
+    plan = graph.GraphPlan.build(defn)
+    # Node references are ids or titles (the editor's ▶ sends titles, and outputs keyed by title).
+    node_id = graph.node_by_reference(defn, node_id, "Node")
+    # The editor sends every output on screen, the target's and its downstream's included: not inputs.
+    not_inputs = {node_id, *plan.descendants(node_id)}
     precomputed: dict[str, dict[str, Any]] = {}
-    for nid, output in (partial_outputs or {}).items():
-        if nid not in top:
-            raise InvalidInput(f"partial_outputs names '{nid}', which is not a node of this workflow")
+    for ref, output in (partial_outputs or {}).items():
+        nid = graph.node_by_reference(defn, ref, "partial_outputs names")
+        if nid in not_inputs:
+            continue
         if not isinstance(output, dict):
-            raise InvalidInput(f"partial_outputs['{nid}'] must be an object of output fields")
+            raise InvalidInput(f"partial_outputs['{ref}'] must be an object of output fields")
         precomputed[nid] = output
     include = graph.partial_run_nodes(defn, node_id, set(precomputed))
     waits = [nid for nid in include if nid not in precomputed and nodes.kind_of(top[nid].node_type).pauses]
@@ -124,7 +138,6 @@ async def run_partial(
     human = graph.human_step(reachable)
     if human is not None:
         raise InvalidInput(f"A partial run cannot wait for a person: a subworkflow it runs has '{human}'")
-    plan = graph.GraphPlan.build(defn)
     if plan.input_node_id in precomputed:
         payload = precomputed[plan.input_node_id]
     else:

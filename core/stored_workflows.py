@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.workflow_versions import resolve_subworkflows, tenant_workflow
+from core.workflow_versions import tenant_workflow, workflow_problems
 from db import workflow_repo
 from db.accounts import Principal
 from db.models import Workflow, utcnow
@@ -28,16 +28,25 @@ async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) 
 
 
 def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
-    """Fill PySpur's defaults for an empty definition, validate, and return the JSON to store.
+    """Fill PySpur's defaults for an empty definition, check its shape, and return the JSON to store.
+
+    What the editor produces while a user draws (null config values, cycles, dangling links, no
+    InputNode) is stored as a draft: `definition_problems` reports it, and runs refuse it.
 
     Raises:
-        InvalidDefinition: the definition cannot run (see `graph.validate_definition`).
+        InvalidDefinition: a shape fault (see `graph.check_shape`).
     """
     if defn is None or not defn.nodes:
         spur = defn.spur_type if defn else SpurType.WORKFLOW
         defn = chatbot_definition() if spur == SpurType.CHATBOT else default_definition()
-    graph.validate_definition(defn)
+    graph.check_shape(defn)
     return defn.model_dump(mode="json")
+
+
+async def definition_problems(session: AsyncSession, wf: Workflow) -> list[graph.Problem]:
+    """What keeps the stored workflow from running (empty: it can run), as every run start checks it."""
+    defn = WorkflowDefinition.model_validate(wf.definition)
+    return await workflow_problems(session, wf.tenant_id, defn, wf)
 
 
 async def _unique_name(session: AsyncSession, tenant_id: uuid.UUID, wanted: str) -> str:
@@ -55,9 +64,6 @@ async def create_workflow(
     session: AsyncSession, who: Principal, name: str, description: str, definition: dict[str, Any]
 ) -> Workflow:
     """Create with a name made unique (PySpur's timestamp suffix); retried if a racing create takes it."""
-    await resolve_subworkflows(
-        session, who.tenant_id, WorkflowDefinition.model_validate(definition), None, pin=False
-    )
     for _ in range(5):
         wf = Workflow(
             tenant_id=who.tenant_id,
@@ -79,9 +85,6 @@ async def update_workflow(
 ) -> Workflow:
     if await workflow_repo.name_taken(session, wf.tenant_id, name, exclude=wf.id):
         raise Conflict(f"A workflow named '{name}' already exists")
-    await resolve_subworkflows(
-        session, wf.tenant_id, WorkflowDefinition.model_validate(definition), wf, pin=False
-    )
     wf.name, wf.description, wf.definition, wf.updated_at = name, description, definition, utcnow()
     try:
         await session.flush()

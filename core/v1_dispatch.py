@@ -108,9 +108,13 @@ async def dispatch(
     `cause`: the user who started it, or the engine (an auto-start when its uploads settled).
 
     The caller then starts the Temporal execution with the returned input and execution timeout.
+
+    Raises:
+        InvalidDefinition: the workflow, or one it runs, has a problem (a stored draft); nothing is written.
     """
     wf = await workflow_repo.workflow(session, run.workflow_id)
     assert wf is not None
+    await check_runnable(session, wf)
     d = await v1_definition_repo.ensure(session, wf)
     version = await version_for_run(session, wf)
     instruction = await folders_repo.document_by_path_part(session, None, d.instruction_path_part_id)
@@ -172,6 +176,16 @@ async def dispatch(
         log.info("start of draft %s refused: %s", run.id, moved.refusal)  # a racing start won
         return None
     return engine_input, timedelta(seconds=d.max_run_duration_seconds)
+
+
+async def check_runnable(session: AsyncSession, wf: Workflow) -> None:
+    """Refuse a stored draft before anything of a run is written.
+
+    Raises:
+        InvalidDefinition: naming the first problem of the workflow or of one it runs.
+    """
+    defn = WorkflowDefinition.model_validate(wf.definition)
+    await resolve_subworkflows(session, wf.tenant_id, defn, wf, pin=False)
 
 
 async def run_input(

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from core import access, v1_resources
 from core.v1_definitions import get_definition
+from core.v1_dispatch import check_runnable
 from core.v1_runs import get_run, launch, may
 from db import repo, run_state, v1_draft_repo
 from db import v1_repo as v1
@@ -87,6 +88,7 @@ async def create_run(
 
     Raises:
         NotFound: unknown definition. Conflict: a template, a taken name.
+        InvalidDefinition: the graph, or one it runs, has a problem (a stored draft).
         InvalidInput / BadRequest: malformed or unreadable `input_scope` / `selected_skill_ids`.
     """
     wf, d = await get_definition(session, who, definition_id)
@@ -98,6 +100,7 @@ async def create_run(
         )
         if existing is not None:
             return existing
+    await check_runnable(session, wf)
     scope_ids = _json_ids(form.input_scope, "input_scope")
     scope = await _check_scope(session, who, scope_ids) if scope_ids is not None else None
     skills = _json_ids(form.selected_skill_ids, "selected_skill_ids")

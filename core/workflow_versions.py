@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,48 +45,98 @@ async def resolve_subworkflows(
     *,
     pin: bool,
 ) -> dict[str, SubworkflowSnapshot]:
-    """Every workflow reachable through SubworkflowNodes (loop bodies included), by id.
-
-    With `pin`, each is pinned to the version matching its current definition (run start).
+    """Check that the definition can run, and return every workflow reachable through its
+    SubworkflowNodes (loop bodies included), by id. Nothing is written unless all is well; then,
+    with `pin`, each is pinned to the version matching its current definition (run start).
 
     Raises:
-        InvalidDefinition: a SubworkflowNode names a workflow this tenant does not have, or the
-            workflows call each other in a cycle.
+        InvalidDefinition: the first problem of the definition or of a workflow it runs (see
+            `workflow_problems`).
     """
-    found: dict[str, SubworkflowSnapshot] = {}
+    graph.validate_definition(defn)
+    found: dict[str, tuple[Workflow, SubworkflowSnapshot]] = {}
+    faults = await _reference_problems(session, tenant_id, defn, root, found)
+    if faults:
+        raise InvalidDefinition(faults[0].detail)
+    if not pin:
+        return {wid: snap for wid, (_, snap) in found.items()}
+    pinned: dict[str, SubworkflowSnapshot] = {}
+    for wid, (wf, snap) in found.items():
+        version = await version_for_run(session, wf)
+        pinned[wid] = snap.model_copy(update={"version_id": str(version.id)})
+    return pinned
 
-    async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]]) -> None:
+
+async def workflow_problems(
+    session: AsyncSession, tenant_id: uuid.UUID, defn: WorkflowDefinition, root: Workflow | None
+) -> list[graph.Problem]:
+    """Every problem that keeps a stored (well-shaped) definition from running: its own
+    (`graph.definition_problems`), then its SubworkflowNodes' (a workflow not found, a cycle of
+    workflows calling each other, a workflow that itself has a problem). Reads only."""
+    found = graph.definition_problems(defn)
+    return found + await _reference_problems(session, tenant_id, defn, root, {})
+
+
+async def _reference_problems(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    defn: WorkflowDefinition,
+    root: Workflow | None,
+    found: dict[str, tuple[Workflow, SubworkflowSnapshot]],
+) -> list[graph.Problem]:
+    """Walk the workflows the definition runs, filling `found`; the problems met, each on the
+    root-level node that leads to it."""
+    faults: list[graph.Problem] = []
+
+    async def visit(defn: WorkflowDefinition, path: list[tuple[str, str]], origin: str | None) -> None:
         for node in defn.nodes:
-            if nodes.kind_of(node.node_type).has_body and not any(n.parent_id == node.id for n in defn.nodes):
-                await visit(graph.loop_body(defn, node), path)  # a body given in the loop's config
-            if not nodes.kind_of(node.node_type).runs_child:
-                continue
-            target = str(node.config.get("workflow_id", ""))
+            kind = nodes.kind_of(node.node_type)
+            if kind.has_body and not any(n.parent_id == node.id for n in defn.nodes):
+                try:
+                    body = graph.loop_body(defn, node)  # a body given in the loop's config
+                except ValidationError:
+                    continue  # reported by `graph.definition_problems`
+                await visit(body, path, origin or node.id)
+            target = node.config.get("workflow_id")
+            if not kind.runs_child or not isinstance(target, str):
+                continue  # a missing workflow_id is a config problem of the node
+            at = origin or node.id
             if any(target == wid for wid, _ in path):
                 names = [name for _, name in path[[wid for wid, _ in path].index(target) :]]
-                raise InvalidDefinition(
-                    "Subworkflows call each other in a cycle: " + " -> ".join([*names, names[0]])
+                faults.append(
+                    graph.Problem(
+                        at, "Subworkflows call each other in a cycle: " + " -> ".join([*names, names[0]])
+                    )
                 )
+                continue
             if target in found:
                 continue
             try:
                 wf = await tenant_workflow(session, tenant_id, target)
             except NotFound:
-                raise InvalidDefinition(
-                    f"Node '{node.id}' (SubworkflowNode): workflow '{target}' not found"
-                ) from None
+                faults.append(
+                    graph.Problem(at, f"Node '{node.id}' (SubworkflowNode): workflow '{target}' not found")
+                )
+                continue
             child = WorkflowDefinition.model_validate(wf.definition)
-            version = await version_for_run(session, wf) if pin else None
-            found[target] = SubworkflowSnapshot(
-                workflow_id=str(wf.id),
-                name=wf.name,
-                version_id=str(version.id) if version else None,
-                definition=child,
+            child_faults = graph.definition_problems(child)
+            if child_faults:
+                faults.append(
+                    graph.Problem(
+                        at,
+                        f"Node '{node.id}' (SubworkflowNode): workflow '{wf.name}' cannot run: "
+                        f"{child_faults[0].detail}",
+                    )
+                )
+                continue
+            found[target] = (
+                wf,
+                SubworkflowSnapshot(workflow_id=str(wf.id), name=wf.name, definition=child),
             )
-            await visit(child, [*path, (target, wf.name)])
+            await visit(child, [*path, (target, wf.name)], at)
 
-    await visit(defn, [(str(root.id), root.name)] if root is not None else [])
-    return found
+    await visit(defn, [(str(root.id), root.name)] if root is not None else [], None)
+    return faults
 
 
 def definition_hash(definition: dict[str, Any]) -> str:

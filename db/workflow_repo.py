@@ -107,3 +107,15 @@ async def version(session: AsyncSession, version_id: uuid.UUID) -> WorkflowVersi
 async def remove(session: AsyncSession, wf: Workflow) -> None:
     """Delete the workflow with its versions and runs (foreign-key cascades)."""
     await session.delete(wf)
+
+
+async def tenant_workflow_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, workflow_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `workflow_ids` are workflows of the tenant."""
+    if not workflow_ids:
+        return set()
+    rows = await session.scalars(
+        select(Workflow.id).where(Workflow.tenant_id == tenant_id, Workflow.id.in_(workflow_ids))
+    )
+    return set(rows.all())

@@ -61,9 +61,10 @@ def row_run_id(parent_run_id: str, idx: int) -> str:
     return str(uuid.uuid5(uuid.UUID(parent_run_id), f"row-{idx}"))
 
 
-def row_payload(input_node: Any, data: dict[str, Any]) -> dict[str, Any]:
+def row_payload(input_node: Any, data: dict[str, Any], *, json_text: bool = True) -> dict[str, Any]:
     """The InputNode's payload for one dataset row: its declared fields (all columns if it declares
-    none), text cells converted to the declared number or boolean type.
+    none), text cells converted to the declared types as run inputs are (`nodes.convert_run_inputs`;
+    JSON text for lists and objects when `json_text`), blank ones left out.
 
     Raises:
         InvalidInput: the row does not fit the InputNode.
@@ -71,36 +72,10 @@ def row_payload(input_node: Any, data: dict[str, Any]) -> dict[str, Any]:
     declared = nodes.declared_input_fields(input_node)
     if not declared:
         return dict(data)
-    payload = {}
-    for field in declared:
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        if value == "" and not field.required and field.types and "string" not in field.types:
-            continue  # an empty CSV cell leaves an optional number or boolean out
-        payload[field.name] = _coerce(value, field.types)
-    return nodes.validate_run_inputs(input_node, payload)
-
-
-def _coerce(value: Any, types: tuple[str, ...]) -> Any:
-    if not isinstance(value, str) or not types or "string" in types:
-        return value
-    text = value.strip()
-    if "integer" in types:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    if "number" in types:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    if "boolean" in types and text.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return text.lower() in ("true", "1", "yes")
-    if "null" in types and text == "":
-        return None
-    return value
+    payload = {field.name: data[field.name] for field in declared if field.name in data}
+    return nodes.validate_run_inputs(
+        input_node, nodes.convert_run_inputs(input_node, payload, json_text=json_text)
+    )
 
 
 @dataclasses.dataclass
@@ -196,7 +171,9 @@ class BatchChunkWorkflow:
         run_id = row_run_id(batch.run_id, idx)
         start = workflow.now()
         try:
-            payload = row_payload(input_node, data)
+            # Rows with JSON text for a list or object failed before this change; executions that
+            # started before it keep failing them, so their commands replay unchanged.
+            payload = row_payload(input_node, data, json_text=workflow.patched("batch-row-json-text"))
         except InvalidInput as err:
             return BatchRow(
                 idx=idx,

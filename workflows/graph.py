@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from errors import InvalidDefinition, InvalidInput
 from run_status import RunStatus, TaskStatus
 from workflows import nodes
@@ -22,83 +24,146 @@ UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
-def validate_definition(defn: WorkflowDefinition, _depth: int = 0) -> None:
-    """Refuse a definition that cannot run, naming the first fault found.
+@dataclass(frozen=True)
+class Problem:
+    """A fault that keeps a stored definition (a draft) from running: the node it is on, if one, and what."""
+
+    node_id: str | None
+    detail: str
+
+
+def check_shape(defn: WorkflowDefinition) -> None:
+    """Refuse what cannot be stored even as a draft: duplicate node ids, reserved ids, unknown node types.
 
     Raises:
-        InvalidDefinition: duplicate ids, not exactly one root InputNode, unknown type or bad
-            config, a link to a missing node, a cycle, a router link without a route name, or a
-            malformed loop body (checked level by level; `_depth` is the loop nesting).
+        InvalidDefinition: naming the node and the fault.
     """
     seen: set[str] = set()
     for node in defn.nodes:
         if node.id in seen:
             raise InvalidDefinition(f"Duplicate node id '{node.id}'")
         seen.add(node.id)
+        nodes.check_node_shape(node)
+
+
+def validate_definition(defn: WorkflowDefinition) -> None:
+    """Refuse a definition that cannot run, naming the first fault found.
+
+    Raises:
+        InvalidDefinition: a shape fault (`check_shape`), or the first of `definition_problems`.
+    """
+    check_shape(defn)
+    problems = definition_problems(defn)
+    if problems:
+        raise InvalidDefinition(problems[0].detail)
+
+
+def definition_problems(
+    defn: WorkflowDefinition, _depth: int = 0, _nodes_checked: bool = False
+) -> list[Problem]:
+    """Every fault that keeps a well-shaped definition (`check_shape`) from running, in the order
+    they are checked: node configs, parents, links, then each graph level (one root InputNode,
+    router routes, no cycle, chatbot fields) and each loop body (`_depth` is the loop nesting; a
+    body made of child nodes has had its nodes checked with the level above). Empty: it can run."""
+    found: list[Problem] = []
     by_id = {n.id: n for n in defn.nodes}
     for node in defn.nodes:
-        nodes.validate_node(node)
-        if node.parent_id is None:
+        problem = None if _nodes_checked else nodes.node_problem(node)
+        if problem is not None:
+            found.append(Problem(node.id, problem))
+        if node.parent_id is None or _nodes_checked:
             continue
         parent = by_id.get(node.parent_id)
         if parent is None:
-            raise InvalidDefinition(f"Node '{node.id}' has parent_id '{node.parent_id}', which is not a node")
-        if not nodes.kind_of(parent.node_type).has_body:
+            found.append(
+                Problem(node.id, f"Node '{node.id}' has parent_id '{node.parent_id}', which is not a node")
+            )
+        elif not nodes.kind_of(parent.node_type).has_body:
             containers = " or ".join(k.node_type for k in nodes.HANDLERS if k.has_body)
-            raise InvalidDefinition(
-                f"Node '{node.id}' has parent_id '{node.parent_id}', which is a {parent.node_type}; "
-                f"only a {containers} has a body"
-            )
-    for link in defn.links:
-        for end in (link.source_id, link.target_id):
-            if end not in seen:
-                raise InvalidDefinition(
-                    f"Link {link.source_id} -> {link.target_id} points at missing node '{end}'"
+            found.append(
+                Problem(
+                    node.id,
+                    f"Node '{node.id}' has parent_id '{node.parent_id}', which is a {parent.node_type}; "
+                    f"only a {containers} has a body",
                 )
-        if by_id[link.source_id].parent_id != by_id[link.target_id].parent_id:
-            raise InvalidDefinition(
-                f"Link {link.source_id} -> {link.target_id} crosses a loop body's boundary "
-                "(a body is fed by its loop's input map)"
             )
-    _validate_graph(defn)
+    links: list[WorkflowLink] = []
+    for link in defn.links:
+        missing = next((end for end in (link.source_id, link.target_id) if end not in by_id), None)
+        if missing is not None:
+            present = link.target_id if missing == link.source_id else link.source_id
+            found.append(
+                Problem(
+                    present if present in by_id else None,
+                    f"Link {link.source_id} -> {link.target_id} points at missing node '{missing}'",
+                )
+            )
+        elif by_id[link.source_id].parent_id != by_id[link.target_id].parent_id:
+            found.append(
+                Problem(
+                    link.target_id,
+                    f"Link {link.source_id} -> {link.target_id} crosses a loop body's boundary "
+                    "(a body is fed by its loop's input map)",
+                )
+            )
+        else:
+            links.append(link)
+    found += _graph_problems(defn, links)
     for node in defn.nodes:
         if nodes.kind_of(node.node_type).has_body and node.parent_id is None:
-            _validate_body(node, loop_body(defn, node), _depth + 1)
+            found += _body_problems(defn, node, _depth + 1)
+    return found
 
 
 MAX_LOOP_NESTING = 3
 
 
-def _validate_body(loop: WorkflowNode, body: WorkflowDefinition, depth: int) -> None:
+def _body_problems(defn: WorkflowDefinition, loop: WorkflowNode, depth: int) -> list[Problem]:
     where = f"The body of loop '{loop.id}'"
     # Loop ids make up the scope of their body's tasks ("<loop id>#<iteration>", nested with "/").
     if len(loop.id) > 100 or "/" in loop.id or "#" in loop.id:
-        raise InvalidDefinition(
-            f"Loop node id '{loop.id[:100]}' must be at most 100 characters without '/' or '#'"
-        )
+        return [
+            Problem(
+                loop.id, f"Loop node id '{loop.id[:100]}' must be at most 100 characters without '/' or '#'"
+            )
+        ]
     if depth > MAX_LOOP_NESTING:
-        raise InvalidDefinition(f"Loops may be nested at most {MAX_LOOP_NESTING} deep ('{loop.id}')")
+        return [Problem(loop.id, f"Loops may be nested at most {MAX_LOOP_NESTING} deep ('{loop.id}')")]
+    children = any(n.parent_id == loop.id for n in defn.nodes)
+    try:
+        body = loop_body(defn, loop)
+        check_shape(body)
+    except ValidationError as err:
+        return [Problem(loop.id, f"{where} (config.subworkflow) is not a workflow definition: {err}")]
+    except InvalidDefinition as err:
+        return [Problem(loop.id, f"{where}: {err.detail}")]
     if not body.nodes:
-        raise InvalidDefinition(f"{where} is empty: give it child nodes (parent_id '{loop.id}')")
+        return [Problem(loop.id, f"{where} is empty: give it child nodes (parent_id '{loop.id}')")]
+    found: list[Problem] = []
     if sum(1 for n in body.nodes if n.parent_id is None and nodes.kind_of(n.node_type).is_output) != 1:
-        raise InvalidDefinition(f"{where} needs exactly one OutputNode")
+        found.append(Problem(loop.id, f"{where} needs exactly one OutputNode"))
     # Nobody can answer a pause inside a loop body.
     pausing = next((n for n in body.nodes if nodes.kind_of(n.node_type).pauses), None)
     if pausing is not None:
-        raise InvalidDefinition(f"{where} cannot contain a {pausing.node_type}")
-    try:
-        validate_definition(body, depth)
-    except InvalidDefinition as err:
-        raise InvalidDefinition(f"{where}: {err.detail}") from None
+        found.append(Problem(pausing.id, f"{where} cannot contain a {pausing.node_type}"))
+    found += [
+        Problem(p.node_id or loop.id, f"{where}: {p.detail}")
+        for p in definition_problems(body, depth, children)
+    ]
+    return found
 
 
 def loop_body(defn: WorkflowDefinition, loop: WorkflowNode) -> WorkflowDefinition:
     """A ForLoopNode's body as a definition of its own: its children (parent_id cleared), their
-    descendants (nested loop bodies), and the links among them; else the config's `subworkflow`."""
+    descendants (nested loop bodies), and the links among them; else the config's `subworkflow`.
+
+    Raises:
+        ValidationError: the config's `subworkflow` is not a workflow definition.
+    """
     members: set[str] = set()
     frontier = {loop.id}
     while frontier:
-        frontier = {n.id for n in defn.nodes if n.parent_id in frontier}
+        frontier = {n.id for n in defn.nodes if n.parent_id in frontier} - members
         members |= frontier
     if not members:
         raw = loop.config.get("subworkflow")
@@ -114,37 +179,55 @@ def loop_body(defn: WorkflowDefinition, loop: WorkflowNode) -> WorkflowDefinitio
     return WorkflowDefinition(nodes=body_nodes, links=links)
 
 
-def _validate_graph(defn: WorkflowDefinition) -> None:
-    """The checks of one graph level (the workflow, or one loop body)."""
+def _graph_problems(defn: WorkflowDefinition, links: list[WorkflowLink]) -> list[Problem]:
+    """The checks of one graph level (the workflow, or one loop body), over its well-formed links."""
+    found: list[Problem] = []
     top = [n for n in defn.nodes if n.parent_id is None]
-    targets = {link.target_id for link in defn.links}
+    targets = {link.target_id for link in links}
     inputs = [n for n in top if nodes.kind_of(n.node_type).is_input]
     if len(inputs) != 1:
-        raise InvalidDefinition(f"A workflow needs exactly one root InputNode; found {len(inputs)}")
-    if inputs[0].id in targets:
-        raise InvalidDefinition(f"The InputNode '{inputs[0].id}' cannot have incoming links")
+        found.append(
+            Problem(
+                inputs[1].id if inputs else None,
+                f"A workflow needs exactly one root InputNode; found {len(inputs)}",
+            )
+        )
+    for entry in inputs:
+        if entry.id in targets:
+            found.append(Problem(entry.id, f"The InputNode '{entry.id}' cannot have incoming links"))
     by_id = {n.id: n for n in defn.nodes}
-    for link in defn.links:
+    for link in links:
         source = by_id[link.source_id]
         kind = nodes.kind_of(source.node_type)
-        if kind.routes:
-            routes = kind.route_names(source)
-            if not link.source_handle:
-                raise InvalidDefinition(
+        if not kind.routes:
+            continue
+        routes = kind.route_names(source)
+        if not link.source_handle:
+            found.append(
+                Problem(
+                    link.source_id,
                     f"Link {link.source_id} -> {link.target_id} leaves router '{link.source_id}' without a "
-                    "source_handle naming a route"
+                    "source_handle naming a route",
                 )
-            if link.source_handle not in routes:
-                raise InvalidDefinition(
-                    f"Link {link.source_id} -> {link.target_id} names route '{link.source_handle}', which router "
-                    f"'{link.source_id}' does not define"
+            )
+        elif link.source_handle not in routes:
+            found.append(
+                Problem(
+                    link.source_id,
+                    f"Link {link.source_id} -> {link.target_id} names route '{link.source_handle}', which "
+                    f"router '{link.source_id}' does not define",
                 )
-    _check_acyclic(top, defn.links)
-    if defn.spur_type == SpurType.CHATBOT:
-        _check_chatbot(inputs[0], [n for n in top if nodes.kind_of(n.node_type).is_output])
+            )
+    cycle = _cycle(top, links)
+    if cycle:
+        found.append(Problem(cycle[0], "The graph has a cycle: " + " -> ".join(cycle)))
+    if defn.spur_type == SpurType.CHATBOT and len(inputs) == 1:
+        found += _chatbot_problems(inputs[0], [n for n in top if nodes.kind_of(n.node_type).is_output])
+    return found
 
 
-def _check_acyclic(top: list[WorkflowNode], links: list[WorkflowLink]) -> None:
+def _cycle(top: list[WorkflowNode], links: list[WorkflowLink]) -> list[str]:
+    """A cycle among the nodes (its first node repeated at the end), or [] when there is none."""
     ids = {n.id for n in top}
     succ: dict[str, list[str]] = {n.id: [] for n in top}
     for link in links:
@@ -165,12 +248,12 @@ def _check_acyclic(top: list[WorkflowNode], links: list[WorkflowLink]) -> None:
                 stack.pop()
                 path.pop()
             elif colour[nxt] == 1:
-                cycle = [*path[path.index(nxt) :], nxt]
-                raise InvalidDefinition("The graph has a cycle: " + " -> ".join(cycle))
+                return [*path[path.index(nxt) :], nxt]
             elif colour[nxt] == 0:
                 colour[nxt] = 1
                 stack.append((nxt, iter(succ[nxt])))
                 path.append(nxt)
+    return []
 
 
 def _declared_types(node: WorkflowNode) -> dict[str, str]:
@@ -185,18 +268,29 @@ def _declared_types(node: WorkflowNode) -> dict[str, str]:
     return {k: str(v.get("type", "")) for k, v in props.items() if isinstance(v, dict)}
 
 
-def _check_chatbot(input_node: WorkflowNode, outputs: list[WorkflowNode]) -> None:
-    declared = _declared_types(input_node)
-    missing = [f for f in ("user_message", "session_id") if declared.get(f) != "string"]
-    if missing:
-        raise InvalidDefinition(
-            "Chatbot input node must have the following mandatory fields: " + ", ".join(missing)
-        )
-    for out in outputs:
-        if _declared_types(out).get("assistant_message") != "string":
-            raise InvalidDefinition(
-                "Chatbot output node must have the following mandatory fields: assistant_message"
+def _chatbot_problems(input_node: WorkflowNode, outputs: list[WorkflowNode]) -> list[Problem]:
+    found: list[Problem] = []
+    try:
+        declared = _declared_types(input_node)
+        missing = [f for f in ("user_message", "session_id") if declared.get(f) != "string"]
+        if missing:
+            found.append(
+                Problem(
+                    input_node.id,
+                    "Chatbot input node must have the following mandatory fields: " + ", ".join(missing),
+                )
             )
+        for out in outputs:
+            if _declared_types(out).get("assistant_message") != "string":
+                found.append(
+                    Problem(
+                        out.id,
+                        "Chatbot output node must have the following mandatory fields: assistant_message",
+                    )
+                )
+    except InvalidDefinition as err:
+        found.append(Problem(input_node.id, err.detail))
+    return found
 
 
 @dataclass
@@ -247,6 +341,27 @@ def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
             if nodes.kind_of(node.node_type).pauses:
                 return node.id
     return None
+
+
+def node_by_reference(defn: WorkflowDefinition, ref: str, what: str) -> str:
+    """The id of the top-level node `ref` names: its id, else its title (PySpur's editor sends
+    titles; its nodes have UUID ids).
+
+    Raises:
+        InvalidInput: no such node, or the title is shared by several nodes (`what` says where
+            the reference came from).
+    """
+    top = [n for n in defn.nodes if n.parent_id is None]
+    if any(n.id == ref for n in top):
+        return ref
+    titled = [n.id for n in top if n.title == ref]
+    if len(titled) == 1:
+        return titled[0]
+    if titled:
+        raise InvalidInput(
+            f"{what} '{ref}' is the title of several nodes ({', '.join(titled)}); give the node id"
+        )
+    raise InvalidInput(f"{what} '{ref}' is not a node of this workflow")
 
 
 def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[str]) -> set[str]:

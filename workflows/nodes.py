@@ -17,6 +17,8 @@ from workflows.node_configs import NodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput
 from workflows.node_kinds.coalesce import CoalesceHandler
 from workflows.node_kinds.fields import NodeEvaluationError as NodeEvaluationError
+from workflows.node_kinds.fields import check_config_types
+from workflows.node_kinds.fields import convert_run_inputs as convert_run_inputs
 from workflows.node_kinds.fields import declared_input_fields as declared_input_fields
 from workflows.node_kinds.fields import map_inputs as map_inputs
 from workflows.node_kinds.fields import merged_fields as merged_fields
@@ -90,8 +92,9 @@ def parse_config(node: WorkflowNode) -> NodeConfig:
     return config
 
 
-def validate_node(node: WorkflowNode) -> None:
-    """Check one node on its own: id, runnable type, config and the checks of its kind.
+def check_node_shape(node: WorkflowNode) -> None:
+    """What a saved node must be, even in a draft: an id that is not reserved, a catalogue type, and
+    config values of the right JSON types where they are given.
 
     Raises:
         InvalidDefinition: naming the node id and the fault.
@@ -99,12 +102,35 @@ def validate_node(node: WorkflowNode) -> None:
     # `_row`, `_run_id`, `_error` are reserved keys of batch output lines, which are keyed by node id.
     if node.id.startswith("_"):
         raise InvalidDefinition(f"Node id '{node.id}' may not start with '_' (reserved)")
-    if node.node_type in NODE_CATALOGUE and node.node_type not in NODE_TYPES_IMPLEMENTED:
-        raise InvalidDefinition(
-            f"Node '{node.id}' has node type '{node.node_type}', which this service cannot run yet"
-        )
+    check_config_types(node, handler(node).config_model)
+
+
+def node_problem(node: WorkflowNode) -> str | None:
+    """What keeps a node of a catalogue type from running (a draft may hold it): a type this service
+    cannot run, a config that does not fit its kind (the editor leaves `null` where a field has no
+    default), or a check of its kind; None when it can run."""
+    if node.node_type not in NODE_CATALOGUE:
+        return f"Node '{node.id}' has unknown node type '{node.node_type}'"
+    if node.node_type not in NODE_TYPES_IMPLEMENTED:
+        return f"Node '{node.id}' has node type '{node.node_type}', which this service cannot run yet"
     kind = handler(node)
-    kind.check(node, kind.config(node))
+    try:
+        kind.check(node, kind.config(node))
+    except InvalidDefinition as err:
+        return err.detail
+    return None
+
+
+def validate_node(node: WorkflowNode) -> None:
+    """Check one node on its own: id, runnable type, config and the checks of its kind.
+
+    Raises:
+        InvalidDefinition: naming the node id and the fault.
+    """
+    check_node_shape(node)
+    problem = node_problem(node)
+    if problem is not None:
+        raise InvalidDefinition(problem)
 
 
 def input_node_output(node: WorkflowNode, payload: Mapping[str, Any]) -> NodeOutput:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from api.pyspur.schemas import (
     DatasetResponse,
+    DefinitionProblem,
     OutputFileResponse,
     PausedWorkflowResponse,
     PauseHistoryResponse,
@@ -17,13 +19,14 @@ from api.pyspur.schemas import (
 from db.models import Dataset, OutputFile, Pause, Run, Task, Workflow, WorkflowVersion, utcnow
 from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
+from workflows.graph import Problem
 
 
 def _sid(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def workflow(wf: Workflow) -> WorkflowResponse:
+def workflow(wf: Workflow, problems: Sequence[Problem] = ()) -> WorkflowResponse:
     return WorkflowResponse(
         id=str(wf.id),
         name=wf.name,
@@ -31,6 +34,7 @@ def workflow(wf: Workflow) -> WorkflowResponse:
         definition=WorkflowDefinition.model_validate(wf.definition),
         created_at=wf.created_at,
         updated_at=wf.updated_at,
+        problems=[DefinitionProblem(node_id=p.node_id, detail=p.detail) for p in problems],
     )
 
 

@@ -17,6 +17,13 @@ class WorkflowCreateRequest(BaseModel):
     definition: WorkflowDefinition | None = None
 
 
+class DefinitionProblem(BaseModel):
+    """A fault that keeps a stored draft from running: the node it is on (null: the graph as a whole)."""
+
+    node_id: str | None
+    detail: str
+
+
 class WorkflowResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -26,6 +33,8 @@ class WorkflowResponse(BaseModel):
     definition: WorkflowDefinition
     created_at: datetime
     updated_at: datetime
+    # Beyond PySpur (its clients ignore it): why the stored definition cannot run yet; empty when it can.
+    problems: list[DefinitionProblem] = []
 
 
 class WorkflowVersionResponse(BaseModel):
@@ -179,3 +188,18 @@ class OutputFileResponse(BaseModel):
 
 class MessageResponse(BaseModel):
     message: str
+
+
+class TemplateSchema(BaseModel):
+    name: str
+    description: str
+    features: list[str]
+    file_name: str = Field(max_length=255)
+
+
+class FileResponseSchema(BaseModel):
+    name: str
+    path: str
+    size: int
+    created: datetime
+    workflow_id: str | None = None

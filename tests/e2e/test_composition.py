@@ -147,24 +147,49 @@ async def test_nested_subworkflows_run_as_child_runs(api: httpx.AsyncClient) -> 
     assert sub_task["subworkflow_output"] == {"run_id": children[0]["id"]}
 
 
-async def test_workflows_calling_each_other_in_a_cycle_are_refused(api: httpx.AsyncClient) -> None:
+async def test_workflows_calling_each_other_in_a_cycle_are_stored_but_cannot_run(
+    api: httpx.AsyncClient,
+) -> None:
     inner = await make_workflow(api, shout())
     outer = await make_workflow(api, calls(inner))
     r = await api.put(
         f"/wf/{inner}/", json={"name": f"cyc-{uuid.uuid4().hex[:6]}", "definition": calls(outer)}
     )
-    assert r.status_code == 422
-    assert "cycle" in r.json()["detail"]
-    r = await api.put(
-        f"/wf/{inner}/", json={"name": f"self-{uuid.uuid4().hex[:6]}", "definition": calls(inner)}
-    )
-    assert r.status_code == 422
-    assert (await api.get(f"/wf/{inner}/")).json()["definition"]["nodes"][1]["node_type"] == "PythonFuncNode"
+    assert r.status_code == 200, r.text
+    assert [p["node_id"] for p in r.json()["problems"]] == ["sub"]
+    assert "cycle" in r.json()["problems"][0]["detail"]
+    before = await all_runs(api)
+    for workflow_id in (inner, outer):
+        run = await api.post(
+            f"/wf/{workflow_id}/start_run/", json={"initial_inputs": {"input_node": {"text": "hi"}}}
+        )
+        assert run.status_code == 422, run.text
+        assert "cycle" in run.json()["detail"]
+    assert await all_runs(api) == before
     r = await api.post(
         "/wf/", json={"name": f"x-{uuid.uuid4().hex[:6]}", "definition": calls(str(uuid.uuid4()))}
     )
-    assert r.status_code == 422
-    assert "not found" in r.json()["detail"]
+    assert r.status_code == 200
+    assert "not found" in r.json()["problems"][0]["detail"]
+
+
+async def test_a_parent_whose_subworkflow_is_a_draft_is_refused_naming_the_child_fault(
+    api: httpx.AsyncClient,
+) -> None:
+    inner = await make_workflow(api, shout())
+    outer = await make_workflow(api, calls(inner))
+    drafted = shout()
+    drafted["nodes"].append(node("loose", "OutputNode", output_map=None))
+    r = await api.put(f"/wf/{inner}/", json={"name": f"in-{uuid.uuid4().hex[:6]}", "definition": drafted})
+    assert [p["node_id"] for p in r.json()["problems"]] == ["loose"]
+    got = (await api.get(f"/wf/{outer}/")).json()
+    assert [p["node_id"] for p in got["problems"]] == ["sub"]
+    assert "loose" in got["problems"][0]["detail"]
+    before = await all_runs(api)
+    run = await api.post(f"/wf/{outer}/run/", json={"initial_inputs": {"input_node": {"text": "hi"}}})
+    assert run.status_code == 422
+    assert "output_map" in run.json()["detail"] and "loose" in run.json()["detail"]
+    assert await all_runs(api) == before
 
 
 # -- loops -------------------------------------------------------------------------------------------
@@ -219,7 +244,7 @@ async def test_for_loop_runs_its_body_each_iteration_with_history(
     assert all("loop_history" not in t["outputs"] for t in run["tasks"] if t["node_id"] == "loop_in")
 
 
-async def test_loop_definitions_are_checked_on_save(api: httpx.AsyncClient) -> None:
+async def test_loop_faults_are_stored_as_drafts_and_refused_at_run_time(api: httpx.AsyncClient) -> None:
     no_output = counting_loop(2)
     no_output["nodes"] = [n for n in no_output["nodes"] if n["id"] != "loop_out"]
     no_output["links"] = [lk for lk in no_output["links"] if lk["target_id"] != "loop_out"]
@@ -229,8 +254,11 @@ async def test_loop_definitions_are_checked_on_save(api: httpx.AsyncClient) -> N
     too_many["nodes"][1]["config"]["num_iterations"] = 100_000
     for defn, text in [(no_output, "OutputNode"), (crossing, "crosses"), (too_many, "num_iterations")]:
         r = await api.post("/wf/", json={"name": f"bad-{uuid.uuid4().hex[:6]}", "definition": defn})
-        assert r.status_code == 422, r.text
-        assert text in r.json()["detail"]
+        assert r.status_code == 200, r.text
+        assert text in r.json()["problems"][0]["detail"]
+        run = await api.post(f"/wf/{r.json()['id']}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+        assert run.status_code == 422, run.text
+        assert text in run.json()["detail"]
 
 
 async def test_a_workflow_another_runs_as_a_subworkflow_cannot_be_deleted(api: httpx.AsyncClient) -> None:

@@ -60,8 +60,22 @@ async def test_update_without_definition_gives_400(api: httpx.AsyncClient) -> No
     ("defn", "fragment"),
     [
         (definition([input_node(), input_node()], []), "Duplicate node id"),
-        (definition([node("s", "StaticValueNode", values={})], []), "exactly one root InputNode"),
         (definition([input_node(), node("z", "NopeNode")], []), "NopeNode"),
+        (definition([input_node(), node("p", "PythonFuncNode", code=5)], []), "code"),
+    ],
+)
+async def test_definitions_of_the_wrong_shape_are_refused_with_422_naming_the_fault(
+    api: httpx.AsyncClient, defn: dict[str, Any], fragment: str
+) -> None:
+    resp = await api.post("/wf/", json={"name": "bad", "definition": defn})
+    assert resp.status_code == 422, resp.text
+    assert fragment in str(resp.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("defn", "fragment"),
+    [
+        (definition([node("s", "StaticValueNode", values={})], []), "exactly one root InputNode"),
         (definition([input_node()], [link("input_node", "ghost")]), "ghost"),
         (
             definition(
@@ -70,15 +84,19 @@ async def test_update_without_definition_gives_400(api: httpx.AsyncClient) -> No
             ),
             "InputNode",
         ),
-        (definition([input_node(), node("p", "PythonFuncNode", code=5)], []), "code"),
     ],
 )
-async def test_invalid_definitions_are_refused_with_422_naming_the_fault(
+async def test_graph_faults_are_stored_as_a_draft_whose_runs_are_refused_naming_the_fault(
     api: httpx.AsyncClient, defn: dict[str, Any], fragment: str
 ) -> None:
-    resp = await api.post("/wf/", json={"name": "bad", "definition": defn})
-    assert resp.status_code == 422, resp.text
-    assert fragment in str(resp.json()["detail"])
+    resp = await api.post("/wf/", json={"name": f"draft-{uuid.uuid4().hex[:6]}", "definition": defn})
+    assert resp.status_code == 200, resp.text
+    assert any(fragment in p["detail"] for p in resp.json()["problems"])
+    ends = [(lk["source_id"], lk["target_id"]) for lk in resp.json()["definition"]["links"]]
+    assert ends == [(lk["source_id"], lk["target_id"]) for lk in defn["links"]]
+    run = await api.post(f"/wf/{resp.json()['id']}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    assert run.status_code == 422, run.text
+    assert fragment in run.json()["detail"]
 
 
 async def test_get_list_reset_duplicate_delete(api: httpx.AsyncClient) -> None:

@@ -164,6 +164,37 @@ async def record_composites(client: Client, http: httpx.AsyncClient) -> None:
     await _record(client, "batch_chunk", f"{handle.id}/rows-0")
 
 
+async def record_batch_json_text(client: Client, http: httpx.AsyncClient) -> None:
+    """A batch whose rows carry JSON text for a list field, converted since the `batch-row-json-text`
+    patch (its chunk history holds the patch marker)."""
+    code = "return {'y': sum(input_model.input_node.xs)}"
+    defn = definition(
+        [
+            input_node({"xs": "array"}),
+            python_node("py1", code, {"y": "integer"}),
+            output_node({"y": "py1.y"}),
+        ],
+        [link("input_node", "py1"), link("py1", "output_node")],
+    )
+    rows = 'xs\n"[1, 2]"\n[]\n"[3]"\n'
+    dataset = (
+        await http.post(
+            "/ds/",
+            params={"name": f"rec-{uuid.uuid4().hex[:6]}"},
+            files={"file": ("rows.csv", rows.encode())},
+        )
+    ).json()
+    batch_wf = await _create(http, "batch-json", defn)
+    batch = (
+        await http.post(
+            f"/wf/{batch_wf}/start_batch_run/", json={"dataset_id": dataset["id"], "mini_batch_size": 2}
+        )
+    ).json()
+    handle = client.get_workflow_handle(temporal_workflow_id(batch["id"]))
+    await handle.result()
+    await _record(client, "batch_chunk_json_text", f"{handle.id}/rows-0")
+
+
 async def main(api: str, temporal: str, key: str, only: set[str] | None) -> None:
     client = await Client.connect(temporal)
     async with httpx.AsyncClient(
@@ -171,6 +202,8 @@ async def main(api: str, temporal: str, key: str, only: set[str] | None) -> None
     ) as http:
         if only is None or "composites" in only:
             await record_composites(client, http)
+        if only is None or "batch_json_text" in only:
+            await record_batch_json_text(client, http)
         for name, (defn, inputs) in CASES.items():
             if only is not None and name not in only:
                 continue

@@ -24,8 +24,16 @@ def test_csv_text_becomes_the_declared_type_and_undeclared_columns_are_left_out(
 
 def test_an_empty_cell_leaves_an_optional_number_out_but_a_required_one_fails() -> None:
     assert row_payload(node({"n": "integer", "s": "string"}, required=["s"]), {"n": "", "s": ""}) == {"s": ""}
-    with pytest.raises(InvalidInput, match="Input field 'n' must be integer"):
+    with pytest.raises(InvalidInput, match="Missing required input field 'n'"):
         row_payload(node({"n": "integer"}), {"n": ""})
+
+
+def test_json_text_cells_become_lists_and_objects_unless_the_execution_predates_it() -> None:
+    inputs = node({"tags": "array", "meta": "object"})
+    row = {"tags": '["a", "b"]', "meta": '{"k": 1}'}
+    assert row_payload(inputs, row) == {"tags": ["a", "b"], "meta": {"k": 1}}
+    with pytest.raises(InvalidInput, match="'tags' must be array, got string"):
+        row_payload(inputs, row, json_text=False)
 
 
 def test_an_input_node_without_declared_fields_takes_the_whole_row() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from errors import InvalidDefinition
+from errors import InvalidDefinition, InvalidInput
 from run_status import RunStatus, TaskStatus
 from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
 from workflows import graph
@@ -179,3 +179,15 @@ def test_outputs_are_keyed_by_node_id_even_when_titles_repeat() -> None:
     state.complete("input_node", {"x": 1}, NOW)
     state.complete("py1", {"y": 2}, NOW)
     assert set(state.outputs()) == {"input_node", "py1"}
+
+
+def test_a_node_reference_is_an_id_first_then_a_unique_title() -> None:
+    raw = double_graph()
+    raw["nodes"][1]["title"] = "output_node"  # a title equal to another node's id: the id wins
+    defn = WorkflowDefinition.model_validate(raw)
+    assert graph.node_by_reference(defn, "output_node", "Node") == "output_node"
+    raw["nodes"][1]["title"] = "Double"
+    defn = WorkflowDefinition.model_validate(raw)
+    assert graph.node_by_reference(defn, "Double", "Node") == "py1"
+    with pytest.raises(InvalidInput, match="Node 'Triple' is not a node"):
+        graph.node_by_reference(defn, "Triple", "Node")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from errors import InvalidDefinition, InvalidInput
 from workflows.definition import WorkflowNode
@@ -22,6 +23,13 @@ class NodeEvaluationError(Exception):
     """A pure node cannot produce its output (a genuine fault, not a skipped branch)."""
 
 
+def _config_fault(node: WorkflowNode, errors: list[ErrorDetails]) -> InvalidDefinition:
+    problems = "; ".join(
+        ".".join(["config", *(str(part) for part in e["loc"])]) + f": {e['msg']}" for e in errors
+    )
+    return InvalidDefinition(f"Node '{node.id}' ({node.node_type}): {problems}")
+
+
 def validated_config(node: WorkflowNode, model: type[ModelT]) -> ModelT:
     """The node's config as `model`.
 
@@ -31,10 +39,31 @@ def validated_config(node: WorkflowNode, model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(node.config)
     except ValidationError as err:
-        problems = "; ".join(
-            ".".join(["config", *(str(part) for part in e["loc"])]) + f": {e['msg']}" for e in err.errors()
-        )
-        raise InvalidDefinition(f"Node '{node.id}' ({node.node_type}): {problems}") from None
+        raise _config_fault(node, err.errors()) from None
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def check_config_types(node: WorkflowNode, model: type[BaseModel]) -> None:
+    """Refuse config values of the wrong JSON type (a number where text belongs): a shape fault.
+    Null or blank values, missing fields and values out of range are what the editor leaves while a
+    user draws; they are problems of a draft (`validated_config` names them at run time).
+
+    Raises:
+        InvalidDefinition: naming the node and every value of the wrong type.
+    """
+    try:
+        model.model_validate(node.config)
+    except ValidationError as err:
+        wrong = [
+            e
+            for e in err.errors()
+            if e["type"].endswith(("_type", "_parsing")) and not _blank(e.get("input"))
+        ]
+        if wrong:
+            raise _config_fault(node, wrong) from None
 
 
 # -- run inputs --------------------------------------------------------------------------------------
@@ -142,6 +171,59 @@ def _has_type(value: Any, json_type: str) -> bool:
     if json_type in ("string", "boolean", "array", "object", "null"):
         return actual == json_type
     return True  # a type this service does not know is not checked
+
+
+_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _from_text(text: str, json_type: str, json_text: bool) -> tuple[bool, Any]:
+    """(converted, value): `text` as a value of `json_type`, if it reads as one."""
+    stripped = text.strip()
+    if json_type == "boolean":
+        found = _BOOLEAN_TEXT.get(stripped.lower())
+        return (found is not None, found)
+    if json_type == "null":
+        return (stripped.lower() == "null", None)
+    if json_type in ("array", "object") and not json_text:
+        return (False, None)
+    try:
+        value = json.loads(stripped, parse_constant=_reject_constant)
+    except ValueError:
+        return (False, None)
+    if json_type == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return (_has_type(value, json_type), value)
+
+
+def convert_run_inputs(input_node: WorkflowNode, payload: Any, *, json_text: bool = True) -> Any:
+    """A run's input as PySpur's editor (and a CSV dataset) sends it, made typed: a text value of a
+    field declared with other types than string converts to the first that it reads as (`"21"` ->
+    21, `"true"` -> true, JSON text for objects and lists when `json_text`); a blank one counts as
+    absent. Values that do not convert stay as they are, for `validate_run_inputs` to name.
+
+    Raises:
+        InvalidDefinition: the InputNode's own config is unusable.
+    """
+    if not isinstance(payload, dict):
+        return payload
+    converted = dict(payload)
+    for declared in declared_input_fields(input_node):
+        value = converted.get(declared.name)
+        if not isinstance(value, str) or not declared.types or "string" in declared.types:
+            continue
+        if not value.strip():
+            del converted[declared.name]
+            continue
+        for json_type in declared.types:
+            ok, typed = _from_text(value, json_type, json_text)
+            if ok:
+                converted[declared.name] = typed
+                break
+    return converted
 
 
 def validate_run_inputs(input_node: WorkflowNode, payload: Any) -> dict[str, Any]:

@@ -25,7 +25,8 @@ class RouterHandler(NodeHandler[RouterNodeConfig]):
     routes = True
 
     def route_names(self, node: WorkflowNode) -> set[str]:
-        return set(node.config.get("route_map") or {})
+        route_map = node.config.get("route_map")
+        return set(route_map) if isinstance(route_map, dict) else set()
 
     def evaluate(self, node: WorkflowNode, config: RouterNodeConfig, inputs: dict[str, Any]) -> NodeOutput:
         # Every matching route fires (PySpur's multi-fire); each gets the router's whole input.

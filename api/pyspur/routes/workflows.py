@@ -29,9 +29,8 @@ async def create_workflow(
     body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
 ) -> WorkflowResponse:
     definition = stored_workflows.prepare_definition(body.definition)
-    return presenters.workflow(
-        await stored_workflows.create_workflow(session, who, body.name, body.description, definition)
-    )
+    wf = await stored_workflows.create_workflow(session, who, body.name, body.description, definition)
+    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
 
 
 @router.get("/", response_model=list[WorkflowResponse])
@@ -39,14 +38,15 @@ async def list_workflows(
     session: SessionDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 10
 ) -> list[WorkflowResponse]:
     return [
-        presenters.workflow(wf)
+        presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
         for wf in await workflow_repo.workflows(session, who.tenant_id, page, page_size)
     ]
 
 
 @router.get("/{workflow_id}/", response_model=WorkflowResponse)
 async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
-    return presenters.workflow(await stored_workflows.get_workflow(session, who, workflow_id))
+    wf = await stored_workflows.get_workflow(session, who, workflow_id)
+    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
 
 
 @router.put("/{workflow_id}/", response_model=WorkflowResponse)
@@ -58,9 +58,8 @@ async def update_workflow(
         raise BadRequest("Workflow definition is required to update a workflow")
     definition = stored_workflows.prepare_definition(body.definition)
     name = body.name.strip() or wf.name
-    return presenters.workflow(
-        await stored_workflows.update_workflow(session, wf, name, body.description, definition)
-    )
+    wf = await stored_workflows.update_workflow(session, wf, name, body.description, definition)
+    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
 
 
 @router.put("/{workflow_id}/reset/", response_model=WorkflowResponse)
@@ -87,7 +86,7 @@ async def duplicate_workflow(workflow_id: str, session: SessionDep, who: Princip
     copy = await stored_workflows.create_workflow(
         session, who, f"{wf.name} (Copy)", wf.description or "", dict(wf.definition)
     )
-    return presenters.workflow(copy)
+    return presenters.workflow(copy, await stored_workflows.definition_problems(session, copy))
 
 
 @router.get("/{workflow_id}/output_variables/", response_model=list[OutputVariable])
