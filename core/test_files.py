@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.stored_workflows import get_workflow, test_files_dir
-from core.workflows import parse_id
+from core.workflow_versions import parse_id
 from db import workflow_repo
 from db.accounts import Principal
 from errors import NotFound
