@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -43,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.driver import GraphRunner
-    from workflows.node_kinds.base import db_write
+    from workflows.node_kinds.base import DB_RETRY, db_write
     from workflows.node_kinds.python_func import PythonBatcher
 
 _PAGE_ROWS = 100  # rows per load, at most (the loader also stops at a byte budget)
@@ -125,7 +124,7 @@ class BatchChunkWorkflow:
                             dataset_id=batch.dataset_id, start=loaded, limit=min(_PAGE_ROWS, stop_at - loaded)
                         ),
                         start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                        retry_policy=DB_RETRY,
                         summary="load rows",
                     )
                     if (
