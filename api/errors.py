@@ -105,6 +105,10 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 async def _rpc(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RPCError)
     status = _RPC_STATUS.get(exc.status, 502)
+    if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.RESOURCE_EXHAUSTED) and (
+        "size" in exc.message.lower() or "larger than" in exc.message.lower()
+    ):
+        status = 413  # Temporal's payload size limits: the caller's payload, not Temporal, is at fault
     log.warning("temporal rpc error %s: %s", exc.status, exc.message)
     return _body(request, status, f"Temporal: {exc.message}")
 

@@ -22,14 +22,42 @@ UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
+# A graph's size is bounded so that validating and scheduling it stays cheap and its run fits in a
+# Temporal payload: far beyond any hand-built graph, far below what stalls the API.
+MAX_NODES = 1000
+MAX_LINKS = 5000
+MAX_NODE_CONFIG_BYTES = 256 * 1024
+
+
+def check_size(defn: WorkflowDefinition) -> None:
+    """Refuse a graph over the size limits (cheap: counts first, then each node's config).
+
+    Raises:
+        InvalidDefinition: naming the limit exceeded.
+    """
+    if len(defn.nodes) > MAX_NODES:
+        raise InvalidDefinition(f"The graph has {len(defn.nodes)} nodes; at most {MAX_NODES} are allowed")
+    if len(defn.links) > MAX_LINKS:
+        raise InvalidDefinition(f"The graph has {len(defn.links)} links; at most {MAX_LINKS} are allowed")
+    for node in defn.nodes:
+        size = len(json.dumps(node.config, default=str))
+        if size > MAX_NODE_CONFIG_BYTES:
+            raise InvalidDefinition(
+                f"Node '{node.id}': its config is {size} bytes as JSON; at most {MAX_NODE_CONFIG_BYTES} are allowed"
+            )
+
+
 def validate_definition(defn: WorkflowDefinition, _depth: int = 0) -> None:
     """Refuse a definition that cannot run, naming the first fault found.
 
     Raises:
         InvalidDefinition: duplicate ids, not exactly one root InputNode, unknown type or bad
             config, a link to a missing node, a cycle, a router link without a route name, or a
-            malformed loop body (checked level by level; `_depth` is the loop nesting).
+            malformed loop body (checked level by level; `_depth` is the loop nesting), or a
+            graph over the size limits (`check_size`).
     """
+    if _depth == 0:
+        check_size(defn)
     seen: set[str] = set()
     for node in defn.nodes:
         if node.id in seen:
