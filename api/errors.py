@@ -196,7 +196,27 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
+def _document_error_shapes(app: FastAPI) -> None:
+    """The OpenAPI document's 422 body: FastAPI documents only its validation list, but a rule the
+    request breaks (an invalid graph, inputs that do not fit) answers 422 with a `detail` string."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        props = (
+            schema.get("components", {}).get("schemas", {}).get("HTTPValidationError", {}).get("properties")
+        )
+        if props is not None and "detail" in props:
+            props["detail"] = {"anyOf": [props["detail"], {"type": "string"}], "title": "Detail"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_error_shapes(app)
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(DataError, _bad_value)
