@@ -92,3 +92,30 @@ def problem(value: Any, loc: Loc = ()) -> str | None:
     except Unstorable as err:
         return str(err)
     return None
+
+
+TOO_DEEP = "(nested too deep to show)"
+
+
+def shown(value: Any, max_depth: int = MAX_DEPTH) -> Any:
+    """A stored JSON value made safe to answer with: the value itself when it passes `check` (the usual
+    case, no copy), else a copy with the parts nested deeper than `max_depth` replaced by `TOO_DEEP`
+    and unstorable strings escaped. For rows stored before the edge checked what came in."""
+    if problem(value) is None:
+        return value
+    return _shown(value, max_depth)
+
+
+def _shown(value: Any, depth: int) -> Any:
+    # Recursion is bounded by `depth` (MAX_DEPTH), far below Python's limit.
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict | list):
+        if depth <= 0:
+            return TOO_DEEP
+        if isinstance(value, dict):
+            return {printable(str(k)): _shown(v, depth - 1) for k, v in value.items()}
+        return [_shown(v, depth - 1) for v in value]
+    return value

@@ -363,3 +363,26 @@ async def make_tenant_document(api: httpx.AsyncClient, owner: Tenant) -> str:
     assert up.status_code == 201, up.text
     doc = (await api.get(f"/v1/documents/{up.json()['document_id']}", headers=headers)).json()
     return str(doc["path_part_id"])
+
+
+async def test_lists_answer_even_with_a_stored_row_nested_too_deep(api: httpx.AsyncClient, db: Any) -> None:
+    """A row stored before the edge checks existed (inputs nested 600 deep) must not break lists."""
+    from sqlalchemy import update
+
+    from db.models import Run
+
+    wf = await new_workflow(api)
+    run = (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
+    [stored] = (await api.get(f"/wf/{wf}/runs/")).json()
+    async with db() as session, session.begin():
+        await session.execute(
+            update(Run)
+            .where(Run.id == uuid.UUID(stored["id"]))
+            .values(initial_inputs={"input_node": nested(600)})
+        )
+    assert run is not None
+    for path in ("/run/", f"/wf/{wf}/runs/", f"/run/{stored['id']}/", f"/run/{stored['id']}/status/"):
+        resp = await api.get(path)
+        assert resp.status_code == 200, (path, resp.text[:300])
+    v1 = await api.get("/v1/workflow-runs", params={"page_size": 100})
+    assert v1.status_code == 200, v1.text[:300]
