@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     run_blocking_timeout_seconds: float = Field(300.0, gt=0)
     upload_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     request_body_max_bytes: int = Field(
-        4 * 1024 * 1024, gt=0, description="Largest request body of a JSON route (413 before parsing)"
+        2 * 1024 * 1024, gt=0, description="Largest request body of a JSON route (413 before parsing)"
     )
     request_upload_max_bytes: int = Field(
         64 * 1024 * 1024,
