@@ -153,6 +153,12 @@ def _trimmed(error: Any) -> dict[str, Any]:
     return item
 
 
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    # A backstop: the request edge refuses deep bodies before any parser recurses into them.
+    log.info("value nested too deeply on %s: %s", request.url.path, exc)
+    return _body(request, 422, "A value in the request is nested too deeply")
+
+
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if not request.url.path.startswith("/v1/"):
@@ -222,6 +228,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)
     for exc in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc, _database)

@@ -8,11 +8,13 @@ their routes (`check_form`), since only they parse the form.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
-import anyio
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
@@ -22,9 +24,7 @@ from api.errors import error_response
 from core import storable
 from settings import Settings
 
-# Parsing and walking a body this large takes long enough to be worth a thread: the event loop keeps
-# answering other requests (`/health` among them) meanwhile.
-_OFF_LOOP_BYTES = 256 * 1024
+_OFF_PROCESS_BYTES = 256 * 1024
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -32,26 +32,14 @@ class _TooLarge(Exception):
     pass
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
-
-
 def json_problem(body: bytes) -> dict[str, Any] | None:
-    """FastAPI's validation error item for a JSON body that cannot be stored, or None if it is fine."""
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        return _item(("body",), f"nests deeper than {storable.MAX_DEPTH} levels", "value_error")
-    except ValueError as err:  # JSONDecodeError, a bad constant, text that is not UTF-8
-        return _item(("body",), f"JSON decode error: {str(err)[:200]}", "json_invalid")
-    try:
-        storable.check(value, ("body",))
-    except storable.Unstorable as err:
-        return _item(err.loc, err.reason, "value_error")
-    return None
+    """FastAPI's validation error item for a JSON body that cannot be stored, or None if it is fine
+    (or is not JSON at all: FastAPI's own parser then answers 422)."""
+    found = storable.json_text_problem(body)
+    return None if found is None else _item(*found)
 
 
-def _item(loc: storable.Loc, msg: str, kind: str) -> dict[str, Any]:
+def _item(loc: storable.Loc, msg: str, kind: str = "value_error") -> dict[str, Any]:
     return {"type": kind, "loc": list(loc), "msg": f"{storable.where(loc)} {msg}"[:1000]}
 
 
@@ -103,14 +91,28 @@ class RequestGuard:
             await _too_large(request, limit)(scope, receive, send)
             return
         if body and _is_json(scope):
-            if len(body) > _OFF_LOOP_BYTES:
-                found = await anyio.to_thread.run_sync(json_problem, body)
-            else:
-                found = json_problem(body)
+            found = await _checked(body)
             if found is not None:
                 await JSONResponse({"detail": [found]}, status_code=422)(scope, receive, send)
                 return
         await self.app(scope, _replay(body, receive), send)
+
+
+async def _checked(body: bytes) -> dict[str, Any] | None:
+    if len(body) <= _OFF_PROCESS_BYTES:
+        return json_problem(body)
+    # Checking a large body takes long enough (scanning and maybe parsing it all, holding the GIL) to
+    # stall every other request of this process, /health included: another process does it.
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(_checker(), storable.json_text_problem, body)
+    return None if found is None else _item(*found)
+
+
+@functools.cache
+def _checker() -> ProcessPoolExecutor:
+    # Spawned, not forked: this process runs threads (the Temporal worker's among them). Its workers
+    # import only core.storable.
+    return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _url_problem(scope: Scope) -> dict[str, Any] | None:

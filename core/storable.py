@@ -9,7 +9,10 @@ retry, so it is refused where it enters, naming where it sits.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,3 +122,51 @@ def _shown(value: Any, depth: int) -> Any:
             return {printable(str(k)): _shown(v, depth - 1) for k, v in value.items()}
         return [_shown(v, depth - 1) for v in value]
     return value
+
+
+# A JSON body is checked on its text, without building the value, in the common case (walking a
+# 2 MB body's values in Python takes longer than everything else its request does). In JSON text,
+# U+0000 and surrogates can only appear as \\u escapes, NaN and Infinity only as bare words outside
+# strings, and the nesting depth is what is left once the strings are taken out. A body that looks
+# suspect is parsed and walked to name the exact field.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # "unrolled": one step per run, not per character
+_CONSTANT = re.compile(rb"NaN|Infinity")
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def json_text_problem(body: bytes) -> tuple[Loc, str, str] | None:
+    """(where, what, kind) for a JSON text holding something `check` refuses, or None when it holds
+    nothing of the kind (or is not JSON: the caller's own parser then refuses it)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return ("body",), f"is not UTF-8 (byte {err.start})", "json_invalid"
+    if _SUSPECT_ESCAPE.search(body):
+        return _parsed_problem(body)  # maybe only a surrogate pair or an escaped backslash: look closer
+    bare = _STRING.sub(b'""', body)
+    if _CONSTANT.search(bare):
+        return _parsed_problem(body)
+    # Opening brackets count +1 and closing ones -1 (0xFF read as a signed byte): the deepest point is
+    # the largest running sum, found in C.
+    steps = memoryview(_NOT_BRACKET.sub(b"", bare).translate(_STEPS)).cast("b")
+    return _parsed_problem(body) if max(itertools.accumulate(steps), default=0) > MAX_DEPTH else None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def _parsed_problem(body: bytes) -> tuple[Loc, str, str] | None:
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        return ("body",), f"nests deeper than {MAX_DEPTH} levels", "value_error"
+    except ValueError as err:  # JSONDecodeError, a bad constant
+        return ("body",), f"JSON decode error: {str(err)[:200]}", "json_invalid"
+    try:
+        check(value, ("body",))
+    except Unstorable as err:
+        return err.loc, err.reason, "value_error"
+    return None
