@@ -70,6 +70,12 @@ async def test_unstorable_strings_in_any_json_field_are_refused_with_422_naming_
         ("/v1/folders", {"name": bad, "parent_path_part_id": root}, "name"),
         ("/v1/workflow-definitions", {"name": bad, "parent_path_part_id": root}, "name"),
         ("/v1/api-keys", {"name": bad}, "name"),
+        (
+            f"/wf/process_pause_action/{uuid.uuid4()}/",
+            {"action": "OVERRIDE", "user_id": "u", "inputs": {"v": bad}},
+            "inputs",
+        ),
+        (f"/v1/workflow-runs/{uuid.uuid4()}/start", {"user_message": bad}, "user_message"),
     ]
     before = len((await api.get("/run/", params={"page_size": 100})).json())
     for path, body, field in cases:
