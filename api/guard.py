@@ -12,6 +12,7 @@ import asyncio
 import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from urllib.parse import unquote
 
@@ -104,14 +105,20 @@ async def _checked(body: bytes) -> dict[str, Any] | None:
     # Checking a large body takes long enough (scanning and maybe parsing it all, holding the GIL) to
     # stall every other request of this process, /health included: another process does it.
     loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(_checker(), storable.json_text_problem, body)
+    try:
+        found = await loop.run_in_executor(_checker(), storable.json_text_problem, body)
+    except BrokenProcessPool:
+        # A checker process died (killed, out of memory): a new pool serves the next request, and
+        # this one is checked here rather than refused for the service's own fault.
+        _checker.cache_clear()
+        found = storable.json_text_problem(body)
     return None if found is None else _item(*found)
 
 
 @functools.cache
 def _checker() -> ProcessPoolExecutor:
-    # Spawned, not forked: this process runs threads (the Temporal worker's among them). Its workers
-    # import only core.storable.
+    # Spawned, not forked: this process runs threads (the Temporal worker's among them). A checker
+    # imports little beyond core.storable; the pool is made on the first large body.
     return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -151,7 +151,9 @@ class RunWorkflow(RunWorkflowContract):
             final.outputs, final.tasks = {}, _bare(final.tasks)
             result = await db_write(RunActivitiesContract.finalize_run, final, "finalize run (bare)")
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
-        return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
+        # Refused outputs stay out of the result too (the result is a payload Temporal must encode).
+        outputs = state.outputs() if final.outputs else {}
+        return _small(result.model_copy(update={"outputs": outputs}), runner)
 
 
 # A workflow's result is one payload in its history (2 MB at most); runs with larger outputs return
