@@ -39,6 +39,19 @@ class Settings(BaseSettings):
     port: int = 8000
     run_blocking_timeout_seconds: float = Field(300.0, gt=0)
     upload_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    request_body_max_bytes: int = Field(
+        2 * 1024 * 1024, gt=0, description="Largest request body of a JSON route (413 before parsing)"
+    )
+    request_upload_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Largest multipart request body (several uploads and their fields)",
+    )
+    temporal_payload_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        gt=0,
+        description="Temporal's blob size limit: a run whose start payload is larger is refused (413)",
+    )
     allow_anonymous_local: bool = Field(
         False, description="Serve without credentials; only honoured when HOST is a loopback address"
     )

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import storable
 from db import ingest_repo, repo
 from db import v1_repo as v1
 from db.models import Run
@@ -52,6 +53,9 @@ class IngestActivities(IngestActivitiesContract):
                     text = (doc.content or b"").decode("utf-8")
                 except UnicodeDecodeError as err:
                     error = f"Not valid UTF-8 text (byte {err.start})"
+                if text is not None and (problem := storable.string_problem(text)) is not None:
+                    # It could not be stored (nor handed to a run): the upload fails, its draft settles.
+                    text, error = None, f"The text {problem}"
             return ingest_repo.record_extraction(doc, text, error)
 
     async def settle_run_inputs(self, run_id: str) -> SettleResult:

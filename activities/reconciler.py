@@ -13,7 +13,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from db import run_queries
@@ -24,6 +33,10 @@ from workflows.contracts import RunResult
 from workflows.search_attributes import temporal_workflow_id
 
 log = logging.getLogger(__name__)
+
+# Workflow-task attempts after which a failing execution counts as stuck: Temporal retries a failed
+# workflow task with growing backoff, and a failure that outlasts eight attempts is not a passing one.
+WORKFLOW_TASK_FAILURES = 8
 
 
 @dataclass
@@ -40,9 +53,11 @@ async def reconcile_once(
     grace: timedelta = timedelta(seconds=30),
     limit: int = 200,
     cursor: Cursor | None = None,
+    task_failures: int = WORKFLOW_TASK_FAILURES,
 ) -> int:
     """Check up to `limit` open runs older than `grace` against Temporal, continuing after
-    `cursor` (and wrapping around); returns how many were repaired."""
+    `cursor` (and wrapping around); returns how many were repaired. An execution whose workflow task
+    has failed `task_failures` times in a row is ended and its run failed (see `_stuck`)."""
     cursor = cursor or Cursor()
     async with sessions() as session:
         rows = await run_queries.open_runs_page(
@@ -52,14 +67,16 @@ async def reconcile_once(
     repaired = 0
     for run_id, _ in rows:
         try:
-            repaired += await _repair(sessions, client, run_id)
+            repaired += await _repair(sessions, client, run_id, task_failures)
         except Exception:  # one unreachable run must not stop the pass
             log.exception("could not reconcile run %s", run_id)
     return repaired
 
 
-async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
-    verdict = await _verdict(client, run_id)
+async def _repair(
+    sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID, task_failures: int
+) -> int:
+    verdict = await _verdict(client, run_id, task_failures)
     if verdict is None:
         return 0
     status, error, outputs = verdict
@@ -83,7 +100,9 @@ async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, ru
     return 1
 
 
-async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, dict[str, Any] | None] | None:
+async def _verdict(
+    client: Client, run_id: uuid.UUID, task_failures: int
+) -> tuple[RunStatus, str, dict[str, Any] | None] | None:
     handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)), result_type=RunResult)
     try:
         desc = await handle.describe()
@@ -92,7 +111,10 @@ async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, d
             return RunStatus.FAILED, "Run was never started in Temporal", None
         raise
     if desc.status is None or desc.status == WorkflowExecutionStatus.RUNNING:
-        return None
+        stuck = await _stuck(client, handle, desc, task_failures)
+        if stuck is None:
+            return None
+        return RunStatus.FAILED, stuck, None
     if desc.status == WorkflowExecutionStatus.COMPLETED:
         try:
             result = await handle.result()
@@ -104,6 +126,54 @@ async def _verdict(client: Client, run_id: uuid.UUID) -> tuple[RunStatus, str, d
         desc.status.name, (RunStatus.FAILED, f"Temporal status {desc.status.name}")
     )
     return status, error, None
+
+
+async def _stuck(
+    client: Client, handle: WorkflowHandle[Any, Any], desc: WorkflowExecutionDescription, task_failures: int
+) -> str | None:
+    """Why an open execution is stuck, having ended it; None when it is not.
+
+    A workflow task that fails (a payload the workflow code cannot handle, a bug) is retried by
+    Temporal for ever while the run looks RUNNING. After `task_failures` attempts whose last recorded
+    outcome is a failure (not a timeout, which a worker's restart causes), the execution is terminated
+    and the run fails with the failure's message, so the database and Temporal agree and the run is
+    not left looping silently.
+    """
+    pending = desc.raw_description.pending_workflow_task
+    if not desc.raw_description.HasField("pending_workflow_task") or pending.attempt < task_failures:
+        return None
+    failure = await _last_task_failure(client, handle.id)
+    if failure is None:
+        return None
+    reason = f"The workflow task failed {pending.attempt} times: {failure}"[:2000]
+    log.warning("run execution %s is stuck; terminating it: %s", handle.id, reason)
+    try:
+        await handle.terminate(reason=reason[:500])
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    return reason
+
+
+async def _last_task_failure(client: Client, workflow_id: str) -> str | None:
+    """The message of the last workflow-task failure, if the last workflow-task outcome is one."""
+    resp = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            maximum_page_size=50,
+        )
+    )
+    for event in resp.history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failure = event.workflow_task_failed_event_attributes.failure
+            return failure.message or "unknown failure"
+        if event.event_type in (
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        ):
+            return None
+    return None
 
 
 async def cancel_stopped(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +14,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
-from db import batch_repo, repo
+from core import storable
+from db import batch_repo, failures, repo
 from workflows.contracts import (
     CreateChildRunInput,
     FinalizeBatchInput,
@@ -29,8 +32,47 @@ from workflows.contracts import (
     RunActivitiesContract,
     RunResult,
 )
+from workflows.node_kinds.base import DATA_ERROR
 
 GROUP_RESULT_BYTES = 1024 * 1024
+UNSTORABLE = "unstorable_output"
+
+
+def _storable(outputs: dict[str, Any]) -> dict[str, Any]:
+    """User code's outputs, if they can be stored and handed on; a value that cannot would fail every
+    write (and every retry) of the run, so the node fails here instead, saying where.
+
+    Raises:
+        ApplicationError: non-retryable, type `unstorable_output`.
+    """
+    if (problem := storable.problem(outputs, ("output",))) is not None:
+        raise ApplicationError(f"The node's {problem}", type=UNSTORABLE, non_retryable=True)
+    return outputs
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A write the database refuses for its values fails for good (`data_error`): retrying it cannot
+    succeed, and a retried workflow-task write would loop for ever. A lost connection still retries."""
+    try:
+        yield
+    except ApplicationError:
+        raise
+    except Exception as err:
+        if not failures.permanent(err):
+            raise
+        message = storable.printable(str(getattr(err, "orig", None) or err))[:500]
+        raise ApplicationError(
+            f"The database refused the write: {message}", type=DATA_ERROR, non_retryable=True
+        ) from err
+
+
+def _item(outcome: dict[str, Any] | SandboxError) -> PythonItem:
+    if isinstance(outcome, SandboxError):
+        return PythonItem(error=storable.printable(outcome.message), kind=outcome.kind)
+    if (problem := storable.problem(outcome, ("output",))) is not None:
+        return PythonItem(error=f"The node's {problem}", kind=UNSTORABLE)
+    return PythonItem(outputs=outcome)
 
 
 class RunActivities(RunActivitiesContract):
@@ -59,15 +101,19 @@ class RunActivities(RunActivitiesContract):
         try:
             if arg.record:
                 # The progress write overlaps the user code instead of delaying it.
-                async with self._sessions() as session, session.begin():
-                    await repo.record_progress(session, run_id, arg.tasks, arg.attempt)
+                with _refusals():
+                    async with self._sessions() as session, session.begin():
+                        await repo.record_progress(session, run_id, arg.tasks, arg.attempt)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:
-                    return job.result()
+                    return _storable(job.result())
                 activity.heartbeat()
         except SandboxError as err:
-            raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
+            # The message may quote user code's own exception: it is stored with the task.
+            raise ApplicationError(
+                storable.printable(err.message), type=err.kind, non_retryable=True
+            ) from err
         finally:
             if not job.done():
                 job.cancel()
@@ -86,13 +132,11 @@ class RunActivities(RunActivitiesContract):
                 arg.code, arg.items, output_schema=arg.output_schema, limits=limits
             )
         except SandboxError as err:
-            raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
-        result = PythonBatchResult(
-            items=[
-                PythonItem(outputs=o) if isinstance(o, dict) else PythonItem(error=o.message, kind=o.kind)
-                for o in outcomes
-            ]
-        )
+            # The message may quote user code's own exception: it is stored with the task.
+            raise ApplicationError(
+                storable.printable(err.message), type=err.kind, non_retryable=True
+            ) from err
+        result = PythonBatchResult(items=[_item(o) for o in outcomes])
         # The result is recorded in the workflow's history, where a payload may not exceed 2 MB:
         # a group with large outputs is refused, and its rows run (and are recorded) one by one.
         if len(result.model_dump_json()) > GROUP_RESULT_BYTES:
@@ -101,8 +145,9 @@ class RunActivities(RunActivitiesContract):
 
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
         """Write the run's terminal state once; a repeated call answers with what is stored."""
-        async with self._sessions() as session, session.begin():
-            recorded, status = await repo.finalize(session, arg)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                recorded, status = await repo.finalize(session, arg)
         # The outputs are not echoed: the workflow has them, and this result is recorded in history.
         return RunResult(
             run_id=arg.run_id,
@@ -114,44 +159,51 @@ class RunActivities(RunActivitiesContract):
 
     async def create_child_run(self, arg: CreateChildRunInput) -> None:
         """Write a SubworkflowNode's child run row before its execution starts (once)."""
-        try:
-            async with self._sessions() as session, session.begin():
-                if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
-                    await repo.create_child_run(session, arg)
-        except IntegrityError as err:
-            # The workflow (or its pinned version) was deleted after this run started: the node fails.
-            raise ApplicationError(
-                f"Workflow '{arg.workflow_id}' no longer exists", type="gone", non_retryable=True
-            ) from err
+        with _refusals():
+            try:
+                async with self._sessions() as session, session.begin():
+                    if await repo.run_exists(session, uuid.UUID(arg.parent_run_id)):
+                        await repo.create_child_run(session, arg)
+            except IntegrityError as err:
+                # The workflow (or its pinned version) was deleted after this run started: the node fails.
+                raise ApplicationError(
+                    f"Workflow '{arg.workflow_id}' no longer exists", type="gone", non_retryable=True
+                ) from err
 
     async def load_dataset_rows(self, arg: LoadRowsInput) -> list[dict[str, Any]]:
         """A page of a dataset's rows, in order, for a batch chunk."""
-        async with self._sessions() as session:
-            return await batch_repo.load_rows(session, uuid.UUID(arg.dataset_id), arg.start, arg.limit)
+        with _refusals():
+            async with self._sessions() as session:
+                return await batch_repo.load_rows(session, uuid.UUID(arg.dataset_id), arg.start, arg.limit)
 
     async def record_batch_rows(self, arg: RecordRowsInput) -> int:
         """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
-        async with self._sessions() as session, session.begin():
-            return await batch_repo.record_rows(session, arg)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                return await batch_repo.record_rows(session, arg)
 
     async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
         """The batch parent's terminal write (first terminal write wins)."""
-        async with self._sessions() as session, session.begin():
-            return await batch_repo.finalize_batch(session, arg)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                return await batch_repo.finalize_batch(session, arg)
 
     async def record_progress(self, arg: ProgressInput) -> None:
         """Write task rows that settled while other nodes are still running or paused."""
-        async with self._sessions() as session, session.begin():
-            await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
 
     async def record_pause(self, arg: RecordPauseInput) -> None:
         """Write a pause when it opens, so paused lists need no Temporal query."""
-        async with self._sessions() as session, session.begin():
-            if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
-                await repo.record_pause(session, arg)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
+                    await repo.record_pause(session, arg)
 
     async def record_decision(self, arg: RecordDecisionInput) -> None:
         """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
-        async with self._sessions() as session, session.begin():
-            if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
-                await repo.record_decision(session, arg)
+        with _refusals():
+            async with self._sessions() as session, session.begin():
+                if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
+                    await repo.record_decision(session, arg)

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
+from api.guard import RequestGuard
 from api.pyspur.routes import datasets, files, meta, pauses, runs, templates, workflows
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="Durable Runs API", version="0.1.0", lifespan=lifespan)
+    # Innermost of the middlewares (added first), so its refusals carry the request id too.
+    app.add_middleware(RequestGuard, settings=settings)
     errors.install(app)
     app.include_router(meta.health_router)
     for prefix in ("", "/api"):

@@ -9,10 +9,14 @@ Every response carries an `x-request-id` header (see `RequestId`).
 from __future__ import annotations
 
 import logging
+import reprlib
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -67,7 +71,20 @@ def request_id(request: Request) -> str:
     return rid
 
 
+# Error bodies quote the input they refuse; a few KB of it is enough to find the fault.
+MAX_DETAIL_CHARS = 2000
+_MAX_ERRORS = 20
+_MAX_INPUT_CHARS = 200
+
+
+def error_response(request: Request, status: int, detail: str) -> JSONResponse:
+    """The error body of either surface (see the module docstring)."""
+    return _body(request, status, detail)
+
+
 def _body(request: Request, status: int, detail: str) -> JSONResponse:
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[:MAX_DETAIL_CHARS] + "... (truncated)"
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if request.url.path.startswith("/v1/"):
         content = {
@@ -88,6 +105,10 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 async def _rpc(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RPCError)
     status = _RPC_STATUS.get(exc.status, 502)
+    if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.RESOURCE_EXHAUSTED) and (
+        "size" in exc.message.lower() or "larger than" in exc.message.lower()
+    ):
+        status = 413  # Temporal's payload size limits: the caller's payload, not Temporal, is at fault
     log.warning("temporal rpc error %s: %s", exc.status, exc.message)
     return _body(request, status, f"Temporal: {exc.message}")
 
@@ -103,6 +124,39 @@ async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     return _body(
         request, 422, "A value in the request cannot be stored (for example NaN or an out-of-range number)"
     )
+
+
+async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape, but never echoing more than a little of the input (a 50 MB body that fails
+    validation must not come back as a 50 MB answer)."""
+    assert isinstance(exc, RequestValidationError)
+    errors_ = exc.errors()
+    items = [_trimmed(e) for e in errors_[:_MAX_ERRORS]]
+    if len(errors_) > _MAX_ERRORS:
+        items.append(
+            {"type": "too_many_errors", "loc": ["body"], "msg": f"{len(errors_) - _MAX_ERRORS} more"}
+        )
+    return JSONResponse({"detail": jsonable_encoder(items)}, status_code=422)
+
+
+def _trimmed(error: Any) -> dict[str, Any]:
+    item = {k: v for k, v in dict(error).items() if k not in ("input", "ctx", "url")}
+    item["msg"] = str(item.get("msg", ""))[: _MAX_INPUT_CHARS * 5]
+    item["loc"] = list(item.get("loc", ()))[:32]
+    if "input" in error:
+        given = error["input"]
+        # reprlib bounds the work as well as the text: it never renders a large container whole.
+        shown = given if isinstance(given, str | int | float | bool | None) else reprlib.repr(given)
+        if isinstance(shown, str) and len(shown) > _MAX_INPUT_CHARS:
+            shown = shown[:_MAX_INPUT_CHARS] + "... (truncated)"
+        item["input"] = shown
+    return item
+
+
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    # A backstop: the request edge refuses deep bodies before any parser recurses into them.
+    log.info("value nested too deeply on %s: %s", request.url.path, exc)
+    return _body(request, 422, "A value in the request is nested too deeply")
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -148,11 +202,33 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
+def _document_error_shapes(app: FastAPI) -> None:
+    """The OpenAPI document's 422 body: FastAPI documents only its validation list, but a rule the
+    request breaks (an invalid graph, inputs that do not fit) answers 422 with a `detail` string."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        props = (
+            schema.get("components", {}).get("schemas", {}).get("HTTPValidationError", {}).get("properties")
+        )
+        if props is not None and "detail" in props:
+            props["detail"] = {"anyOf": [props["detail"], {"type": "string"}], "title": "Detail"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_error_shapes(app)
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)
     for exc in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc, _database)

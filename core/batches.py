@@ -26,6 +26,7 @@ from workflows.definition import WorkflowDefinition
 def batch_fields(defn: WorkflowDefinition) -> tuple[list[str], list[str]]:
     """(required, optional) dataset columns: the InputNode's declared fields, and PySpur's
     `input_schema` keys (all required)."""
+    graph.check_size(defn)
     plan = graph.GraphPlan.build(defn)
     input_node = plan.by_id[plan.input_node_id]
     declared = nodes.declared_input_fields(input_node)

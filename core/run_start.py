@@ -14,12 +14,12 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
 from db import repo
 from db.models import Run, Workflow, utcnow
-from errors import Unavailable
+from errors import PayloadTooLarge, Unavailable
 from run_status import Cause, RunStatus
 from settings import Settings
 from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
@@ -65,6 +65,29 @@ def engine_input(
     )
 
 
+def check_payload(client: Client, settings: Settings, arg: Any) -> None:
+    """Refuse a start whose input Temporal would refuse as too large (its blob size limit), before
+    anything is stored or started: the definition, inputs and pinned subworkflows travel in it.
+
+    Raises:
+        PayloadTooLarge: naming the size and the limit.
+    """
+    size = sum(p.ByteSize() for p in client.data_converter.payload_converter.to_payloads([arg]))
+    if size > settings.temporal_payload_max_bytes:
+        raise PayloadTooLarge(
+            f"The run's input (definition, inputs and subworkflows) is {size} bytes encoded; "
+            f"Temporal accepts at most {settings.temporal_payload_max_bytes}"
+        )
+
+
+def _too_large(err: RPCError) -> bool:
+    """Temporal's refusal of a payload over its size limits (blob size, gRPC message size)."""
+    message = err.message.lower()
+    return err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.RESOURCE_EXHAUSTED) and (
+        "size" in message or "larger than" in message
+    )
+
+
 async def start_execution(
     session: AsyncSession,
     client: Client,
@@ -86,9 +109,15 @@ async def start_execution(
     then fails the run).
 
     Raises:
+        PayloadTooLarge: the input is over Temporal's size limit; the run is stored FAILED.
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     run_id = str(run.id)
+    try:
+        check_payload(client, settings, arg)
+    except PayloadTooLarge as err:
+        await _fail_start(session, run, err.detail)
+        raise
     try:
         await client.start_workflow(
             execution,
@@ -114,18 +143,22 @@ async def start_execution(
             with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(temporal_workflow_id(run_id)).describe()
                 return
-        # The caller may have read since its last commit (a transaction is then open): end it, so
-        # this write is a transaction of its own whatever the caller did before.
-        await session.rollback()
-        failed = await repo.transition(
-            session,
-            run.id,
-            RunStatus.FAILED,
-            cause=Cause.ENGINE,
-            error=f"Could not start: {err.message}",
-            end_time=utcnow(),
-        )
-        await session.commit()
-        if not failed:
-            log.info("run %s not marked FAILED after its start failed: %s", run.id, failed.refusal)
+        await _fail_start(session, run, err.message)
+        if _too_large(err):
+            raise PayloadTooLarge(f"Temporal refused the run's input as too large: {err.message}") from err
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+
+
+async def _fail_start(session: AsyncSession, run: Run, reason: str) -> None:
+    # The caller may have read since its last commit (a transaction is then open): end it, so
+    # this write is a transaction of its own whatever the caller did before.
+    await session.rollback()
+    await repo.transition(
+        session,
+        run.id,
+        RunStatus.FAILED,
+        cause=Cause.ENGINE,
+        error=f"Could not start: {reason}",
+        end_time=utcnow(),
+    )
+    await session.commit()

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from core import access
-from core.run_start import engine_input, node_policy, start_execution
+from core.run_start import check_payload, engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflow_versions import parse_id, resolve_subworkflows, version_for_run
 from db import run_queries, run_state
@@ -31,6 +31,7 @@ from workflows.search_attributes import temporal_workflow_id
 def _run_inputs(
     defn: WorkflowDefinition, initial_inputs: dict[str, Any] | None
 ) -> tuple[str, dict[str, Any]]:
+    graph.check_size(defn)  # a graph stored before the limits existed
     plan = graph.GraphPlan.build(defn)
     input_node = plan.by_id[plan.input_node_id]
     # Keyed by the node's id, or by its title as PySpur's editor keys a partial run's inputs.
@@ -59,6 +60,7 @@ async def start_run(
         NotFound: unknown workflow or parent run.
         InvalidDefinition: the workflow, or one it runs, has a problem; no run is created.
         InvalidInput: inputs missing or not matching the InputNode; no run is created.
+        PayloadTooLarge: the run's input is over Temporal's size limit; no run is created.
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     wf = await get_workflow(session, who, workflow_id)
@@ -69,6 +71,7 @@ async def start_run(
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
+        id=uuid.uuid4(),
         tenant_id=who.tenant_id,
         workflow_id=wf.id,
         workflow_version_id=version.id,
@@ -80,10 +83,11 @@ async def start_run(
         start_time=utcnow(),
     )
     run.version = version
+    run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
+    check_payload(client, settings, run_input)  # before the row: a refused start stores nothing
     session.add(run)
     await run_state.record_created(session, run, cause=str(who.user_id))
     await session.commit()
-    run_input = engine_input(run, wf, defn, payload, settings, subworkflows)
     await start_execution(session, client, settings, run, wf, RunWorkflow.run, run_input, eager=eager)
     return run
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import v1_resources
 from core.stored_workflows import delete_workflow, prepare_definition
-from db import folders_repo, v1_definition_repo, workflow_repo
+from db import folders_repo, v1_definition_repo, v1_draft_repo, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import V1Definition, Workflow, utcnow
@@ -128,7 +128,7 @@ async def create_definition(
         selected_skill_ids=_ids(body.selected_skill_ids)
         if body.selected_skill_ids is not None
         else (src.selected_skill_ids if src else None),
-        common_file_path_part_ids=_ids(body.common_file_path_part_ids)
+        common_file_path_part_ids=await _common_files(session, who, body.common_file_path_part_ids)
         if body.common_file_path_part_ids is not None
         else (src.common_file_path_part_ids if src else None),
     )
@@ -139,6 +139,23 @@ async def create_definition(
 
 def _ids(values: list[uuid.UUID] | None) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
+
+
+async def _common_files(
+    session: AsyncSession, who: Principal, ids: list[uuid.UUID] | None
+) -> list[str] | None:
+    """`common_file_path_part_ids` as stored, once every id is a document or folder of the caller's tenant.
+
+    Raises:
+        NotFound: an id names nothing the caller's tenant holds (another tenant's document looks the same).
+    """
+    if ids is None:
+        return None
+    readable = await v1_draft_repo.readable_scope(session, who.tenant_id, ids)
+    for pp in ids:
+        if pp not in readable:
+            raise NotFound(f"common_file_path_part_ids: document or folder {pp} not found")
+    return _ids(ids)
 
 
 async def update_definition(
@@ -174,7 +191,7 @@ async def update_definition(
     if body.selected_skill_ids is not None:
         d.selected_skill_ids = _ids(body.selected_skill_ids)
     if body.common_file_path_part_ids is not None:
-        d.common_file_path_part_ids = _ids(body.common_file_path_part_ids)
+        d.common_file_path_part_ids = await _common_files(session, who, body.common_file_path_part_ids)
     try:
         await session.flush()
     except IntegrityError:

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -43,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.driver import GraphRunner
-    from workflows.node_kinds.base import db_write
+    from workflows.node_kinds.base import DB_RETRY, db_write
     from workflows.node_kinds.python_func import PythonBatcher
     from workflows.search_attributes import publish_status, temporal_workflow_id
 
@@ -144,7 +143,7 @@ class BatchChunkWorkflow:
                 limit=min(_PAGE_ROWS, chunk.stop_at - chunk.loaded),
             ),
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            retry_policy=DB_RETRY,
             summary="load rows",
         )
         if not page:  # the dataset is shorter than counted: the missing rows are reported by the parent

@@ -24,6 +24,31 @@ UPSTREAM_FAILURE = "Upstream failure"
 SETTLED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
+# A graph's size is bounded so that validating and scheduling it stays cheap and its run fits in a
+# Temporal payload: far beyond any hand-built graph, far below what stalls the API.
+MAX_NODES = 1000
+MAX_LINKS = 5000
+MAX_NODE_CONFIG_BYTES = 256 * 1024
+
+
+def check_size(defn: WorkflowDefinition) -> None:
+    """Refuse a graph over the size limits (cheap: counts first, then each node's config).
+
+    Raises:
+        InvalidDefinition: naming the limit exceeded.
+    """
+    if len(defn.nodes) > MAX_NODES:
+        raise InvalidDefinition(f"The graph has {len(defn.nodes)} nodes; at most {MAX_NODES} are allowed")
+    if len(defn.links) > MAX_LINKS:
+        raise InvalidDefinition(f"The graph has {len(defn.links)} links; at most {MAX_LINKS} are allowed")
+    for node in defn.nodes:
+        size = len(json.dumps(node.config, default=str))
+        if size > MAX_NODE_CONFIG_BYTES:
+            raise InvalidDefinition(
+                f"Node '{node.id}': its config is {size} bytes as JSON; at most {MAX_NODE_CONFIG_BYTES} are allowed"
+            )
+
+
 @dataclass(frozen=True)
 class Problem:
     """A fault that keeps a stored definition (a draft) from running: the node it is on, if one, and what."""
@@ -33,11 +58,13 @@ class Problem:
 
 
 def check_shape(defn: WorkflowDefinition) -> None:
-    """Refuse what cannot be stored even as a draft: duplicate node ids, reserved ids, unknown node types.
+    """Refuse what cannot be stored even as a draft: a graph over the size limits (`check_size`),
+    duplicate node ids, reserved ids, unknown node types.
 
     Raises:
         InvalidDefinition: naming the node and the fault.
     """
+    check_size(defn)
     seen: set[str] = set()
     for node in defn.nodes:
         if node.id in seen:
@@ -392,17 +419,29 @@ def partial_run_nodes(defn: WorkflowDefinition, target: str, precomputed: set[st
 
 
 def _topological(top: list[WorkflowNode], preds: dict[str, list[WorkflowLink]]) -> list[str]:
-    # Layer by layer, ties broken by definition order, so every replay schedules identically.
+    # Layer by layer, ties broken by definition order, so every replay schedules identically: a node's
+    # layer is one more than its deepest source's, found in one pass over the links (Kahn's
+    # algorithm), then the nodes are sorted by (layer, definition order). Linear, so a long chain
+    # costs no more than a wide graph.
     sources = {n.id: {link.source_id for link in preds[n.id]} for n in top}
-    order: list[str] = []
-    placed: set[str] = set()
-    while len(order) < len(top):
-        layer = [n.id for n in top if n.id not in placed and sources[n.id] <= placed]
-        if not layer:
-            raise InvalidDefinition("The graph has a cycle")
-        order.extend(layer)
-        placed.update(layer)
-    return order
+    waiting = {nid: len(srcs) for nid, srcs in sources.items()}
+    succs: dict[str, list[str]] = {n.id: [] for n in top}
+    for nid, srcs in sources.items():
+        for src in srcs:
+            succs[src].append(nid)
+    layer = dict.fromkeys((nid for nid, count in waiting.items() if count == 0), 0)
+    ready = list(layer)
+    while ready:
+        nid = ready.pop()
+        for nxt in succs[nid]:
+            layer[nxt] = max(layer.get(nxt, 0), layer[nid] + 1)
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.append(nxt)
+    if len(layer) < len(top) or any(waiting.values()):
+        raise InvalidDefinition("The graph has a cycle")
+    position = {n.id: i for i, n in enumerate(top)}
+    return sorted(layer, key=lambda nid: (layer[nid], position[nid]))
 
 
 @dataclass

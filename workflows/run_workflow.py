@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
     )
     from workflows.driver import GraphRunner
-    from workflows.node_kinds.base import Pause, db_write
+    from workflows.node_kinds.base import Pause, db_write, refused_data
     from workflows.search_attributes import publish_status
 
 T = TypeVar("T")
@@ -95,6 +95,15 @@ class RunWorkflow(RunWorkflowContract):
             # The database already held another terminal state (a workflow task that wrote it was
             # retried after the cancel arrived): Temporal closes as the database says.
             return _close(result)
+        except (ActivityError, ApplicationError) as err:
+            if (refusal := refused_data(err)) is None:
+                raise
+            # The database refused a progress write: the run fails saying why, instead of retrying it.
+            runner.cancel("Run failed")
+            runner.closing = True
+            result = await _despite_cancel(self._finalize(inp, runner, refusal))
+            await _despite_cancel(workflow.wait_condition(workflow.all_handlers_finished))
+            return _close(result)
         runner.closing = True
         # Once the run has settled, a late cancel must not make Temporal disagree with the state
         # just recorded: the terminal write and the close are finished regardless.
@@ -102,7 +111,7 @@ class RunWorkflow(RunWorkflowContract):
         await _despite_cancel(workflow.wait_condition(workflow.all_handlers_finished))
         return _close(result) if inp.persist else result
 
-    async def _finalize(self, inp: RunInput, runner: GraphRunner) -> RunResult:
+    async def _finalize(self, inp: RunInput, runner: GraphRunner, refusal: str | None = None) -> RunResult:
         state = runner.root
         status = state.run_status()
         error = None
@@ -114,26 +123,37 @@ class RunWorkflow(RunWorkflowContract):
         elif state.declined is not None:
             error = state.records[state.declined].error
         runner.settle_bodies(error or "Run ended")
+        if refusal is not None:
+            status, error = RunStatus.FAILED, _unstored(refusal)
         if not inp.persist:
             # Nothing is stored; the caller (a partial run) reads the outcome from the result.
             return _small(
                 RunResult(run_id=inp.run_id, status=status, outputs=state.outputs(), error=error), runner
             )
-        result = await db_write(
-            RunActivitiesContract.finalize_run,
-            FinalizeInput(
-                run_id=inp.run_id,
-                attempt=inp.attempt,
-                status=status,
-                outputs=state.outputs(),
-                tasks=runner.task_list(),
-                error=error,
-                end_time=workflow.now(),
-            ),
-            "finalize run",
+        final = FinalizeInput(
+            run_id=inp.run_id,
+            attempt=inp.attempt,
+            status=status,
+            outputs=state.outputs() if refusal is None else {},
+            tasks=runner.task_list() if refusal is None else _bare(runner.task_list()),
+            error=error,
+            end_time=workflow.now(),
         )
+        try:
+            result = await db_write(RunActivitiesContract.finalize_run, final, "finalize run")
+        except (ActivityError, ApplicationError) as err:
+            if (refused := refused_data(err)) is None or refusal is not None:
+                raise
+            # The outputs cannot be stored: the run ends without them, saying why (a canceled run
+            # stays canceled, so that Temporal and the database agree).
+            if final.status != RunStatus.CANCELED:
+                final.status, final.error = RunStatus.FAILED, _unstored(refused)
+            final.outputs, final.tasks = {}, _bare(final.tasks)
+            result = await db_write(RunActivitiesContract.finalize_run, final, "finalize run (bare)")
         publish_status(result.status)
-        return _small(result.model_copy(update={"outputs": state.outputs()}), runner)
+        # Refused outputs stay out of the result too (the result is a payload Temporal must encode).
+        outputs = state.outputs() if final.outputs else {}
+        return _small(result.model_copy(update={"outputs": outputs}), runner)
 
 
 # A workflow's result is one payload in its history (2 MB at most); runs with larger outputs return
@@ -149,6 +169,20 @@ def _small(result: RunResult, runner: GraphRunner) -> RunResult:
         nid: out for nid, out in result.outputs.items() if nodes.kind_of(plan.by_id[nid].node_type).is_output
     }
     return result.model_copy(update={"outputs": kept, "outputs_complete": False})
+
+
+def _unstored(refusal: str) -> str:
+    return f"The run's results could not be stored: {refusal}"
+
+
+def _bare(tasks: list[TaskRecord]) -> list[TaskRecord]:
+    """Task records without the values the database refused (status, error and times stay)."""
+    return [
+        t.model_copy(
+            update={"inputs": None, "outputs": None, "subworkflow": None, "subworkflow_output": None}
+        )
+        for t in tasks
+    ]
 
 
 def _close(result: RunResult) -> RunResult:

@@ -16,6 +16,7 @@ from api.pyspur.schemas import (
     WorkflowResponse,
     WorkflowVersionResponse,
 )
+from core.storable import shown
 from db.models import Dataset, OutputFile, Pause, Run, Task, Workflow, WorkflowVersion, utcnow
 from run_status import PauseAction, RunStatus, TaskStatus
 from workflows.definition import WorkflowDefinition
@@ -57,13 +58,13 @@ def task(t: Task) -> TaskResponse:
         node_id=t.node_id,
         parent_task_id=_sid(t.parent_task_id),
         status=TaskStatus(t.status),
-        inputs=t.inputs if t.inputs is not None else {},
-        outputs=t.outputs,
+        inputs=shown(t.inputs) if t.inputs is not None else {},
+        outputs=shown(t.outputs),
         error=t.error,
         start_time=t.start_time,
         end_time=t.end_time,
-        subworkflow=t.subworkflow,
-        subworkflow_output=t.subworkflow_output,
+        subworkflow=shown(t.subworkflow),
+        subworkflow_output=shown(t.subworkflow_output),
         iteration=int(t.scope.rpartition("#")[2]) if t.scope else None,
     )
 
@@ -83,8 +84,8 @@ def run(r: Run, message: str | None = None) -> RunResponse:
         status=RunStatus(r.status),
         start_time=r.start_time,
         end_time=r.end_time,
-        initial_inputs=r.initial_inputs,
-        outputs=r.outputs,
+        initial_inputs=shown(r.initial_inputs),
+        outputs=shown(r.outputs),
         tasks=tasks,
         parent_run_id=_sid(r.parent_run_id),
         run_type=r.run_type,

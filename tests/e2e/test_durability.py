@@ -190,3 +190,42 @@ async def test_batch_completes_after_the_worker_is_killed_midway_without_losing_
     assert len({c["id"] for c in children}) == rows
     handle = (await temporal(stack)).get_workflow_handle(temporal_workflow_id(parent["id"]))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_reconciler_ends_an_execution_whose_workflow_task_keeps_failing_and_fails_its_run(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """A workflow task that fails the same way every time (here: an input the workflow code raises on)
+    is retried by Temporal for ever; the reconciler sees the repeated failure, ends the execution and
+    fails the run with the failure's message, so the database and Temporal agree."""
+    from workflows.contracts import RunInput
+    from workflows.run_workflow import RunWorkflow
+
+    wf = await create(api, double_graph(SLOW.format(secs=30)))
+    run = (await api.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})).json()
+    client = await temporal(stack)
+    wid = temporal_workflow_id(run["id"])
+    handle = client.get_workflow_handle(wid)
+    history = await handle.fetch_history()
+    started = history.events[0]
+    [payload] = started.workflow_execution_started_event_attributes.input.payloads
+    inp = client.data_converter.payload_converter.from_payload(payload, RunInput)
+    await handle.terminate(reason="replaced by a broken execution")
+    broken = inp.model_copy(update={"target_node_id": "no-such-node"})
+    await client.start_workflow(RunWorkflow.run, broken, id=wid, task_queue=stack.task_queue)
+
+    async def attempts() -> int:
+        desc = await handle.describe()
+        attempt = desc.raw_description.pending_workflow_task.attempt
+        return attempt if attempt >= 3 else 0
+
+    await wait_until(attempts, within=60, interval=0.5)
+    engine = make_engine(stack.database_url, pool_size=1)
+    try:
+        await reconcile_once(make_session_factory(engine), client, grace=timedelta(0), task_failures=3)
+    finally:
+        await engine.dispose()
+    body = (await api.get(f"/run/{run['id']}/")).json()
+    assert body["status"] == "FAILED"
+    assert "workflow task failed" in body["error"] and "no-such-node" in body["error"], body["error"]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED

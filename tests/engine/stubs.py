@@ -94,6 +94,8 @@ class Stubs:
     row_loads: list[LoadRowsInput] = field(default_factory=list)
     recorded_rows: list[RecordRowsInput] = field(default_factory=list)
     batch_finalized: list[FinalizeBatchInput] = field(default_factory=list)
+    # How many finalize calls the "database" refuses for their values (as the real activity reports it).
+    refuse_finalize: int = 0
 
     @activity.defn(name="run_python_node")
     async def run_python_node(self, arg: PythonNodeInput) -> dict[str, Any]:
@@ -120,6 +122,9 @@ class Stubs:
     @activity.defn(name="finalize_run")
     async def finalize_run(self, arg: FinalizeInput) -> RunResult:
         self.finalized.append(arg)
+        if self.refuse_finalize > 0:
+            self.refuse_finalize -= 1
+            raise ApplicationError("value refused: U+0000", type="data_error", non_retryable=True)
         return RunResult(run_id=arg.run_id, status=arg.status, outputs={}, error=arg.error)
 
     @activity.defn(name="record_progress")

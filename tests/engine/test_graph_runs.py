@@ -276,3 +276,14 @@ async def test_a_failing_loop_body_fails_the_loop_node_naming_the_iteration(engi
     [final] = engine.stubs.finalized
     assert final.error == "Node 'loop' failed: Iteration 2: node 'step' failed: UserError: two"
     assert len(engine.stubs.python_calls) == 2  # the third iteration never starts
+
+
+async def test_outputs_the_database_refuses_fail_the_run_once_without_them(engine: Engine) -> None:
+    engine.stubs.refuse_finalize = 1
+    with pytest.raises(WorkflowFailureError):
+        await engine.run(double_graph(), {"x": 2})
+    refused, bare = engine.stubs.finalized
+    assert refused.status == RunStatus.COMPLETED and refused.outputs
+    assert bare.status == RunStatus.FAILED and bare.outputs == {}
+    assert bare.error is not None and "could not be stored" in bare.error and "U+0000" in bare.error
+    assert {t.node_id: t.status for t in bare.tasks}["py1"] == TaskStatus.COMPLETED

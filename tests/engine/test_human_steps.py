@@ -256,3 +256,20 @@ async def test_cancel_during_two_open_pauses_closes_both(engine: Engine) -> None
     assert final.status == RunStatus.CANCELED
     tasks = {t.node_id: t.status for t in final.tasks}
     assert (tasks["a"], tasks["b"], tasks["m"]) == (TaskStatus.CANCELED,) * 3
+
+
+async def test_a_cancel_whose_terminal_write_is_refused_still_ends_canceled(engine_echo: Engine) -> None:
+    """The database refuses the canceled run's terminal write for its values: the run is written again
+    without them, still CANCELED, and the execution closes canceled (no retry loop)."""
+    engine_echo.stubs.refuse_finalize = 1
+    handle = await engine_echo.start(approval_graph(), {"x": 7})
+    await paused(engine_echo)
+
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+
+    assert isinstance(failure.value.cause, CancelledError)
+    refused, bare = engine_echo.stubs.finalized
+    assert refused.status == bare.status == RunStatus.CANCELED
+    assert bare.outputs == {} and all(t.inputs is None and t.outputs is None for t in bare.tasks)

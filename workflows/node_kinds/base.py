@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.contracts import Decision, RunInput, TaskRecord
 from workflows.definition import WorkflowDefinition, WorkflowNode
@@ -184,13 +185,28 @@ def copied(value: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(value))
 
 
+# A database write retries with backoff while the database is away, for about an hour (120 attempts,
+# 30 s apart at most), and then fails the execution (the reconciler records its end) instead of
+# looping for ever. A value the database refuses is not retried at all (`data_error`, non-retryable).
+DB_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=120)
+DATA_ERROR = "data_error"
+
+
 async def db_write(write: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str) -> ResultT:
     """A database write as a local activity: it runs inside the workflow task (no round trip) and
-    retries with backoff for as long as the database is away."""
+    retries with backoff while the database is away (`DB_RETRY`)."""
     return await workflow.execute_local_activity_method(
         write,
         arg,
         start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        retry_policy=DB_RETRY,
         summary=summary,
     )
+
+
+def refused_data(err: BaseException) -> str | None:
+    """The database's refusal of a write (an activity failure of type `data_error`), or None."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == DATA_ERROR:
+        return cause.message
+    return None

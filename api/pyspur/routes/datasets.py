@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
+from api.guard import check_form
 from api.pyspur import presenters
 from api.pyspur.schemas import DatasetResponse, MessageResponse, OutputFileResponse, RunResponse
 from core import datasets
@@ -37,6 +38,7 @@ async def upload_dataset(
 ) -> DatasetResponse:
     """Upload a CSV, JSON Lines or Parquet file; name and description come in the query string (as
     PySpur) or as form fields."""
+    check_form(name=form_name, description=form_description, filename=file.filename)
     name = name if name is not None else form_name
     if name is None:
         raise InvalidInput("A dataset name is required: pass ?name=... or a 'name' form field")

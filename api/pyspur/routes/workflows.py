@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from api.deps import Page, PageSize, PrincipalDep, SessionDep, SettingsDep
+from api.guard import check_form
 from api.pyspur import presenters
 from api.pyspur.schemas import (
     OutputVariable,
@@ -115,6 +116,9 @@ async def upload_test_files(
     node_id: Annotated[str, Form()],
     files: Annotated[list[UploadFile], File()],
 ) -> dict[str, list[str]]:
+    check_form(
+        workflow_id=workflow_id, node_id=node_id, **{f"files[{i}]": f.filename for i, f in enumerate(files)}
+    )
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
     folder = stored_workflows.test_files_dir(settings.resolved_data_dir, wf.id)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
+from api.guard import check_form
 from api.v1 import presenters as present
 from api.v1 import schemas as w
 from api.v1.routes.runs import Limit, Offset
@@ -152,8 +153,16 @@ async def create_run(
     selected_skill_ids: Annotated[str | None, Form()] = None,
 ) -> w.WorkflowRunResponse:
     """A NOT_STARTED draft (multipart form, or no body at all); deprecated `files` make it PENDING."""
+    check_form(
+        input_scope=input_scope,
+        idempotency_key=idempotency_key,
+        user_message=user_message,
+        name=name,
+        selected_skill_ids=selected_skill_ids,
+    )
     uploads = []
     for f in files or []:
+        check_form(filename=f.filename, content_type=f.content_type)
         content = await f.read()
         if len(content) > settings.upload_max_bytes:
             raise PayloadTooLarge(f"'{f.filename}' exceeds {settings.upload_max_bytes} bytes")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep
+from api.guard import check_form
 from api.v1 import presenters as present
 from api.v1 import schemas as w
 from api.v1.routes.runs import Limit, Offset
@@ -81,6 +82,7 @@ async def ingest_document(
 ) -> w.IngestDocumentResponse:
     """Store the upload and start its ingestion (a Temporal workflow). Into a run's `inputs/` folder,
     the run is PENDING until every upload settles."""
+    check_form(name=name, filename=file.filename, content_type=file.content_type)
     content = await file.read()
     if len(content) > settings.upload_max_bytes:
         raise PayloadTooLarge(f"The file exceeds {settings.upload_max_bytes} bytes")
