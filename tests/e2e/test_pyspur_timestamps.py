@@ -54,12 +54,16 @@ async def test_workflow_run_task_and_version_times_are_naive_utc_as_pyspur_sends
     assert [s for s in stamps if not NAIVE.match(s)] == []
     # What the editor does with them: Date.parse(t + "Z") must give the UTC instant.
     end = datetime.fromisoformat(run["end_time"] + "+00:00").replace(tzinfo=None)
-    assert before - timedelta(seconds=5) <= end <= datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=5)
+    assert (
+        before - timedelta(seconds=5) <= end <= datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=5)
+    )
 
 
 async def test_runs_filter_reads_naive_dates_as_utc(api: httpx.AsyncClient) -> None:
     wf = await _workflow(api, double_graph())
-    assert (await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})).status_code == 200
+    assert (
+        await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    ).status_code == 200
     [run] = (await api.get(f"/wf/{wf}/runs/")).json()
     started = datetime.fromisoformat(run["start_time"])
     around = {
@@ -73,7 +77,11 @@ async def test_runs_filter_reads_naive_dates_as_utc(api: httpx.AsyncClient) -> N
 
 async def test_pause_times_carry_z_while_the_paused_run_itself_is_naive(api: httpx.AsyncClient) -> None:
     defn = definition(
-        [input_node(), node("approve", "HumanInterventionNode", message="ok?"), output_node({"x": "approve.x"})],
+        [
+            input_node(),
+            node("approve", "HumanInterventionNode", message="ok?"),
+            output_node({"x": "approve.x"}),
+        ],
         [link("input_node", "approve"), link("approve", "output_node")],
     )
     wf = await _workflow(api, defn)
