@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -106,7 +107,7 @@ class WebUi:
     async def _respond(self, request: Request) -> Response:
         path = request.url.path
         if path.startswith(API_PREFIXES) or request.method not in ("GET", "HEAD"):
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+            raise HTTPException(404)  # answered by the app's error table, in the surface's shape
         if self.build is None or self.static is None:
             return HTMLResponse(_MISSING, status_code=503)
         rel, status = self.build.resolve(path)

@@ -105,6 +105,8 @@ async def test_unknown_api_paths_stay_json_404s(client: Client, tenant: Tenant) 
             resp = await c.get(path, headers=tenant.headers)
             assert resp.status_code == 404 and resp.json()["detail"], path
         assert (await c.post("/api/templates/instantiate/", headers=tenant.headers)).status_code == 404
+        v1 = (await c.get("/v1/nothing", headers=tenant.headers)).json()
+        assert v1["code"] == "not_found" and v1["request_id"]
 
 
 async def test_without_the_build_the_root_says_how_to_install_it(
