@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 PYSPUR_UI_VERSION = "0.1.18"
 _STATIC = PurePosixPath("pyspur/static")
-# Paths of the APIs: an unknown one is a JSON 404, never a page.
+# Paths of the APIs: an unknown one is a 404 in its surface's error shape, never a page.
 API_PREFIXES = ("/api/", "/wf/", "/run/", "/node/", "/ds/", "/of/", "/v1/", "/health", "/docs", "/openapi")
 # Next.js puts a content hash in every file name under _next/static/, so they never change.
 _IMMUTABLE = "public, max-age=31536000, immutable"
