@@ -4,6 +4,7 @@ One fresh `make run` stack. One workflow (input -> Python -> output) is created 
 then, in SQL, it is cloned to 1,000 workflows (one version each) and its run to 10 runs per workflow
 (10,000 runs, each with its 3 task rows), with spread-out times. Measured:
 
+The same data is then put into PySpur 0.1.18 (its own server, SQLite, bench/pyspur.py) the same way.
 1. the dashboard's API calls as its page makes them: `GET /api/wf/?page=1&page_size=10`, then the
    `GET /api/wf/{id}/runs/?page=1&page_size=10` of each listed workflow at once (per call, p50/p95);
 2. in Chromium (Debian's, through Playwright, logged in with the cookie): from navigation to a rendered
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -201,7 +203,7 @@ async def api_calls(base: str, key: str) -> tuple[list[float], list[float], list
     return lists, runs, whole, alone
 
 
-async def browser_loads(base: str, key: str) -> list[float]:
+async def browser_loads(base: str, key: str | None) -> list[float]:
     from playwright.async_api import async_playwright
 
     chromium = shutil.which("chromium")
@@ -212,7 +214,8 @@ async def browser_loads(base: str, key: str) -> list[float]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         context = await browser.new_context(base_url=base)
-        await context.add_cookies([{"name": "ks_uat", "value": key, "url": base}])
+        if key:
+            await context.add_cookies([{"name": "ks_uat", "value": key, "url": base}])
         await context.route(
             "**/*", lambda r: r.abort() if not r.request.url.startswith(base) else r.continue_()
         )
@@ -238,18 +241,103 @@ def _line(label: str, values: list[float]) -> str:
 
 
 async def bench_dashboard() -> None:
+    results = {}
     async with our_stack() as (base, key):
-        data_dir = _data_dir(key)
-        await seed(data_dir, base, key)
-        lists, runs, whole, alone = await api_calls(base, key)
-        loads = await browser_loads(base, key)
-    print(f"\nDashboard, {N_WORKFLOWS} workflows and {N_WORKFLOWS * RUNS_PER_WORKFLOW} runs stored (ours):")
-    print(_line("GET /api/wf/?page=1&page_size=10", lists))
-    print(_line("GET /api/wf/{id}/runs/?page=1&page_size=10 (10 at once)", runs))
-    print(_line("the list, then the 10 runs calls (the dashboard's sequence)", whole))
-    print(_line("GET /api/wf/{id}/runs/?page=1&page_size=10 (one alone)", alone))
-    if loads:
-        print(_line("Chromium: navigation -> table drawn, all runs calls answered", loads))
+        await seed(_data_dir(key), base, key)
+        results["ours"] = (*await api_calls(base, key), await browser_loads(base, key))
+    from bench.pyspur import PROJECT_DIR, pyspur_server
+
+    async with pyspur_server() as (base, workflow_id):
+        run_id = await _one_pyspur_run(base, workflow_id)
+        seed_pyspur(PROJECT_DIR / "pyspur.db", workflow_id, run_id)
+        results["PySpur 0.1.18"] = (*await api_calls(base, None), await browser_loads(base, None))
+    for name, (lists, runs, whole, alone, loads) in results.items():
+        print(
+            f"\nDashboard, {N_WORKFLOWS} workflows and {N_WORKFLOWS * RUNS_PER_WORKFLOW} runs stored ({name}):"
+        )
+        print(_line("GET /api/wf/?page=1&page_size=10", lists))
+        print(_line("GET /api/wf/{id}/runs/?page=1&page_size=10 (10 at once)", runs))
+        print(_line("the list, then the 10 runs calls (the dashboard's sequence)", whole))
+        print(_line("GET /api/wf/{id}/runs/?page=1&page_size=10 (one alone)", alone))
+        if loads:
+            print(_line("Chromium: navigation -> table drawn, all runs calls answered", loads))
+
+
+async def _one_pyspur_run(base: str, workflow_id: str) -> str:
+    async with httpx.AsyncClient(base_url=base, timeout=60, trust_env=False) as api:
+        runs = (await api.get(f"/api/wf/{workflow_id}/runs/")).json()
+        run_id: str = runs[0]["id"]
+        return run_id
+
+
+def seed_pyspur(db: Path, workflow_id: str, run_id: str) -> None:
+    """The same cloning in PySpur's SQLite file (its ids are generated columns: 'S' || _intid, ...)."""
+    t0 = time.perf_counter()
+    with sqlite3.connect(db) as conn:
+
+        def cols(table: str) -> list[str]:
+            return [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "_intid"]
+
+        series = "g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {})"
+        ago = "strftime('%Y-%m-%d %H:%M:%f', src.{col}, '-' || (g.n * {k}) || ' seconds')"
+        wcols, vcols, rcols, tcols = cols("workflows"), cols("workflow_versions"), cols("runs"), cols("tasks")
+        conn.execute(
+            f"WITH RECURSIVE {series.format(N_WORKFLOWS - 1)} "
+            + _clone(
+                "workflows",
+                wcols,
+                {
+                    "name": "src.name || '-' || g.n",
+                    "created_at": ago.format(col="created_at", k=60),
+                    "updated_at": ago.format(col="updated_at", k=60),
+                },
+                "workflows src, g",
+                "src.id = ?",
+            ),
+            (workflow_id,),
+        )
+        conn.execute(
+            _clone(
+                "workflow_versions",
+                vcols,
+                {"workflow_id": "w.id"},
+                "workflow_versions src JOIN workflows w ON w.id <> src.workflow_id",
+                "src.workflow_id = ?",
+            ),
+            (workflow_id,),
+        )
+        conn.execute(
+            f"WITH RECURSIVE {series.format(RUNS_PER_WORKFLOW)} "
+            + _clone(
+                "runs",
+                rcols,
+                {
+                    "workflow_id": "w.id",
+                    "workflow_version_id": "v.id",
+                    "start_time": ago.format(col="start_time", k=37),
+                    "end_time": ago.format(col="start_time", k=36),
+                },
+                "runs src JOIN workflows w ON 1 = 1 JOIN workflow_versions v ON v.workflow_id = w.id, g",
+                "src.id = ?",
+            ),
+            (run_id,),
+        )
+        conn.execute(
+            _clone(
+                "tasks",
+                tcols,
+                {"run_id": "r.id"},
+                "tasks src JOIN runs r ON r.id <> src.run_id",
+                "src.run_id = ?",
+            ),
+            (run_id,),
+        )
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM workflows), (SELECT count(*) FROM runs), (SELECT count(*) FROM tasks)"
+        ).fetchone()
+    print(
+        f"[bench] dashboard: PySpur seeded workflows/runs/tasks = {counts} in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def _data_dir(key: str) -> Path:
