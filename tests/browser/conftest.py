@@ -7,6 +7,7 @@ every journey leaves a screenshot in `.artifacts/browser/` (gitignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -97,6 +98,7 @@ class UI:
     page: Page
     watch: Watch
     name: str
+    finished: bool = False
 
     async def login(self) -> None:
         await self.context.add_cookies([{"name": "ks_uat", "value": self.tenant.key, "url": self.base_url}])
@@ -104,6 +106,7 @@ class UI:
     async def done(self) -> None:
         """The journey's end: a screenshot, and no uncaught page error or failed /api call on the way."""
         await self.shot("done")
+        self.finished = True
         assert self.watch.problems() == [], self.watch.problems()
 
     async def shot(self, label: str) -> Path:
@@ -165,4 +168,7 @@ async def ui_page(
         try:
             yield journey
         finally:
+            if not journey.finished:  # how a failed (or expected-to-fail) journey ended
+                with contextlib.suppress(Error):
+                    await journey.shot("last")
             await context.close()
