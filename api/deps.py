@@ -92,6 +92,16 @@ def _same_host(origin: str, host: str) -> bool:
     return mine == theirs
 
 
+def _served_hosts(request: Request) -> list[str]:
+    """The Host header, and the host a reverse proxy says it was asked for (a proxy often rewrites Host).
+    A page on another site cannot set X-Forwarded-Host: a custom header makes the browser ask CORS first,
+    which this service never grants."""
+    hosts = [request.headers.get("host", "")]
+    if forwarded := request.headers.get("x-forwarded-host"):
+        hosts.append(forwarded.split(",")[0].strip())
+    return hosts
+
+
 def refuse_cross_site(request: Request) -> None:
     """CSRF guard. A browser attaches the ks_uat cookie (and reaches an anonymous local server) on requests
     that other sites make it send, so a state-changing request that does not carry its key in the
@@ -106,7 +116,7 @@ def refuse_cross_site(request: Request) -> None:
         # Browsers too old to send Origin on every unsafe request still send Fetch Metadata.
         if request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none"):
             return
-    elif _same_host(origin, request.headers.get("host", "")):
+    elif any(_same_host(origin, h) for h in _served_hosts(request)):
         return
     raise Forbidden(f"Cross-origin request refused: Origin {origin or 'of another site'} is not this server")
 

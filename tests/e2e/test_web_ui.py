@@ -191,6 +191,9 @@ async def test_cookie_requests_from_a_foreign_origin_are_refused(client: Client,
         assert (await c.get("/api/wf/", headers={"origin": "http://evil.example"})).status_code == 200
         same = await c.post("/api/wf/", json=body, headers={"origin": "http://127.0.0.1:8000"})
         assert same.status_code == 200, same.text
+        body["name"] += "-p"
+        proxied = {"origin": "https://runs.example.com", "x-forwarded-host": "runs.example.com"}
+        assert (await c.post("/api/wf/", json=body, headers=proxied)).status_code == 200
         body["name"] += "-2"
         bearer = await c.post(
             "/api/wf/", json=body, headers={"origin": "http://evil.example", **tenant.headers}
@@ -217,3 +220,18 @@ async def test_anonymous_local_still_works_on_loopback_and_is_guarded_against_cs
         assert (
             await c.post("/api/wf/", json=body, headers={"origin": "http://127.0.0.1:8000"})
         ).status_code == 200
+
+
+async def test_a_cookie_of_another_tenant_sees_none_of_this_tenants_workflows(
+    client: Client, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    async with client() as c:
+        c.cookies.set("ks_uat", tenant.key)
+        mine = await c.post(
+            "/api/wf/", json={"name": f"mine-{uuid.uuid4().hex[:6]}", "definition": double_graph()}
+        )
+        wf = mine.json()["id"]
+        c.cookies.set("ks_uat", other_tenant.key)
+        assert wf not in [w["id"] for w in (await c.get("/api/wf/", params={"page_size": 100})).json()]
+        assert (await c.get(f"/api/wf/{wf}/")).status_code == 404
+        assert (await c.get(f"/api/wf/{wf}/runs/")).status_code == 404
