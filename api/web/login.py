@@ -13,6 +13,7 @@ import ipaddress
 import time
 from collections import deque
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -76,6 +77,16 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return "/dashboard"
     return target
+
+
+def _secure(request: Request) -> bool:
+    """Secure unless the browser is on loopback: a proxy in front may rewrite Host to a loopback address,
+    so its X-Forwarded-Host and X-Forwarded-Proto count too."""
+    forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+    if forwarded:
+        forwarded = urlsplit(f"//{forwarded}").hostname or forwarded
+    https = request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+    return https or not _is_loopback(request.url.hostname) or bool(forwarded and not _is_loopback(forwarded))
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -150,7 +161,7 @@ async def login(
         path="/",
         httponly=True,
         samesite="lax",
-        secure=not _is_loopback(request.url.hostname),
+        secure=_secure(request),
     )
     return response
 
@@ -158,7 +169,5 @@ async def login(
 @router.api_route("/logout", methods=["GET", "POST"])
 async def logout(request: Request) -> RedirectResponse:
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(
-        COOKIE, path="/", httponly=True, samesite="lax", secure=not _is_loopback(request.url.hostname)
-    )
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return response

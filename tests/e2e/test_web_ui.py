@@ -155,6 +155,10 @@ async def test_cookie_is_secure_when_not_served_on_loopback(client: Client, tena
         )
         assert resp.status_code == 303 and resp.headers["location"] == "/dashboard"
         assert "Secure" in resp.headers["set-cookie"]
+    async with client() as c:  # a proxy on the same machine that rewrites Host to loopback
+        proxied = {"x-forwarded-host": "runs.example.com", "x-forwarded-proto": "https"}
+        resp = await c.post("/login", data={"api_key": tenant.key}, headers=proxied)
+        assert resp.status_code == 303 and "Secure" in resp.headers["set-cookie"]
 
 
 async def test_login_never_redirects_off_site(client: Client, tenant: Tenant) -> None:
