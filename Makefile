@@ -10,9 +10,12 @@ $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY)"; exit 1; }
 	$(PY) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# pyspur is installed without its dependencies: only the web UI's static build in its wheel is used
+# (served at /, api/web/ui.py), the package is never imported.
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps 'pyspur==0.1.18'
 	touch $(STAMP)
 
 install: $(STAMP)

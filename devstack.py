@@ -233,6 +233,7 @@ def main() -> None:
         wait_for_port(settings.host, settings.port, proc=children["api"][1])
         print(
             f"\n  API          http://{settings.host}:{settings.port}  (docs: /docs)\n"
+            f"  Web UI       http://{settings.host}:{settings.port}/  (PySpur's; sign in with the admin key)\n"
             f"  Temporal UI  http://{host}:{settings.temporal_ui_port}\n"
             f"  Admin key    {key}  (also in {data / 'admin-api-key'})\n"
             f"  Logs         {logs}\n  Ctrl-C stops everything.\n",

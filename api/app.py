@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
@@ -20,6 +21,7 @@ from api.pyspur.routes import datasets, files, meta, pauses, runs, templates, wo
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
+from api.web import login, ui
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
@@ -92,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(TrailingSlash)
+    # The web UI: our login page, and PySpur's static build for every GET no route above matched.
+    app.include_router(login.router)
+    app.router.default = ui.WebUi(ui.find_build())
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app
 
 

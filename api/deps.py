@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from db.accounts import Principal, first_owner, principal_for_key
-from errors import Unauthorized
+from errors import Forbidden, Unauthorized
 from settings import Settings
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -52,7 +53,9 @@ def credential(request: Request) -> str | None:
     return None
 
 
-async def _principal(request: Request, session: SessionDep) -> Principal:
+async def principal_or_none(request: Request, session: AsyncSession) -> Principal | None:
+    """Who the request acts as: its API key's user, the oldest OWNER for an anonymous local caller
+    (`ALLOW_ANONYMOUS_LOCAL` on a loopback HOST), else None. Raises 401 for a key that is not valid."""
     settings = _settings(request)
     token = credential(request)
     if token:
@@ -61,10 +64,61 @@ async def _principal(request: Request, session: SessionDep) -> Principal:
             raise Unauthorized("Invalid API key")
         return principal
     if settings.allow_anonymous_local and settings.host in _LOOPBACK:
-        owner = await first_owner(session)
-        if owner is not None:
-            return owner
-    raise Unauthorized("Missing credentials: send 'Authorization: Bearer <api key>' or the ks_uat cookie")
+        return await first_owner(session)
+    return None
+
+
+async def _principal(request: Request, session: SessionDep) -> Principal:
+    principal = await principal_or_none(request, session)
+    if principal is None:
+        raise Unauthorized("Missing credentials: send 'Authorization: Bearer <api key>' or the ks_uat cookie")
+    refuse_cross_site(request)
+    return principal
+
+
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _same_host(origin: str, host: str) -> bool:
+    """Origin's host[:port] against the Host header, default ports dropped on both sides. The scheme is
+    left out: behind a TLS-terminating proxy the Origin says https while this server sees http."""
+    parts = urlsplit(origin)
+    if not parts.hostname:
+        return False
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    mine = name if parts.port in (None, default) else f"{name}:{parts.port}"
+    theirs = host.lower().removesuffix(":80").removesuffix(":443")
+    return mine == theirs
+
+
+def _served_hosts(request: Request) -> list[str]:
+    """The Host header, and the host a reverse proxy says it was asked for (a proxy often rewrites Host).
+    A page on another site cannot set X-Forwarded-Host: a custom header makes the browser ask CORS first,
+    which this service never grants."""
+    hosts = [request.headers.get("host", "")]
+    if forwarded := request.headers.get("x-forwarded-host"):
+        hosts.append(forwarded.split(",")[0].strip())
+    return hosts
+
+
+def refuse_cross_site(request: Request) -> None:
+    """CSRF guard. A browser attaches the ks_uat cookie (and reaches an anonymous local server) on requests
+    that other sites make it send, so a state-changing request that does not carry its key in the
+    `Authorization` header is refused when its `Origin` names another site. Clients that are not browsers
+    send no Origin and pass."""
+    if request.method in _SAFE_METHODS or request.headers.get("authorization", "").lower().startswith(
+        "bearer "
+    ):
+        return
+    origin = request.headers.get("origin")
+    if origin is None:
+        # Browsers too old to send Origin on every unsafe request still send Fetch Metadata.
+        if request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none"):
+            return
+    elif any(_same_host(origin, h) for h in _served_hosts(request)):
+        return
+    raise Forbidden(f"Cross-origin request refused: Origin {origin or 'of another site'} is not this server")
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -17,6 +17,8 @@ mini-batch size, on one fresh stack), rows/s and peak memory of the API, worker,
 then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own figures.
 `v1` (in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
+`dashboard` (not in the default set): PySpur's dashboard with 1,000 workflows and 10,000 runs stored, its API
+calls and its time to render in Chromium (bench/dashboard.py); it prints its own figures.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import asyncio
 import sys
 
 from bench.batch import bench_batch
+from bench.dashboard import bench_dashboard
 from bench.hitl import bench_hitl
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard")
 DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
@@ -82,6 +85,8 @@ async def main(argv: list[str]) -> None:
         print_table(rows)
     if "hitl" in parts:
         await bench_hitl(n_paused=args.n_paused)
+    if "dashboard" in parts:
+        await bench_dashboard()
     if "batch" in parts:
         sizes = tuple(int(v) for v in args.batch_sizes.split(",") if v.strip())
         await bench_batch(args.batch_rows, sizes, args.pyspur_batch_rows, args.pyspur_batch_timeout)

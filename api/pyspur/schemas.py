@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from run_status import PauseAction, RunStatus, StateAxis, TaskStatus
 from workflows.definition import WorkflowDefinition
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# PySpur 0.1.18 serialises its timestamps as naive UTC ("2026-11-22T17:55:16.393904"), and its web UI
+# appends "Z" before parsing, so an offset on the wire ("...ZZ") crashes the editor.
+Timestamp = Annotated[datetime, AfterValidator(_naive_utc)]
+# Its pause-history times are the exception: timezone-aware, serialised with "Z".
+PauseTimestamp = Annotated[datetime, AfterValidator(_aware_utc)]
 
 
 class WorkflowCreateRequest(BaseModel):
@@ -31,8 +46,8 @@ class WorkflowResponse(BaseModel):
     name: str
     description: str | None
     definition: WorkflowDefinition
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     # Beyond PySpur (its clients ignore it): why the stored definition cannot run yet; empty when it can.
     problems: list[DefinitionProblem] = []
 
@@ -43,8 +58,8 @@ class WorkflowVersionResponse(BaseModel):
     description: str | None
     definition: Any
     definition_hash: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class OutputVariable(BaseModel):
@@ -82,8 +97,8 @@ class TaskResponse(BaseModel):
     inputs: Any = None
     outputs: Any = None
     error: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
     subworkflow: Any = None
     subworkflow_output: Any = None
     # Loop-body tasks: the iteration (1-based) of the loop named by `parent_task_id`.
@@ -96,8 +111,8 @@ class RunResponse(BaseModel):
     workflow_version_id: str | None
     workflow_version: WorkflowVersionResponse | None
     status: RunStatus
-    start_time: datetime
-    end_time: datetime | None
+    start_time: Timestamp
+    end_time: Timestamp | None
     initial_inputs: dict[str, Any] | None
     outputs: dict[str, Any] | None
     tasks: list[TaskResponse]
@@ -127,7 +142,7 @@ class RunStateChangeResponse(BaseModel):
     cause: str
     reason: str | None
     attempt: int
-    at: datetime
+    at: Timestamp
 
 
 class ResumeRunRequest(BaseModel):
@@ -143,8 +158,8 @@ class PauseHistoryResponse(BaseModel):
     run_id: str
     node_id: str
     pause_message: str | None
-    pause_time: datetime
-    resume_time: datetime | None
+    pause_time: PauseTimestamp
+    resume_time: PauseTimestamp | None
     resume_user_id: str | None
     resume_action: PauseAction | None
     input_data: dict[str, Any] | None
@@ -168,8 +183,8 @@ class DatasetResponse(BaseModel):
     name: str
     description: str | None
     filename: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     format: str
     columns: list[str]
     row_count: int
@@ -180,8 +195,8 @@ class OutputFileResponse(BaseModel):
 
     id: str
     file_name: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     run_id: str | None
     line_count: int
 
@@ -201,5 +216,5 @@ class FileResponseSchema(BaseModel):
     name: str
     path: str
     size: int
-    created: datetime
+    created: Timestamp
     workflow_id: str | None = None

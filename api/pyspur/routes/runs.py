@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -163,10 +163,15 @@ async def list_workflow_runs(
         page_size=page_size,
         workflow_id=wf.id,
         status=status,
-        start_date=start_date,
-        end_date=end_date,
+        start_date=_as_utc(start_date),
+        end_date=_as_utc(end_date),
     )
     return [presenters.run(r) for r in rows]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """PySpur's clients send back the naive UTC times it serves; read them as UTC, not server-local."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @run_router.get("/", response_model=list[RunResponse])
