@@ -101,10 +101,10 @@ async def test_no_path_traversal_and_no_directory_listing(client: Client, tenant
 
 async def test_unknown_api_paths_stay_json_404s(client: Client, tenant: Tenant) -> None:
     async with client() as c:
-        for path in ("/api/templates/", "/wf/x/nothing/here/", "/v1/nothing"):
+        for path in ("/api/nothing/", "/wf/x/nothing/here/", "/v1/nothing"):
             resp = await c.get(path, headers=tenant.headers)
             assert resp.status_code == 404 and resp.json()["detail"], path
-        assert (await c.post("/api/templates/instantiate/", headers=tenant.headers)).status_code == 404
+        assert (await c.post("/api/nothing/here/", headers=tenant.headers)).status_code == 404
         v1 = (await c.get("/v1/nothing", headers=tenant.headers)).json()
         assert v1["code"] == "not_found" and v1["request_id"]
 
