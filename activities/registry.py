@@ -12,6 +12,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.ingest_activities import IngestActivities, RunStarts
+from activities.llm_activities import LlmActivities
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
@@ -56,7 +57,11 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
-        activities=[*acts.activities(), *IngestActivities(sessions, settings, starts).activities()],
+        activities=[
+            *acts.activities(),
+            *IngestActivities(sessions, settings, starts).activities(),
+            *LlmActivities(sessions, settings).activities(),
+        ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activities.registry import build_worker, sandbox_pool
 from api import errors
-from api.pyspur.routes import datasets, meta, pauses, runs, workflows
+from api.pyspur.routes import datasets, env_mgmt, meta, pauses, runs, workflows
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(meta.node_router, prefix=prefix)
         app.include_router(datasets.ds_router, prefix=prefix)
         app.include_router(datasets.of_router, prefix=prefix)
+        app.include_router(env_mgmt.router, prefix=prefix)
     for router in (
         v1_runs.router,  # /summary is routed before /{run_id} inside it
         v1_definitions.router,

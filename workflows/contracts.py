@@ -29,6 +29,8 @@ class NodePolicy(BaseModel):
     wall_seconds: float = 60.0
     # Python nodes first run as a local activity bounded by this many seconds (0: never).
     fast_path_seconds: float = 1.0
+    # LLM calls heartbeat within this, so a cancel (delivered on a heartbeat) reaches them quickly.
+    llm_heartbeat_timeout_seconds: float = 2.0
 
 
 class SubworkflowSnapshot(BaseModel):
@@ -88,6 +90,8 @@ class TaskRecord(BaseModel):
     # A loop node's body definition and its history `{body node id: [outputs per iteration]}`.
     subworkflow: dict[str, Any] | None = None
     subworkflow_output: dict[str, Any] | None = None
+    # LLM nodes: {model, prompt_tokens, completion_tokens, cost_usd}.
+    usage: dict[str, Any] | None = None
 
 
 class PythonNodeInput(BaseModel):
@@ -293,6 +297,24 @@ class SettleResult(BaseModel):
     run_type: str = "interactive"
 
 
+# -- LLM calls -------------------------------------------------------------------------------------
+
+
+class LlmCallInput(BaseModel):
+    """One LLM call. It names the tenant, never a key: the activity reads the keys at call time."""
+
+    tenant_id: str
+    node_id: str
+    # The node's config (SingleLLMCallNode's shape) and its input `{predecessor title: output}`.
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+class LlmCallResult(BaseModel):
+    output: dict[str, Any]
+    usage: dict[str, Any]
+
+
 # -- interfaces ------------------------------------------------------------------------------------
 
 
@@ -391,6 +413,16 @@ class IngestActivitiesContract(_ActivityContract, ABC):
     @activity.defn(name="settle_run_inputs")
     @abstractmethod
     async def settle_run_inputs(self, run_id: str) -> SettleResult:
+        raise NotImplementedError
+
+
+class LlmActivitiesContract(_ActivityContract, ABC):
+    """LLM calls (implemented by `activities.llm_activities.LlmActivities`)."""
+
+    @activity.defn(name="call_llm")
+    @abstractmethod
+    async def call_llm(self, arg: LlmCallInput) -> LlmCallResult:
+        """The node's output (the reply's fields, checked against the node's schema) and its usage."""
         raise NotImplementedError
 
 

@@ -29,6 +29,7 @@ from workflows.node_kinds.output import OutputHandler
 from workflows.node_kinds.python_func import PythonFuncHandler
 from workflows.node_kinds.router import RouterHandler
 from workflows.node_kinds.router import router_route_payload as router_route_payload
+from workflows.node_kinds.single_llm_call import SingleLLMCallHandler
 from workflows.node_kinds.static_value import StaticValueHandler
 from workflows.node_kinds.subworkflow import SubworkflowHandler
 
@@ -36,6 +37,7 @@ from workflows.node_kinds.subworkflow import SubworkflowHandler
 HANDLERS: tuple[NodeHandler[Any], ...] = (
     InputHandler(),
     OutputHandler(),
+    SingleLLMCallHandler(),
     PythonFuncHandler(),
     RouterHandler(),
     CoalesceHandler(),
@@ -155,6 +157,7 @@ def supported_types() -> dict[str, list[dict[str, Any]]]:
                 "config": config,
                 "visual_tag": {"acronym": kind.acronym, "color": kind.color},
                 "has_fixed_output": kind.config_model.model_fields["has_fixed_output"].default,
+                **kind.catalogue_extra(),
             }
         )
     return groups
