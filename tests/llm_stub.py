@@ -165,4 +165,4 @@ def _example(schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
-    return {"string": "stub", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(str(kind), None)
+    return {"string": "stub", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(str(kind))
