@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.builders import definition, input_node, link, output_node, python_node
 from tests.conftest import Stack, Tenant, make_tenant, reaches, wait_until
+from tests.e2e.v1_client import connect, new_definition, raw, root_folder, set_graph, settled
 from tests.llm_stub import Fault, LlmStub
 from workflows.search_attributes import temporal_workflow_id
 
@@ -380,3 +381,47 @@ async def test_cancelling_a_run_closes_the_in_flight_provider_connection(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_worker_killed_during_a_call_retries_it_and_the_run_completes(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    tenant = await keyed_tenant(stack, app_client, provider, "sk-inflight")
+    wf = await create(app_client, tenant, llm_graph())
+    provider.faults.append(Fault(delay=30.0))
+    run_id = await start(app_client, tenant, wf)
+    await wait_until(lambda: _async(bool(provider.calls())), within=60)
+    stack.kill_workers()
+    await asyncio.sleep(0.5)
+    stack.start_worker()
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"] == {"title": "stub", "words": 1}
+    first, second = provider.calls()
+    assert first.disconnected and second.answered
+
+
+def test_llm_run_through_v1_renders_the_run_message(live_api: str, stack: Stack, stub: LlmStub) -> None:
+    stub.reset()
+    owner = asyncio.run(make_tenant(stack.database_url))
+    with raw(live_api, owner.key) as http:
+        for name, value in {"OPENAI_API_KEY": "sk-v1-run", "OPENAI_API_BASE": stub.base_url}.items():
+            assert http.post("/env-mgmt/", json={"name": name, "value": value}).status_code == 200
+    v1 = connect(live_api, owner.key)
+    d = new_definition(v1, root_folder(v1))
+    fields = {"user_message": "string", "instruction": "string", "inputs": "array"}
+    graph = definition(
+        [
+            input_node(fields),
+            llm_node(system_message="You take notes.", user_message="Note: {{input_node.user_message}}"),
+            output_node({"title": "Writer.title"}),
+        ],
+        [link("input_node", "llm"), link("llm", "output_node")],
+    )
+    set_graph(live_api, owner.key, d.id, graph)
+    run = v1.defs.create_workflow_run(d.id, user_message="from ksapi")
+    v1.runs.start_workflow_run(run.id)
+    settled(v1, run.id, "COMPLETED", within=60)
+    # An in-flight call may be retried (a heartbeat lost under load); a finished one never is.
+    seen = stub.calls("sk-v1-run")
+    assert seen and len(seen) == len(stub.calls())
+    assert all(s.body["messages"][-1] == {"role": "user", "content": "Note: from ksapi"} for s in seen)
