@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,8 @@ class LlmStub:
         self.faults: list[Fault] = []
         self.latency = 0.0
         self.content: str | None = None
+        # Given a request body, the reply's content (None: the default answer).
+        self.responder: Callable[[dict[str, Any]], str | None] | None = None
         self.usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         self._lock = threading.Lock()
         self.port = 0
@@ -67,6 +69,7 @@ class LlmStub:
             self.faults.clear()
             self.latency = 0.0
             self.content = None
+            self.responder = None
 
     def calls(self, key: str | None = None) -> list[Seen]:
         """The chat requests so far (those carrying `key`, when given)."""
@@ -96,6 +99,8 @@ class LlmStub:
                 fault.body or {"error": {"message": "stub fault"}}, fault.status, fault.headers
             )
         content = fault.content if fault and fault.content is not None else self.content
+        if content is None and self.responder is not None:
+            content = self.responder(body)
         if content is None:
             content = json.dumps(_fitting(body))
         return JSONResponse(

@@ -15,6 +15,7 @@ from errors import InvalidDefinition
 from workflows.definition import WorkflowNode
 from workflows.node_configs import NodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput
+from workflows.node_kinds.best_of_n import BestOfNHandler
 from workflows.node_kinds.coalesce import CoalesceHandler
 from workflows.node_kinds.fields import NodeEvaluationError as NodeEvaluationError
 from workflows.node_kinds.fields import declared_input_fields as declared_input_fields
@@ -38,6 +39,7 @@ HANDLERS: tuple[NodeHandler[Any], ...] = (
     InputHandler(),
     OutputHandler(),
     SingleLLMCallHandler(),
+    BestOfNHandler(),
     PythonFuncHandler(),
     RouterHandler(),
     CoalesceHandler(),

@@ -425,3 +425,51 @@ def test_llm_run_through_v1_renders_the_run_message(live_api: str, stack: Stack,
     seen = stub.calls("sk-v1-run")
     assert seen and len(seen) == len(stub.calls())
     assert all(s.body["messages"][-1] == {"role": "user", "content": "Note: from ksapi"} for s in seen)
+
+
+async def test_best_of_n_rates_each_generation_and_returns_the_best(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    tenant = await keyed_tenant(stack, app_client, provider, "sk-best-of-n")
+    generations = iter(["dull", "great", "fine"])
+    scores = {"dull": 2, "great": 9, "fine": 5}
+
+    def respond(body: dict[str, Any]) -> str:
+        system = body["messages"][0]["content"]
+        if system.startswith("Rate"):
+            (generation,) = json.loads(body["messages"][-1]["content"]).values()
+            return json.dumps({"rating": scores[generation["response"]]})
+        return json.dumps({"response": next(generations)})
+
+    provider.responder = respond
+    schema = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    best = {
+        "id": "best",
+        "title": "Best",
+        "node_type": "BestOfNNode",
+        "config": {
+            "llm_info": {"model": "openai/gpt-4o-mini", "max_tokens": 64},
+            "system_message": "Write a line about {{input_node.topic}}.",
+            "user_message": "{{input_node.topic}}",
+            "samples": 3,
+            "output_schema": {"response": "string"},
+            "output_json_schema": json.dumps(schema),
+        },
+    }
+    wf = await create(
+        app_client,
+        tenant,
+        definition(
+            [input_node({"topic": "string"}), best, output_node({"line": "Best.response"})],
+            [link("input_node", "best"), link("best", "output_node")],
+        ),
+    )
+    run = await final(app_client, tenant, await start(app_client, tenant, wf, "tea"), "COMPLETED")
+    assert run["outputs"]["output_node"] == {"line": "great"}
+    calls = provider.calls()
+    assert len(calls) == 6
+    ratings = [c for c in calls if c.body["messages"][0]["content"].startswith("Rate")]
+    assert len(ratings) == 3
+    assert all(c.body["response_format"]["json_schema"]["schema"]["required"] == ["rating"] for c in ratings)
+    (task,) = [t for t in run["tasks"] if t["node_id"] == "best"]
+    assert task["usage"]["calls"] == 6 and task["usage"]["prompt_tokens"] == 6 * 11

@@ -31,7 +31,7 @@ def llm(config: dict[str, Any]) -> WorkflowNode:
     return WorkflowNode(id="llm", title="Writer", node_type="SingleLLMCallNode", config=config)
 
 
-def test_catalogue_entry_is_pysprs_schema_plus_the_retry_bounds() -> None:
+def test_catalogue_entry_is_pyspurs_schema_plus_the_retry_bounds() -> None:
     ours, theirs = entry("SingleLLMCallNode"), PYSPUR["SingleLLMCallNode"]
     assert ours["config"]["$defs"] == theirs["config"]["$defs"]
     assert {k: v for k, v in ours["config"]["properties"].items() if k not in OURS_ONLY} == theirs["config"][
@@ -46,6 +46,20 @@ def test_catalogue_entry_is_pysprs_schema_plus_the_retry_bounds() -> None:
     )
     assert len(ours["model_constraints"]) == 45
     assert ours["model_constraints"]["deepseek/deepseek-chat"]["supports_JSON_output"] is False
+
+
+def test_best_of_n_catalogue_entry_is_pyspurs_schema_plus_the_retry_bounds() -> None:
+    ours, theirs = entry("BestOfNNode"), PYSPUR["BestOfNNode"]
+    assert ours["config"]["$defs"] == theirs["config"]["$defs"]
+    assert {k: v for k, v in ours["config"]["properties"].items() if k not in OURS_ONLY} == theirs["config"][
+        "properties"
+    ]
+    assert (ours["input"], ours["output"], ours["visual_tag"]) == (
+        theirs["input"],
+        theirs["output"],
+        theirs["visual_tag"],
+    )
+    assert "model_constraints" not in ours  # PySpur adds it to the single-call node only
 
 
 def test_any_model_of_a_known_provider_is_accepted_and_an_unknown_provider_is_refused() -> None:
@@ -71,7 +85,7 @@ def test_null_output_json_schema_from_the_editor_means_the_default() -> None:
     nodes.validate_node(llm({"output_json_schema": None}))
 
 
-def test_messages_are_system_few_shot_history_user_in_pysprs_order() -> None:
+def test_messages_are_system_few_shot_history_user_in_pyspurs_order() -> None:
     inputs = {"In": {"q": "why", "h": [{"role": "user", "content": "earlier"}]}}
     config = {
         "system_message": "Sys {{In.q}}",

@@ -45,7 +45,7 @@ def test_supported_types_groups_nodes_like_pyspur() -> None:
     body = nodes.supported_types()
     assert {group: [n["name"] for n in entries] for group, entries in body.items()} == {
         "Input/Output": ["InputNode", "OutputNode"],
-        "AI": ["SingleLLMCallNode"],
+        "AI": ["SingleLLMCallNode", "BestOfNNode"],
         "Code Execution": ["PythonFuncNode"],
         "Logic": [
             "RouterNode",
@@ -66,6 +66,7 @@ def test_supported_types_entries_have_pyspur_keys_and_display_titles() -> None:
         "InputNode": "Input",
         "OutputNode": "Output",
         "SingleLLMCallNode": "Single LLM Call",
+        "BestOfNNode": "Best of N",
         "PythonFuncNode": "Python Function",
         "RouterNode": "Router",
         "CoalesceNode": "Coalesce",

@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from errors import InvalidDefinition
-from workflows.contracts import LlmActivitiesContract, LlmCallInput
+from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult
 from workflows.definition import WorkflowNode
 from workflows.node_configs import NodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScope, object_schema
@@ -231,17 +231,12 @@ def check_llm_config(node: WorkflowNode, config: SingleLLMCallNodeConfig) -> Non
             ) from None
 
 
-async def call_llm(
-    run: RunScope,
-    state: RunState,
-    node_id: str,
-    title: str,
-    config: dict[str, Any],
-    inputs: dict[str, Any],
-    parsed: SingleLLMCallNodeConfig,
-) -> dict[str, Any]:
-    """One durable LLM call; its usage goes on the node's task record."""
-    result = await workflow.execute_activity_method(
+async def llm_call(
+    run: RunScope, node_id: str, summary: str, config: dict[str, Any], inputs: dict[str, Any]
+) -> LlmCallResult:
+    """One durable LLM call of a node (its retry bounds from the node's config)."""
+    parsed = SingleLLMCallNodeConfig.model_validate(config)
+    return await workflow.execute_activity_method(
         LlmActivitiesContract.call_llm,
         LlmCallInput(tenant_id=run.inp.tenant_id, node_id=node_id, config=config, inputs=inputs),
         start_to_close_timeout=timedelta(seconds=parsed.timeout_seconds),
@@ -253,12 +248,24 @@ async def call_llm(
             maximum_attempts=parsed.max_attempts,
             non_retryable_error_types=NON_RETRYABLE,
         ),
-        summary=title,
+        summary=summary,
     )
+
+
+def record_usage(state: RunState, node_id: str, usages: list[dict[str, Any]]) -> None:
+    """Put the node's token usage (summed over its calls) on its task record."""
     record = state.records.get(node_id)
-    if record is not None:
-        record.usage = result.usage
-    return result.output
+    if record is None or not usages:
+        return
+    costs = [u.get("cost_usd") for u in usages]
+    record.usage = {
+        "model": usages[0].get("model"),
+        "prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in usages),
+        "completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in usages),
+        "cost_usd": round(sum(c for c in costs if c is not None), 8) if None not in costs else None,
+    }
+    if len(usages) > 1:
+        record.usage["calls"] = len(usages)
 
 
 class SingleLLMCallHandler(NodeHandler[SingleLLMCallNodeConfig]):
@@ -280,5 +287,6 @@ class SingleLLMCallHandler(NodeHandler[SingleLLMCallNodeConfig]):
 
     async def run(self, run: RunScope, state: RunState, node_id: str, inputs: dict[str, Any]) -> NodeOutput:
         node = state.plan.by_id[node_id]
-        parsed = self.config(node)
-        return await call_llm(run, state, node_id, node.title, dict(node.config), inputs, parsed)
+        result = await llm_call(run, node_id, node.title, dict(node.config), inputs)
+        record_usage(state, node_id, [result.usage])
+        return result.output
