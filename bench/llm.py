@@ -3,7 +3,7 @@ stub on loopback (tests/llm_stub.py) that answers after a fixed delay.
 
 1. overhead: sequential `POST /wf/{id}/run/` with the stub answering after 200 ms; p50/p95 of the
    run minus the stub's delay is what the service adds (API, Temporal round trips, the activity,
-   key lookup and decryption, the SDK);
+   key lookup and decryption, the SDK), shown beside the same graph with a Python node instead;
 2. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
    most calls the stub saw in flight at once, and the peak RSS of the worker process.
 
@@ -14,16 +14,20 @@ PySpur 0.1.18 is not measured here: its LLM path needs litellm's model map and i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.ours import our_stack
+from bench.ours import ROOT, our_stack
+from bench.ports import free_port
 from bench.stats import percentile
-from tests.llm_stub import LlmStub
 
 SCHEMA = '{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}'
 
@@ -44,25 +48,41 @@ def llm_definition() -> dict[str, Any]:
     }  # fmt: skip
 
 
-class CountingStub(LlmStub):
-    """The stub, also counting the calls it holds at once."""
+PY_DEFINITION = {
+    "nodes": [
+        {"id": "input_node", "title": "input_node", "node_type": "InputNode", "config": {"output_schema": {"q": "string"}}},
+        {"id": "py", "title": "Ask", "node_type": "PythonFuncNode",
+         "config": {"code": "return {'answer': 'stub'}", "output_schema": {"answer": "string"}}},
+        {"id": "output_node", "title": "output_node", "node_type": "OutputNode", "config": {"output_map": {"answer": "Ask.answer"}}},
+    ],
+    "links": [{"source_id": "input_node", "target_id": "py"}, {"source_id": "py", "target_id": "output_node"}],
+}  # fmt: skip
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.in_flight = 0
-        self.peak = 0
 
-    async def _chat(self, request: Any) -> Any:
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            return await super()._chat(request)
-        finally:
-            self.in_flight -= 1
+@contextlib.contextmanager
+def stub_process() -> Iterator[str]:
+    """The stub in a process of its own (sharing the harness's GIL would add its waits to the figure)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.llm_stub", str(port)], cwd=ROOT)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{root}/_control").raise_for_status()
+                break
+            time.sleep(0.1)
+        yield root
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
@@ -81,67 +101,72 @@ def _worker_pids() -> list[int]:
     return pids
 
 
+async def _sequential(client: httpx.AsyncClient, url: str, n: int, warmup: int) -> list[float]:
+    async def once(i: int) -> None:
+        r = await client.post(url, json={"initial_inputs": {"input_node": {"q": f"q{i}"}}})
+        r.raise_for_status()
+        assert r.json()["output_node"] == {"answer": "stub"}, r.text
+
+    for i in range(warmup):
+        await once(-i)
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await once(i)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
 async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
-    stub = CountingStub()
-    with stub.running():
+    with stub_process() as stub:
         env = {
             "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_API_BASE": stub.base_url,
+            "OPENAI_API_BASE": f"{stub}/v1",
             "WORKER_MAX_CONCURRENT_ACTIVITIES": str(max(64, n_conc)),
         }
         async with our_stack(**env) as (base, key), httpx.AsyncClient(timeout=600) as client:
             client.headers["Authorization"] = f"Bearer {key}"
-            resp = await client.post(
-                f"{base}/wf/", json={"name": "bench-llm", "definition": llm_definition()}
+            ids = []
+            for name, defn in (("bench-llm", llm_definition()), ("bench-py", PY_DEFINITION)):
+                resp = await client.post(f"{base}/wf/", json={"name": name, "definition": defn})
+                resp.raise_for_status()
+                ids.append(resp.json()["id"])
+            wf, py = ids
+            await client.post(f"{stub}/_control", json={"latency": 0.2})
+            llm = [x - 200 for x in await _sequential(client, f"{base}/wf/{wf}/run/", n_seq, warmup)]
+            same = await _sequential(client, f"{base}/wf/{py}/run/", n_seq, warmup)
+            print(
+                f"[llm] run minus the provider's 200 ms, n={n_seq}: p50 {percentile(llm, 50):.1f} ms, "
+                f"p95 {percentile(llm, 95):.1f} ms; the same graph with a Python node instead: "
+                f"p50 {percentile(same, 50):.1f} ms, p95 {percentile(same, 95):.1f} ms"
             )
-            resp.raise_for_status()
-            wf = resp.json()["id"]
-
-            async def run_once(i: int) -> None:
-                r = await client.post(
-                    f"{base}/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"q": f"q{i}"}}}
-                )
-                r.raise_for_status()
-                assert r.json()["output_node"] == {"answer": "stub"}, r.text
-
-            stub.latency = 0.2
-            for i in range(warmup):
-                await run_once(-i)
-            lat = []
-            for i in range(n_seq):
-                t0 = time.perf_counter()
-                await run_once(i)
-                lat.append((time.perf_counter() - t0) * 1000 - 200)
-            p50, p95 = percentile(lat, 50), percentile(lat, 95)
-            print(f"[llm] overhead over a 200 ms provider, n={n_seq}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-
             if n_conc <= 0:
                 return
-            stub.latency, stub.peak = 2.0, 0
+            await client.post(f"{stub}/_control", json={"latency": 2.0})
             pids = _worker_pids()
             peak_rss = {pid: _rss_kb(pid) for pid in pids}
             t0 = time.perf_counter()
-            ids = await asyncio.gather(*(
+            started = await asyncio.gather(*(
                 client.post(f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": str(uuid.uuid4())}}})
                 for _ in range(n_conc)
             ))  # fmt: skip
-            run_ids = [r.json()["id"] for r in ids]
-            pending = set(run_ids)
+            pending = {r.json()["id"] for r in started}
             while pending:
                 for pid in pids:
                     peak_rss[pid] = max(peak_rss[pid], _rss_kb(pid))
-                done = await asyncio.gather(
+                polled = await asyncio.gather(
                     *(client.get(f"{base}/run/{rid}/") for rid in list(pending)[:200])
                 )
-                for r in done:
+                for r in polled:
                     body = r.json()
                     if body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
                         assert body["status"] == "COMPLETED", body.get("error")
                         pending.discard(body["id"])
                 await asyncio.sleep(0.2)
             wall = time.perf_counter() - t0
+            stats = (await client.get(f"{stub}/_control")).json()
             rss = max(peak_rss.values(), default=0) / 1024
             print(
                 f"[llm] {n_conc} runs started at once, provider 2 s: {n_conc / wall:.1f} runs/s "
-                f"(wall {wall:.1f} s), peak calls in flight {stub.peak}, peak worker RSS {rss:.0f} MB"
+                f"(wall {wall:.1f} s), peak calls in flight {stats['peak']}, peak worker RSS {rss:.0f} MB"
             )

@@ -52,6 +52,8 @@ class LlmStub:
         self.responder: Callable[[dict[str, Any]], str | None] | None = None
         self.usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0  # most requests held at once since the last reset
         self.port = 0
         self._server: uvicorn.Server | None = None
 
@@ -120,13 +122,35 @@ class LlmStub:
             }
         )
 
+    async def _control(self, request: Request) -> Response:
+        """Benchmarks drive a stub in another process: set the latency, read and reset the counts."""
+        if request.method == "POST":
+            body = await request.json()
+            with self._lock:
+                self.latency = float(body.get("latency", self.latency))
+                self.requests.clear()
+                self.peak = self.in_flight
+        with self._lock:
+            return JSONResponse({"latency": self.latency, "requests": len(self.requests), "peak": self.peak})
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/openai/deployments/{name}/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/chat/completions", self._counted, methods=["POST"]),
+                Route("/openai/deployments/{name}/chat/completions", self._counted, methods=["POST"]),
+                Route("/_control", self._control, methods=["GET", "POST"]),
             ]
         )
+
+    async def _counted(self, request: Request) -> Response:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            return await self._chat(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     @contextlib.contextmanager
     def running(self) -> Iterator[LlmStub]:
@@ -171,3 +195,18 @@ def _example(schema: dict[str, Any]) -> Any:
     if kind == "object" or "properties" in schema:
         return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
     return {"string": "stub", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(str(kind))
+
+
+def main() -> None:
+    """`python -m tests.llm_stub PORT`: serve until killed (benchmarks run it in its own process)."""
+    import sys
+
+    stub = LlmStub()
+    config = uvicorn.Config(
+        stub.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off"
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
