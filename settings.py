@@ -91,7 +91,14 @@ class Settings(BaseSettings):
         description="Fernet key encrypting tenants' provider keys; unset: generated into DATA_DIR/provider-keys.secret",
     )
     llm_heartbeat_timeout_seconds: float = Field(
-        2.0, gt=0, description="LLM calls heartbeat within this; a cancel reaches a call within about as long"
+        10.0,
+        gt=0,
+        description="An LLM call whose worker is silent this long is retried (its worker is presumed lost)",
+    )
+    worker_heartbeat_throttle_seconds: float = Field(
+        1.5,
+        gt=0,
+        description="Running activities report to Temporal at least this often; a cancel reaches them within about as long",
     )
 
     @property

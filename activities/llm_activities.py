@@ -66,7 +66,8 @@ class LlmActivities(LlmActivitiesContract):
             ) from None
         request = self._request(config, target, messages, schema)
         info = activity.info()
-        beat = info.heartbeat_timeout.total_seconds() / 4 if info.heartbeat_timeout else 1.0
+        # Often: a heartbeat is how a cancel gets here (the worker sends them throttled).
+        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
         call = asyncio.create_task(target.client.chat.completions.create(**request))
         try:
             while True:

@@ -69,6 +69,8 @@ def build_worker(
         # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Heartbeats carry cancels back: sent at least this often, whatever a node's heartbeat timeout.
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.worker_heartbeat_throttle_seconds),
         # The interpreter is our own deterministic code (checked by replay tests), so the per-run
         # cost of the import sandbox can be skipped when measured worth it.
         workflow_runner=SandboxedWorkflowRunner()

@@ -29,8 +29,9 @@ class NodePolicy(BaseModel):
     wall_seconds: float = 60.0
     # Python nodes first run as a local activity bounded by this many seconds (0: never).
     fast_path_seconds: float = 1.0
-    # LLM calls heartbeat within this, so a cancel (delivered on a heartbeat) reaches them quickly.
-    llm_heartbeat_timeout_seconds: float = 2.0
+    # An LLM call silent this long is retried elsewhere. Generous, since a retried call is paid twice; a
+    # cancel still reaches it within the worker's heartbeat throttle (WORKER_HEARTBEAT_THROTTLE_SECONDS).
+    llm_heartbeat_timeout_seconds: float = 10.0
 
 
 class SubworkflowSnapshot(BaseModel):

@@ -139,6 +139,10 @@ def _validate_graph(defn: WorkflowDefinition) -> None:
                     f"Link {link.source_id} -> {link.target_id} names route '{link.source_handle}', which router "
                     f"'{link.source_id}' does not define"
                 )
+    for node in top:
+        kind = nodes.kind_of(node.node_type)
+        titles = {by_id[link.source_id].title for link in defn.links if link.target_id == node.id}
+        kind.check_in_graph(node, kind.config(node), titles)
     _check_acyclic(top, defn.links)
     if defn.spur_type == SpurType.CHATBOT:
         _check_chatbot(inputs[0], [n for n in top if nodes.kind_of(n.node_type).is_output])

@@ -304,14 +304,26 @@ async def test_no_key_configured_fails_saying_which_key_and_where_to_set_it(
     assert provider.calls() == []
 
 
-async def test_template_naming_a_missing_title_fails_the_node_naming_it(
+async def test_template_naming_a_missing_title_is_refused_on_save_and_a_missing_field_fails_the_node(
     app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
 ) -> None:
     tenant = await keyed_tenant(stack, app_client, provider, "sk-template")
-    wf = await create(app_client, tenant, llm_graph(user_message="About {{Nobody.topic}}"))
+    resp = await app_client.post(
+        "/wf/",
+        json={
+            "name": f"llm-{uuid.uuid4().hex[:6]}",
+            "definition": llm_graph(user_message="About {{Nobody.topic}}"),
+        },
+        headers=tenant.headers,
+    )
+    assert resp.status_code == 422
+    assert "user_message names 'Nobody', which is not the title of a node linked into it" in resp.text
+
+    wf = await create(app_client, tenant, llm_graph(user_message="About {{input_node.colour}}"))
     run = await final(app_client, tenant, await start(app_client, tenant, wf), "FAILED")
     (task,) = [t for t in run["tasks"] if t["node_id"] == "llm"]
-    assert "'Nobody' is undefined" in task["error"] and "user_message" in task["error"]
+    assert "user_message names something the node's input does not have" in task["error"]
+    assert "no attribute 'colour'" in task["error"]
     assert provider.calls() == []
 
 

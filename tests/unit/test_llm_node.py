@@ -14,8 +14,8 @@ import pytest
 from activities import llm_messages as msgs
 from activities import llm_providers as providers
 from errors import InvalidDefinition
-from workflows import nodes
-from workflows.definition import WorkflowNode
+from workflows import graph, nodes
+from workflows.definition import WorkflowDefinition, WorkflowNode
 
 # `model_json_schema()` of PySpur 0.1.18's own classes (SingleLLMCallNodeConfig, BestOfNNodeConfig and
 # their input/output models, from the `pyspur==0.1.18` wheel's source) and its visual-tag rule.
@@ -178,3 +178,22 @@ def test_routes_strip_the_provider_prefix_and_use_the_tenant_base_url() -> None:
 def test_cost_comes_from_the_price_table_and_unknown_models_have_none() -> None:
     assert providers.cost("openai/gpt-4o", 1_000_000, 0) == 2.5
     assert providers.cost("openai/my-vllm-model", 10, 10) is None
+
+
+def graph_with(user_message: str) -> WorkflowDefinition:
+    return WorkflowDefinition.model_validate(
+        {
+            "nodes": [
+                {"id": "in", "title": "In", "node_type": "InputNode", "config": {"output_schema": {"q": "string"}}},
+                {"id": "llm", "title": "Writer", "node_type": "SingleLLMCallNode",
+                 "config": {"user_message": user_message, "system_message": "Hi {{ In.q }}"}},
+            ],
+            "links": [{"source_id": "in", "target_id": "llm"}],
+        }
+    )  # fmt: skip
+
+
+def test_templates_may_name_only_predecessor_titles() -> None:
+    graph.validate_definition(graph_with("{% for x in range(2) %}{{ In.q }}{% endfor %}"))
+    with pytest.raises(InvalidDefinition, match="user_message names 'Out', which is not the title of a node"):
+        graph.validate_definition(graph_with("{{ Out.q }}"))

@@ -144,6 +144,13 @@ class NodeHandler(Generic[ConfigT]):
             InvalidDefinition: naming the node and the fault.
         """
 
+    def check_in_graph(self, node: WorkflowNode, config: ConfigT, predecessor_titles: set[str]) -> None:
+        """Definition-time checks that need the node's place in its graph (the titles its input is keyed by).
+
+        Raises:
+            InvalidDefinition: naming the node and the fault.
+        """
+
     def catalogue_extra(self) -> dict[str, Any]:
         """Keys a kind adds to its `GET /node/supported_types/` entry (PySpur's LLM node: `model_constraints`)."""
         return {}

@@ -15,6 +15,7 @@ from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScop
 from workflows.node_kinds.single_llm_call import (
     SingleLLMCallNodeConfig,
     check_llm_config,
+    check_template_titles,
     llm_call,
     record_usage,
 )
@@ -64,6 +65,11 @@ class BestOfNHandler(NodeHandler[BestOfNNodeConfig]):
 
     def check(self, node: WorkflowNode, config: BestOfNNodeConfig) -> None:
         check_llm_config(node, config)
+
+    def check_in_graph(
+        self, node: WorkflowNode, config: BestOfNNodeConfig, predecessor_titles: set[str]
+    ) -> None:
+        check_template_titles(node, config, predecessor_titles)
 
     async def run(self, run: RunScope, state: RunState, node_id: str, inputs: dict[str, Any]) -> NodeOutput:
         node = state.plan.by_id[node_id]

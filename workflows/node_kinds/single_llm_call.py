@@ -231,6 +231,27 @@ def check_llm_config(node: WorkflowNode, config: SingleLLMCallNodeConfig) -> Non
             ) from None
 
 
+def check_template_titles(node: WorkflowNode, config: SingleLLMCallNodeConfig, titles: set[str]) -> None:
+    """A template may only name the titles of the node's predecessors (its input's keys).
+
+    Raises:
+        InvalidDefinition: naming the template and the unknown name.
+    """
+    from jinja2 import meta
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment()
+    for field in ("system_message", "user_message"):
+        names = meta.find_undeclared_variables(env.parse(getattr(config, field))) - set(env.globals)
+        unknown = sorted(names - titles)
+        if unknown:
+            known = ", ".join(sorted(titles)) or "none: the node has no incoming link"
+            raise InvalidDefinition(
+                f"Node '{node.id}': {field} names '{unknown[0]}', which is not the title of a node "
+                f"linked into it (predecessors: {known})"
+            )
+
+
 async def llm_call(
     run: RunScope, node_id: str, summary: str, config: dict[str, Any], inputs: dict[str, Any]
 ) -> LlmCallResult:
@@ -281,6 +302,11 @@ class SingleLLMCallHandler(NodeHandler[SingleLLMCallNodeConfig]):
 
     def check(self, node: WorkflowNode, config: SingleLLMCallNodeConfig) -> None:
         check_llm_config(node, config)
+
+    def check_in_graph(
+        self, node: WorkflowNode, config: SingleLLMCallNodeConfig, predecessor_titles: set[str]
+    ) -> None:
+        check_template_titles(node, config, predecessor_titles)
 
     def catalogue_extra(self) -> dict[str, Any]:
         return {"model_constraints": model_constraints()}
