@@ -437,6 +437,10 @@ def test_llm_run_through_v1_renders_the_run_message(live_api: str, stack: Stack,
     seen = stub.calls("sk-v1-run")
     assert seen and len(seen) == len(stub.calls())
     assert all(s.body["messages"][-1] == {"role": "user", "content": "Note: from ksapi"} for s in seen)
+    with raw(live_api, owner.key) as http:
+        body = http.get(f"/v1/workflow-runs/{run.id}").json()
+    # The usage of the call that finished (a call lost with its worker reported none).
+    assert (body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]) == (11, 7)
 
 
 async def test_best_of_n_rates_each_generation_and_returns_the_best(
