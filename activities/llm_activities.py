@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities import llm_messages as msgs
 from activities import llm_providers as providers
 from core import provider_keys
+from db import repo
 from errors import DomainError
 from settings import Settings
 from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult
@@ -42,6 +43,24 @@ class LlmActivities(LlmActivitiesContract):
             `parsing_error`, `invalid_json_format` are not retried; `rate_limit`, `provider_error`,
             `timeout`, `connection` are).
         """
+        progress = asyncio.create_task(self._record_progress(arg)) if arg.tasks and arg.run_id else None
+        try:
+            return await self._call(arg)
+        finally:
+            if progress is not None:
+                await progress
+
+    async def _record_progress(self, arg: LlmCallInput) -> None:
+        # Best effort, overlapping the call: a failed write must not fail (and so repeat) a paid call;
+        # the run's terminal write carries the same rows.
+        assert arg.run_id is not None
+        try:
+            async with self._sessions() as session, session.begin():
+                await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
+        except Exception as err:
+            activity.logger.warning("progress of run %s not written: %s", arg.run_id, type(err).__name__)
+
+    async def _call(self, arg: LlmCallInput) -> LlmCallResult:
         try:
             config = SingleLLMCallNodeConfig.model_validate(arg.config)
             raw = config.model_dump()

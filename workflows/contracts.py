@@ -309,6 +309,10 @@ class LlmCallInput(BaseModel):
     # The node's config (SingleLLMCallNode's shape) and its input `{predecessor title: output}`.
     config: dict[str, Any]
     inputs: dict[str, Any]
+    # Task rows the workflow settled since its last write: written beside the call (not before it).
+    run_id: str | None = None
+    attempt: int | None = None
+    tasks: list[TaskRecord] = Field(default_factory=list)
 
 
 class LlmCallResult(BaseModel):

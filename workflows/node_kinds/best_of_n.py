@@ -62,6 +62,7 @@ class BestOfNHandler(NodeHandler[BestOfNNodeConfig]):
     color = "#007BFF"
     input_schema = object_schema("BestOfNNodeInput")
     output_schema = object_schema("BestOfNNodeOutput")
+    flushes_progress = True
 
     def check(self, node: WorkflowNode, config: BestOfNNodeConfig) -> None:
         check_llm_config(node, config)
@@ -86,9 +87,11 @@ class BestOfNHandler(NodeHandler[BestOfNNodeConfig]):
             **retry,
         }
         usages: list[dict[str, Any]] = []
+        progress = run.unflushed()
 
         async def sample(i: int) -> tuple[float, dict[str, Any]]:
-            gen = await llm_call(run, node_id, f"{node.title} generation {i}", generate, inputs)
+            tasks = progress if i == 0 else None  # one call writes the run's progress
+            gen = await llm_call(run, node_id, f"{node.title} generation {i}", generate, inputs, tasks)
             usages.append(gen.usage)
             rating = await llm_call(
                 run, node_id, f"{node.title} rating {i}", rate, {f"generation_node_{i}": gen.output}

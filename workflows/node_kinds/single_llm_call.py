@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from errors import InvalidDefinition
-from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult
+from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult, TaskRecord
 from workflows.definition import WorkflowNode
 from workflows.node_configs import NodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScope, object_schema
@@ -253,13 +253,28 @@ def check_template_titles(node: WorkflowNode, config: SingleLLMCallNodeConfig, t
 
 
 async def llm_call(
-    run: RunScope, node_id: str, summary: str, config: dict[str, Any], inputs: dict[str, Any]
+    run: RunScope,
+    node_id: str,
+    summary: str,
+    config: dict[str, Any],
+    inputs: dict[str, Any],
+    tasks: list[TaskRecord] | None = None,
 ) -> LlmCallResult:
-    """One durable LLM call of a node (its retry bounds from the node's config)."""
+    """One durable LLM call of a node (its retry bounds from the node's config); `tasks`: the run's
+    unflushed progress, written by the activity beside the call."""
     parsed = SingleLLMCallNodeConfig.model_validate(config)
+    arg = LlmCallInput(
+        tenant_id=run.inp.tenant_id,
+        node_id=node_id,
+        config=config,
+        inputs=inputs,
+        run_id=run.inp.run_id,
+        attempt=run.inp.attempt,
+        tasks=tasks or [],
+    )
     return await workflow.execute_activity_method(
         LlmActivitiesContract.call_llm,
-        LlmCallInput(tenant_id=run.inp.tenant_id, node_id=node_id, config=config, inputs=inputs),
+        arg,
         start_to_close_timeout=timedelta(seconds=parsed.timeout_seconds),
         schedule_to_close_timeout=timedelta(seconds=parsed.max_total_seconds),
         heartbeat_timeout=timedelta(seconds=run.inp.policy.llm_heartbeat_timeout_seconds),
@@ -299,6 +314,7 @@ class SingleLLMCallHandler(NodeHandler[SingleLLMCallNodeConfig]):
     color = "#007BFF"
     input_schema = object_schema("SingleLLMCallNodeInput", open_=True)
     output_schema = object_schema("SingleLLMCallNodeOutput")
+    flushes_progress = True
 
     def check(self, node: WorkflowNode, config: SingleLLMCallNodeConfig) -> None:
         check_llm_config(node, config)
@@ -313,6 +329,6 @@ class SingleLLMCallHandler(NodeHandler[SingleLLMCallNodeConfig]):
 
     async def run(self, run: RunScope, state: RunState, node_id: str, inputs: dict[str, Any]) -> NodeOutput:
         node = state.plan.by_id[node_id]
-        result = await llm_call(run, node_id, node.title, dict(node.config), inputs)
+        result = await llm_call(run, node_id, node.title, dict(node.config), inputs, run.unflushed())
         record_usage(state, node_id, [result.usage])
         return result.output
