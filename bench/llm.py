@@ -4,7 +4,8 @@ stub on loopback (tests/llm_stub.py) that answers after a fixed delay.
 1. overhead: sequential `POST /wf/{id}/run/` with the stub answering after 200 ms; p50/p95 of the
    run minus the stub's delay is what the service adds (API, Temporal round trips, the activity,
    key lookup and decryption, the SDK), shown beside the same graph with a Python node instead;
-2. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
+2. cancel: a run cancelled while its call is in flight, until the provider sees the connection close;
+3. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
    most calls the stub saw in flight at once, and the peak RSS of the worker process.
 
 PySpur 0.1.18 is not measured here: its LLM path needs litellm's model map and its own venv
@@ -117,6 +118,29 @@ async def _sequential(client: httpx.AsyncClient, url: str, n: int, warmup: int) 
     return lat
 
 
+async def _cancel_latency(client: httpx.AsyncClient, base: str, wf: str, stub: str, n: int = 10) -> None:
+    """Cancel a run while its call is in flight: time until the provider sees the connection close."""
+    lat = []
+    for i in range(n):
+        await client.post(f"{stub}/_control", json={"latency": 60.0})
+        run = (
+            await client.post(
+                f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": f"c{i}"}}}
+            )
+        ).json()
+        while (await client.get(f"{stub}/_control")).json()["requests"] < 1:
+            await asyncio.sleep(0.02)
+        t0 = time.perf_counter()
+        (await client.post(f"{base}/wf/cancel_workflow/{run['id']}/")).raise_for_status()
+        while (await client.get(f"{stub}/_control")).json()["disconnected"] < 1:
+            await asyncio.sleep(0.01)
+        lat.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"[llm] cancel -> provider connection closed, n={n}: p50 {percentile(lat, 50):.0f} ms, "
+        f"max {max(lat):.0f} ms"
+    )
+
+
 async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
     with stub_process() as stub:
         env = {
@@ -140,6 +164,7 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
                 f"p95 {percentile(llm, 95):.1f} ms; the same graph with a Python node instead: "
                 f"p50 {percentile(same, 50):.1f} ms, p95 {percentile(same, 95):.1f} ms"
             )
+            await _cancel_latency(client, base, wf, stub)
             if n_conc <= 0:
                 return
             await client.post(f"{stub}/_control", json={"latency": 2.0})

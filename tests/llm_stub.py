@@ -131,7 +131,15 @@ class LlmStub:
                 self.requests.clear()
                 self.peak = self.in_flight
         with self._lock:
-            return JSONResponse({"latency": self.latency, "requests": len(self.requests), "peak": self.peak})
+            disconnected = sum(1 for r in self.requests if r.disconnected)
+            return JSONResponse(
+                {
+                    "latency": self.latency,
+                    "requests": len(self.requests),
+                    "disconnected": disconnected,
+                    "peak": self.peak,
+                }
+            )
 
     def app(self) -> Starlette:
         return Starlette(
