@@ -116,10 +116,13 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def _provider_text(err: openai.APIStatusError, secrets: tuple[str, ...]) -> str:
+    """The provider's own error message (OpenAI's `{"error": {"message"}}`), scrubbed; nothing else of
+    the body, which a base URL pointing at some other service could fill with anything."""
     body = err.body
     message = body.get("message") if isinstance(body, dict) else None
-    text = message if isinstance(message, str) else err.message
-    text = scrub(text, secrets)[:_MAX_PROVIDER_TEXT]
+    if not isinstance(message, str):
+        return ""
+    text = scrub(message, secrets)[:_MAX_PROVIDER_TEXT]
     return f": {text}" if text else ""
 
 

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import provider_keys as repo
-from errors import BadRequest, NotFound
+from errors import BadRequest, NotFound, Unavailable
 from settings import Settings
 
 
@@ -114,7 +114,12 @@ def settings_default(settings: Settings, name: str) -> str | None:
 def cipher(settings: Settings) -> Fernet:
     """The Fernet of PROVIDER_KEYS_SECRET, or of a key generated once into the data directory."""
     if settings.provider_keys_secret:
-        return Fernet(settings.provider_keys_secret.encode())
+        try:
+            return Fernet(settings.provider_keys_secret.encode())
+        except ValueError:
+            raise Unavailable(
+                "PROVIDER_KEYS_SECRET is not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
     path = settings.resolved_data_dir / "provider-keys.secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -197,3 +197,18 @@ def test_templates_may_name_only_predecessor_titles() -> None:
     graph.validate_definition(graph_with("{% for x in range(2) %}{{ In.q }}{% endfor %}"))
     with pytest.raises(InvalidDefinition, match="user_message names 'Out', which is not the title of a node"):
         graph.validate_definition(graph_with("{{ Out.q }}"))
+
+
+def test_provider_errors_carry_only_the_providers_own_message() -> None:
+    request = httpx.Request("POST", "http://h/v1/chat/completions")
+    own = openai.BadRequestError(
+        "x", response=httpx.Response(400, request=request), body={"message": "bad model"}
+    )
+    other = openai.BadRequestError(
+        "x", response=httpx.Response(400, request=request), body="<html>internal</html>"
+    )
+    assert (
+        providers.classify(own, "openai", (), 60).message
+        == "openai rejected the request (HTTP 400): bad model"
+    )
+    assert providers.classify(other, "openai", (), 60).message == "openai rejected the request (HTTP 400)"
