@@ -44,9 +44,21 @@ class LlmActivities(LlmActivitiesContract):
             `timeout`, `connection` are).
         """
         progress = asyncio.create_task(self._record_progress(arg)) if arg.tasks and arg.run_id else None
+        work = asyncio.create_task(self._call(arg))
+        info = activity.info()
+        # Heartbeats cover the whole call, waits for a database connection included, and are how a
+        # cancel gets here (the worker sends them throttled), so they go often.
+        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
         try:
-            return await self._call(arg)
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=beat)
+                if done:
+                    return work.result()
+                activity.heartbeat()
         finally:
+            if not work.done():
+                work.cancel()  # closes the provider connection: it sees the run's cancel
+                await asyncio.gather(work, return_exceptions=True)
             if progress is not None:
                 await progress
 
@@ -84,23 +96,10 @@ class LlmActivities(LlmActivitiesContract):
                 f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
             ) from None
         request = self._request(config, target, messages, schema)
-        info = activity.info()
-        # Often: a heartbeat is how a cancel gets here (the worker sends them throttled).
-        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
-        call = asyncio.create_task(target.client.chat.completions.create(**request))
         try:
-            while True:
-                done, _ = await asyncio.wait({call}, timeout=beat)
-                if done:
-                    break
-                activity.heartbeat()
-            response = call.result()
+            response = await target.client.chat.completions.create(**request)
         except Exception as err:
             raise providers.classify(err, target.provider, target.secrets, config.max_total_seconds) from None
-        finally:
-            if not call.done():
-                call.cancel()  # closes the provider connection: it sees the run's cancel
-                await asyncio.gather(call, return_exceptions=True)
         return self._result(arg.node_id, model_id, response, schema)
 
     async def _values(self, tenant_id: str, names: list[str]) -> dict[str, str]:
