@@ -187,7 +187,7 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
                     if body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
                         assert body["status"] == "COMPLETED", body.get("error")
                         pending.discard(body["id"])
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.5)
             wall = time.perf_counter() - t0
             stats = (await client.get(f"{stub}/_control")).json()
             rss = max(peak_rss.values(), default=0) / 1024
