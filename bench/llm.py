@@ -176,17 +176,19 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
                 for _ in range(n_conc)
             ))  # fmt: skip
             pending = {r.json()["id"] for r in started}
+            pages = (n_conc + 99) // 100 + 1
             while pending:
                 for pid in pids:
                     peak_rss[pid] = max(peak_rss[pid], _rss_kb(pid))
-                polled = await asyncio.gather(
-                    *(client.get(f"{base}/run/{rid}/") for rid in list(pending)[:200])
-                )
-                for r in polled:
-                    body = r.json()
-                    if body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
-                        assert body["status"] == "COMPLETED", body.get("error")
-                        pending.discard(body["id"])
+                # A few list pages per poll: the API process hosts a worker too, and must not be starved.
+                for page in range(1, pages + 1):
+                    listed = await client.get(
+                        f"{base}/wf/{wf}/runs/", params={"page": page, "page_size": 100}
+                    )
+                    for body in listed.json():
+                        if body["id"] in pending and body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
+                            assert body["status"] == "COMPLETED", body.get("error")
+                            pending.discard(body["id"])
                 await asyncio.sleep(0.5)
             wall = time.perf_counter() - t0
             stats = (await client.get(f"{stub}/_control")).json()
