@@ -88,6 +88,32 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(512, gt=0)
     sandbox_output_bytes: int = Field(1024 * 1024, gt=0)
 
+    # LLM nodes: instance-wide provider defaults under PySpur's names; a tenant's keys stored through
+    # /env-mgmt/ override them for that tenant's runs.
+    openai_api_key: str | None = None
+    openai_api_base: str | None = None
+    anthropic_api_key: str | None = None
+    gemini_api_key: str | None = None
+    deepseek_api_key: str | None = None
+    ollama_base_url: str | None = None
+    azure_openai_api_key: str | None = None
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_version: str | None = None
+    provider_keys_secret: str | None = Field(
+        None,
+        description="Fernet key encrypting tenants' provider keys; unset: generated into DATA_DIR/provider-keys.secret",
+    )
+    llm_heartbeat_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="An LLM call whose worker is silent this long is retried (its worker is presumed lost)",
+    )
+    worker_heartbeat_throttle_seconds: float = Field(
+        1.5,
+        gt=0,
+        description="Running activities report to Temporal at least this often; a cancel reaches them within about as long",
+    )
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.resolve()

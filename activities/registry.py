@@ -12,6 +12,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.ingest_activities import IngestActivities, RunStarts
+from activities.llm_activities import LlmActivities
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
@@ -56,7 +57,11 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
-        activities=[*acts.activities(), *IngestActivities(sessions, settings, starts).activities()],
+        activities=[
+            *acts.activities(),
+            *IngestActivities(sessions, settings, starts).activities(),
+            *LlmActivities(sessions, settings).activities(),
+        ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.
@@ -64,6 +69,8 @@ def build_worker(
         # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Heartbeats carry cancels back: sent at least this often, whatever a node's heartbeat timeout.
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.worker_heartbeat_throttle_seconds),
         # The interpreter is our own deterministic code (checked by replay tests), so the per-run
         # cost of the import sandbox can be skipped when measured worth it.
         workflow_runner=SandboxedWorkflowRunner()

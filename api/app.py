@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from activities.registry import build_worker, sandbox_pool
 from api import errors
 from api.guard import RequestGuard
-from api.pyspur.routes import datasets, files, meta, pauses, runs, templates, workflows
+from api.pyspur.routes import datasets, env_mgmt, files, meta, pauses, runs, templates, workflows
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(datasets.of_router, prefix=prefix)
         app.include_router(templates.router, prefix=prefix)
         app.include_router(files.router, prefix=prefix)
+        app.include_router(env_mgmt.router, prefix=prefix)
     for router in (
         v1_runs.router,  # /summary is routed before /{run_id} inside it
         v1_definitions.router,

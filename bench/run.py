@@ -4,6 +4,7 @@
     python -m bench.run --only hitl [--n-paused 1000]
     python -m bench.run --only batch [--batch-rows 10000 --batch-sizes 10,25,50 --pyspur-batch-rows 1000]
     python -m bench.run --only v1 [--n-seq 100]
+    python -m bench.run --only llm [--n-seq 100 --llm-conc 1000]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
    with and without eager start, on a dev server tuned like ours;
@@ -19,6 +20,8 @@ then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own fig
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 `dashboard` (not in the default set): PySpur's dashboard with 1,000 workflows and 10,000 runs stored, its API
 calls and its time to render in Chromium (bench/dashboard.py); it prints its own figures.
+`llm` (not in the default set): input -> SingleLLMCallNode -> output against an OpenAI-compatible stub
+answering after 200 ms (overhead) and 2 s (runs started at once) (bench/llm.py); it prints its own figures.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ import sys
 from bench.batch import bench_batch
 from bench.dashboard import bench_dashboard
 from bench.hitl import bench_hitl
+from bench.llm import bench_llm
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm")
 DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
@@ -63,6 +67,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument(
         "--pyspur-batch-timeout", type=float, default=300.0, help="batch: PySpur time limit, s"
     )
+    parser.add_argument("--llm-conc", type=int, default=1000, help="llm: runs started at once (0: skip)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     rows: list[Measurement] = []
@@ -87,6 +92,8 @@ async def main(argv: list[str]) -> None:
         await bench_hitl(n_paused=args.n_paused)
     if "dashboard" in parts:
         await bench_dashboard()
+    if "llm" in parts:
+        await bench_llm(args.n_seq, args.llm_conc, args.warmup)
     if "batch" in parts:
         sizes = tuple(int(v) for v in args.batch_sizes.split(",") if v.strip())
         await bench_batch(args.batch_rows, sizes, args.pyspur_batch_rows, args.pyspur_batch_timeout)

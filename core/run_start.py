@@ -38,6 +38,7 @@ def node_policy(settings: Settings) -> NodePolicy:
         max_attempts=settings.node_retry_max_attempts,
         wall_seconds=settings.sandbox_wall_seconds,
         fast_path_seconds=settings.python_fast_path_seconds,
+        llm_heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
     )
 
 

@@ -252,6 +252,8 @@ class Task(Base):
     end_time: Mapped[datetime | None] = mapped_column(default=None)
     subworkflow: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     subworkflow_output: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    # LLM nodes: {model, prompt_tokens, completion_tokens, cost_usd} (migration 0008_llm).
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
 
 
 class Pause(Base):
@@ -428,3 +430,16 @@ class V1Definition(Base):
     )
     selected_skill_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
     common_file_path_part_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
+
+
+class ProviderKey(Base):
+    """A tenant's LLM provider setting (PySpur's env names), encrypted with Fernet (migration 0008_llm)."""
+
+    __tablename__ = "provider_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -60,14 +60,16 @@ def _sql_in(statuses: Iterable[str]) -> str:
     return ", ".join(f"'{x}'" for x in sorted(statuses))
 
 
-_TASK_COLUMNS = "seq, status, inputs, outputs, error, start_time, end_time, subworkflow, subworkflow_output"
+_TASK_COLUMNS = (
+    "seq, status, inputs, outputs, error, start_time, end_time, subworkflow, subworkflow_output, usage"
+)
 _UPSERT_TASKS = f"""
 INSERT INTO tasks (id, run_id, node_id, scope, parent_task_id, {_TASK_COLUMNS})
 SELECT r.id, {{run}}, r.node_id, r.scope, r.parent_task_id, {", ".join("r." + c for c in _TASK_COLUMNS.split(", "))}
 FROM {{source}} jsonb_to_recordset(CAST(:tasks AS jsonb)) AS r(
     id uuid, node_id text, scope text, parent_task_id uuid, seq int, status text, inputs jsonb,
     outputs jsonb, error text, start_time timestamptz, end_time timestamptz, subworkflow jsonb,
-    subworkflow_output jsonb)
+    subworkflow_output jsonb, usage jsonb)
 {{where}}
 ON CONFLICT (run_id, scope, node_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _TASK_COLUMNS.split(", "))}

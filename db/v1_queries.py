@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import v1_repo as v1
 from db.accounts import Principal
-from db.models import Document, Folder, Run, User, V1Definition, Workflow, utcnow
+from db.models import Document, Folder, Run, Task, User, V1Definition, Workflow, utcnow
 from run_status import ApprovalState, DocumentOrigin, ExecutionState
 
 
@@ -149,6 +149,33 @@ async def summary(
             "active_definitions": int(active or 0),
             "distinct_triggerers": int(triggerers),
         },
+    }
+
+
+async def run_usage(session: AsyncSession, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The LLM usage of each run's tasks summed (runs without LLM tasks are left out); the cost only
+    when every call has one."""
+    tokens = Task.usage["prompt_tokens"].as_integer(), Task.usage["completion_tokens"].as_integer()
+    cost = Task.usage["cost_usd"].as_float()
+    rows = await session.execute(
+        select(
+            Task.run_id,
+            func.sum(tokens[0]),
+            func.sum(tokens[1]),
+            func.sum(cost),
+            func.count(),
+            func.count(cost),
+        )
+        .where(Task.run_id.in_(run_ids), Task.usage.is_not(None))
+        .group_by(Task.run_id)
+    )
+    return {
+        run_id: {
+            "prompt_tokens": int(prompt or 0),
+            "completion_tokens": int(completion or 0),
+            "cost_usd": round(float(total), 8) if total is not None and priced == calls else None,
+        }
+        for run_id, prompt, completion, total, calls, priced in rows.all()
     }
 
 

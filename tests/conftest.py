@@ -37,6 +37,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Encrypts tenants' provider keys in the test stack (a fixed Fernet key, for tests only).
+PROVIDER_KEYS_SECRET = "gLDsSqTkkyCV1F1OdMfFtt6EhbIS_MfmDyucBdtwP7M="
+
+
 @dataclass
 class Stack:
     """The running backing services and how to (re)start the processes tests may kill."""
@@ -64,6 +68,7 @@ class Stack:
             "run_blocking_timeout_seconds": 60.0,
             # Small chunks, so batch tests cross chunk boundaries and continue-as-new.
             "batch_chunk_rows": 40,
+            "provider_keys_secret": PROVIDER_KEYS_SECRET,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -78,6 +83,7 @@ class Stack:
             RECONCILE_INTERVAL_SECONDS="1",
             NODE_HEARTBEAT_TIMEOUT_SECONDS="2",
             API_EMBEDDED_WORKER="false",
+            PROVIDER_KEYS_SECRET=PROVIDER_KEYS_SECRET,
         )
         env.update(extra)
         return env

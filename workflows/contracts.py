@@ -29,6 +29,9 @@ class NodePolicy(BaseModel):
     wall_seconds: float = 60.0
     # Python nodes first run as a local activity bounded by this many seconds (0: never).
     fast_path_seconds: float = 1.0
+    # An LLM call silent this long is retried elsewhere. Generous, since a retried call is paid twice; a
+    # cancel still reaches it within the worker's heartbeat throttle (WORKER_HEARTBEAT_THROTTLE_SECONDS).
+    llm_heartbeat_timeout_seconds: float = 10.0
 
 
 class SubworkflowSnapshot(BaseModel):
@@ -88,6 +91,8 @@ class TaskRecord(BaseModel):
     # A loop node's body definition and its history `{body node id: [outputs per iteration]}`.
     subworkflow: dict[str, Any] | None = None
     subworkflow_output: dict[str, Any] | None = None
+    # LLM nodes: {model, prompt_tokens, completion_tokens, cost_usd}.
+    usage: dict[str, Any] | None = None
 
 
 class PythonNodeInput(BaseModel):
@@ -293,6 +298,28 @@ class SettleResult(BaseModel):
     run_type: str = "interactive"
 
 
+# -- LLM calls -------------------------------------------------------------------------------------
+
+
+class LlmCallInput(BaseModel):
+    """One LLM call. It names the tenant, never a key: the activity reads the keys at call time."""
+
+    tenant_id: str
+    node_id: str
+    # The node's config (SingleLLMCallNode's shape) and its input `{predecessor title: output}`.
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+    # Task rows the workflow settled since its last write: written beside the call (not before it).
+    run_id: str | None = None
+    attempt: int | None = None
+    tasks: list[TaskRecord] = Field(default_factory=list)
+
+
+class LlmCallResult(BaseModel):
+    output: dict[str, Any]
+    usage: dict[str, Any]
+
+
 # -- interfaces ------------------------------------------------------------------------------------
 
 
@@ -391,6 +418,16 @@ class IngestActivitiesContract(_ActivityContract, ABC):
     @activity.defn(name="settle_run_inputs")
     @abstractmethod
     async def settle_run_inputs(self, run_id: str) -> SettleResult:
+        raise NotImplementedError
+
+
+class LlmActivitiesContract(_ActivityContract, ABC):
+    """LLM calls (implemented by `activities.llm_activities.LlmActivities`)."""
+
+    @activity.defn(name="call_llm")
+    @abstractmethod
+    async def call_llm(self, arg: LlmCallInput) -> LlmCallResult:
+        """The node's output (the reply's fields, checked against the node's schema) and its usage."""
         raise NotImplementedError
 
 

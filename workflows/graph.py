@@ -245,6 +245,14 @@ def _graph_problems(defn: WorkflowDefinition, links: list[WorkflowLink]) -> list
                     f"router '{link.source_id}' does not define",
                 )
             )
+    for node in top:
+        if nodes.node_problem(node) is None:  # a node with a bad config has its problem already
+            titles = {by_id[link.source_id].title for link in links if link.target_id == node.id}
+            kind = nodes.kind_of(node.node_type)
+            try:
+                kind.check_in_graph(node, kind.config(node), titles)
+            except InvalidDefinition as err:
+                found.append(Problem(node.id, err.detail))
     cycle = _cycle(top, links)
     if cycle:
         found.append(Problem(cycle[0], "The graph has a cycle: " + " -> ".join(cycle)))

@@ -15,6 +15,7 @@ from errors import InvalidDefinition
 from workflows.definition import WorkflowNode
 from workflows.node_configs import NodeConfig
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput
+from workflows.node_kinds.best_of_n import BestOfNHandler
 from workflows.node_kinds.coalesce import CoalesceHandler
 from workflows.node_kinds.fields import NodeEvaluationError as NodeEvaluationError
 from workflows.node_kinds.fields import check_config_types
@@ -31,6 +32,7 @@ from workflows.node_kinds.output import OutputHandler
 from workflows.node_kinds.python_func import PythonFuncHandler
 from workflows.node_kinds.router import RouterHandler
 from workflows.node_kinds.router import router_route_payload as router_route_payload
+from workflows.node_kinds.single_llm_call import SingleLLMCallHandler
 from workflows.node_kinds.static_value import StaticValueHandler
 from workflows.node_kinds.subworkflow import SubworkflowHandler
 
@@ -38,6 +40,8 @@ from workflows.node_kinds.subworkflow import SubworkflowHandler
 HANDLERS: tuple[NodeHandler[Any], ...] = (
     InputHandler(),
     OutputHandler(),
+    SingleLLMCallHandler(),
+    BestOfNHandler(),
     PythonFuncHandler(),
     RouterHandler(),
     CoalesceHandler(),
@@ -181,6 +185,7 @@ def supported_types() -> dict[str, list[dict[str, Any]]]:
                 "config": config,
                 "visual_tag": {"acronym": kind.acronym, "color": kind.color},
                 "has_fixed_output": kind.config_model.model_fields["has_fixed_output"].default,
+                **kind.catalogue_extra(),
             }
         )
     return groups

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from api.pyspur.schemas import (
     DatasetResponse,
@@ -66,6 +67,7 @@ def task(t: Task) -> TaskResponse:
         subworkflow=shown(t.subworkflow),
         subworkflow_output=shown(t.subworkflow_output),
         iteration=int(t.scope.rpartition("#")[2]) if t.scope else None,
+        usage=t.usage,
     )
 
 
@@ -98,7 +100,21 @@ def run(r: Run, message: str | None = None) -> RunResponse:
         rows_total=r.rows_total,
         rows_done=r.rows_done,
         rows_failed=r.rows_failed,
+        usage=usage_total([t.usage for t in tasks]),
     )
+
+
+def usage_total(usages: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The usage of a run's LLM tasks summed (None when it has none); cost only if every call has one."""
+    found = [u for u in usages if u]
+    if not found:
+        return None
+    costs = [u.get("cost_usd") for u in found]
+    return {
+        "prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in found),
+        "completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in found),
+        "cost_usd": round(sum(c for c in costs if c is not None), 8) if None not in costs else None,
+    }
 
 
 def _percentage(r: Run, done: int, total: int) -> float:

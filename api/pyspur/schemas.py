@@ -103,6 +103,8 @@ class TaskResponse(BaseModel):
     subworkflow_output: Any = None
     # Loop-body tasks: the iteration (1-based) of the loop named by `parent_task_id`.
     iteration: int | None = None
+    # LLM nodes: {model, prompt_tokens, completion_tokens, cost_usd} (PySpur clients ignore it).
+    usage: dict[str, Any] | None = None
 
 
 class RunResponse(BaseModel):
@@ -128,6 +130,8 @@ class RunResponse(BaseModel):
     rows_total: int | None = None
     rows_done: int | None = None
     rows_failed: int | None = None
+    # The LLM usage of the run's tasks summed: {prompt_tokens, completion_tokens, cost_usd}.
+    usage: dict[str, Any] | None = None
 
 
 class RunStateChangeResponse(BaseModel):

@@ -57,6 +57,7 @@ async def runs(
         return []
     ids = [r.id for r in rows]
     docs = await queries.run_documents(session, ids)
+    usage = await queries.run_usage(session, ids)
     users = await queries.users(session, {r.triggered_by for r in rows})
     paths = await queries.definition_paths(session, {r.workflow_id for r in rows})
     out = []
@@ -109,6 +110,7 @@ async def runs(
                 updated_at=r.updated_at,
                 permissions=run_permissions(who, r) if permissions else None,
                 input_path_part_ids=[uuid.UUID(i) for i in r.input_scope or []],
+                usage=usage.get(r.id),
             )
         )
     return out

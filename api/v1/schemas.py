@@ -164,6 +164,8 @@ class WorkflowRunResponse(BaseModel):
     permissions: ItemPermissions | None = None
     # Not in ksapi 3.18.2 (ignored by it); kept for older clients.
     input_path_part_ids: list[uuid.UUID] | None = None
+    # Ours: the LLM usage of the run's tasks summed {prompt_tokens, completion_tokens, cost_usd}; ksapi ignores it.
+    usage: dict[str, Any] | None = None
 
 
 T = TypeVar("T")

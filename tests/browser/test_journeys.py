@@ -1,8 +1,7 @@
 """PySpur 0.1.18's web UI, unmodified, in Chromium against the real service: the journeys a user makes.
 
 Each test fails on an uncaught page error or a failed `/api` call (`UI.done`) and leaves screenshots in
-`.artifacts/browser/`. Journeys that need endpoints other branches of issue 10 add are xfail (not strict)
-with the missing piece named, so they pass once those are merged.
+`.artifacts/browser/`.
 """
 
 from __future__ import annotations
@@ -255,9 +254,6 @@ async def test_moving_a_node_in_a_draft_with_a_fresh_output_node_autosaves_and_s
     await ui.done()
 
 
-@pytest.mark.xfail(
-    strict=False, reason="/api/env-mgmt/ (issue 10 item 7, llm branch): the settings dialog's key store"
-)
 async def test_settings_dialog_stores_a_provider_key_that_no_response_returns(ui_page: UI) -> None:
     ui, page = ui_page, ui_page.page
     secret = f"sk-test-{uuid.uuid4().hex}"

@@ -45,6 +45,7 @@ def test_supported_types_groups_nodes_like_pyspur() -> None:
     body = nodes.supported_types()
     assert {group: [n["name"] for n in entries] for group, entries in body.items()} == {
         "Input/Output": ["InputNode", "OutputNode"],
+        "AI": ["SingleLLMCallNode", "BestOfNNode"],
         "Code Execution": ["PythonFuncNode"],
         "Logic": [
             "RouterNode",
@@ -64,6 +65,8 @@ def test_supported_types_entries_have_pyspur_keys_and_display_titles() -> None:
     assert titles == {
         "InputNode": "Input",
         "OutputNode": "Output",
+        "SingleLLMCallNode": "Single LLM Call",
+        "BestOfNNode": "Best of N",
         "PythonFuncNode": "Python Function",
         "RouterNode": "Router",
         "CoalesceNode": "Coalesce",
@@ -74,7 +77,15 @@ def test_supported_types_entries_have_pyspur_keys_and_display_titles() -> None:
         "ForLoopNode": "ForLoopNode",
     }
     for entry in entries.values():
-        assert set(entry) == {"name", "input", "output", "config", "visual_tag", "has_fixed_output"}
+        # PySpur's LLM node also carries `model_constraints` (the model picker's limits).
+        assert set(entry) - {"model_constraints"} == {
+            "name",
+            "input",
+            "output",
+            "config",
+            "visual_tag",
+            "has_fixed_output",
+        }
         assert entry["has_fixed_output"] is False
     assert entries["RouterNode"]["output"] == {}
     assert entries["InputNode"]["input"] == {"properties": {}, "title": "InputNodeInput", "type": "object"}

@@ -145,6 +145,17 @@ class NodeHandler(Generic[ConfigT]):
             InvalidDefinition: naming the node and the fault.
         """
 
+    def check_in_graph(self, node: WorkflowNode, config: ConfigT, predecessor_titles: set[str]) -> None:
+        """Definition-time checks that need the node's place in its graph (the titles its input is keyed by).
+
+        Raises:
+            InvalidDefinition: naming the node and the fault.
+        """
+
+    def catalogue_extra(self) -> dict[str, Any]:
+        """Keys a kind adds to its `GET /node/supported_types/` entry (PySpur's LLM node: `model_constraints`)."""
+        return {}
+
     def route_names(self, node: WorkflowNode) -> set[str]:
         """The routes a link leaving this node may name (kinds with `routes`)."""
         return set()

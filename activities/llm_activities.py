@@ -1,0 +1,173 @@
+"""The LLM call activity (`contracts.LlmActivitiesContract`): keys read at call time, one request to
+the provider while heartbeating (so a run's cancel closes the connection), errors typed for
+Temporal's retries, usage and cost returned beside the output."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import llm_messages as msgs
+from activities import llm_providers as providers
+from core import provider_keys
+from db import repo
+from errors import DomainError
+from settings import Settings
+from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult
+from workflows.node_kinds.single_llm_call import SingleLLMCallNodeConfig, model_constraints
+
+
+class LlmActivities(LlmActivitiesContract):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        # One connection pool for every call of this worker (the SDK's clients are per call: keys differ).
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+            )
+        return self._http
+
+    async def call_llm(self, arg: LlmCallInput) -> LlmCallResult:
+        """Raises:
+        ApplicationError: typed (`auth`, `bad_request`, `not_found`, `missing_key`, `template`,
+            `parsing_error`, `invalid_json_format` are not retried; `rate_limit`, `provider_error`,
+            `timeout`, `connection` are).
+        """
+        progress = asyncio.create_task(self._record_progress(arg)) if arg.tasks and arg.run_id else None
+        work = asyncio.create_task(self._call(arg))
+        info = activity.info()
+        # Heartbeats cover the whole call, waits for a database connection included, and are how a
+        # cancel gets here (the worker sends them throttled), so they go often.
+        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=beat)
+                if done:
+                    return work.result()
+                activity.heartbeat()
+        finally:
+            if not work.done():
+                work.cancel()  # closes the provider connection: it sees the run's cancel
+                await asyncio.gather(work, return_exceptions=True)
+            if progress is not None:
+                await progress
+
+    async def _record_progress(self, arg: LlmCallInput) -> None:
+        # Best effort, overlapping the call: a failed write must not fail (and so repeat) a paid call;
+        # the run's terminal write carries the same rows.
+        assert arg.run_id is not None
+        try:
+            async with self._sessions() as session, session.begin():
+                await repo.record_progress(session, uuid.UUID(arg.run_id), arg.tasks, arg.attempt)
+        except Exception as err:
+            activity.logger.warning("progress of run %s not written: %s", arg.run_id, type(err).__name__)
+
+    async def _call(self, arg: LlmCallInput) -> LlmCallResult:
+        try:
+            config = SingleLLMCallNodeConfig.model_validate(arg.config)
+            raw = config.model_dump()
+            messages = msgs.build_messages(raw, arg.inputs)
+            schema = msgs.output_schema(raw)
+        except msgs.LlmNodeError as err:
+            raise ApplicationError(
+                f"Node '{arg.node_id}': {err.message}", type=err.kind, non_retryable=True
+            ) from None
+        except ValueError as err:  # the config does not fit (a definition saved before a check existed)
+            raise ApplicationError(
+                f"Node '{arg.node_id}': {err}", type="bad_request", non_retryable=True
+            ) from None
+        model_id = str(config.llm_info.model)
+        provider = model_id.partition("/")[0]
+        values = await self._values(arg.tenant_id, providers.NAMES.get(provider, []))
+        try:
+            target = providers.route(model_id, values, self._client(), config.timeout_seconds)
+        except providers.MissingKey as err:
+            raise ApplicationError(
+                f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
+            ) from None
+        request = self._request(config, target, messages, schema)
+        try:
+            response = await target.client.chat.completions.create(**request)
+        except Exception as err:
+            raise providers.classify(err, target.provider, target.secrets, config.max_total_seconds) from None
+        return self._result(arg.node_id, model_id, response, schema)
+
+    async def _values(self, tenant_id: str, names: list[str]) -> dict[str, str]:
+        try:
+            async with self._sessions() as session:
+                return await provider_keys.resolve(
+                    session, provider_keys.cipher(self._settings), self._settings, uuid.UUID(tenant_id), names
+                )
+        except DomainError as err:
+            raise ApplicationError(err.detail, type="missing_key", non_retryable=True) from None
+
+    @staticmethod
+    def _request(
+        config: SingleLLMCallNodeConfig,
+        target: providers.Route,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+    ) -> dict[str, Any]:
+        """PySpur's parameters: max_tokens and temperature unless the model refuses them; top_p never;
+        the schema as strict `json_schema`, or JSON mode with the schema in the prompt."""
+        constraints = model_constraints().get(str(config.llm_info.model), {})
+        request: dict[str, Any] = {"model": target.model, "messages": messages}
+        if constraints.get("supports_max_tokens", True) and config.llm_info.max_tokens is not None:
+            request["max_tokens"] = config.llm_info.max_tokens
+        if (
+            constraints.get("supports_temperature", True)
+            and config.llm_info.temperature is not None
+            and config.llm_info.model != "deepseek/deepseek-reasoner"
+        ):
+            request["temperature"] = config.llm_info.temperature
+        if constraints.get("supports_JSON_output", True):
+            strict = msgs.strict_schema(schema)
+            if target.provider in providers.STRICT_SCHEMA:
+                request["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"schema": strict, "strict": True, "name": "output"},
+                }
+            else:
+                request["response_format"] = {"type": "json_object"}
+                msgs.schema_in_prompt(messages, strict)
+        return request
+
+    @staticmethod
+    def _result(node_id: str, model_id: str, response: Any, schema: dict[str, Any]) -> LlmCallResult:
+        constraints = model_constraints().get(model_id, {})
+        choices = getattr(response, "choices", None) or []
+        content = choices[0].message.content if choices else None
+        try:
+            if constraints.get("supports_JSON_output", True):
+                output = msgs.parse_reply(content, schema)
+            else:
+                separator = (
+                    constraints.get("reasoning_separator") if constraints.get("supports_reasoning") else None
+                )
+                output = msgs.plain_reply(content or "", separator)
+        except msgs.LlmNodeError as err:
+            raise ApplicationError(
+                f"Node '{node_id}': {err.message}", type=err.kind, non_retryable=True
+            ) from None
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return LlmCallResult(
+            output=output,
+            usage={
+                "model": model_id,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cost_usd": providers.cost(model_id, prompt, completion),
+            },
+        )

@@ -1,0 +1,199 @@
+"""`python -m bench.run --only llm`: input -> SingleLLMCallNode -> output against an OpenAI-compatible
+stub on loopback (tests/llm_stub.py) that answers after a fixed delay.
+
+1. overhead: sequential `POST /wf/{id}/run/` with the stub answering after 200 ms; p50/p95 of the
+   run minus the stub's delay is what the service adds (API, Temporal round trips, the activity,
+   key lookup and decryption, the SDK), shown beside the same graph with a Python node instead;
+2. cancel: a run cancelled while its call is in flight, until the provider sees the connection close;
+3. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
+   most calls the stub saw in flight at once, and the peak RSS of the worker process.
+
+PySpur 0.1.18 is not measured here: its LLM path needs litellm's model map and its own venv
+(bench/pyspur.py), which this figure does not install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.ours import ROOT, our_stack
+from bench.ports import free_port
+from bench.stats import percentile
+
+SCHEMA = '{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}'
+
+
+def llm_definition() -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "input_node", "title": "input_node", "node_type": "InputNode",
+             "config": {"output_schema": {"q": "string"}}},
+            {"id": "llm", "title": "Ask", "node_type": "SingleLLMCallNode",
+             "config": {"llm_info": {"model": "openai/gpt-4o-mini", "max_tokens": 32},
+                        "system_message": "Answer briefly.", "user_message": "{{input_node.q}}",
+                        "output_schema": {"answer": "string"}, "output_json_schema": SCHEMA}},
+            {"id": "output_node", "title": "output_node", "node_type": "OutputNode",
+             "config": {"output_map": {"answer": "Ask.answer"}}},
+        ],
+        "links": [{"source_id": "input_node", "target_id": "llm"}, {"source_id": "llm", "target_id": "output_node"}],
+    }  # fmt: skip
+
+
+PY_DEFINITION = {
+    "nodes": [
+        {"id": "input_node", "title": "input_node", "node_type": "InputNode", "config": {"output_schema": {"q": "string"}}},
+        {"id": "py", "title": "Ask", "node_type": "PythonFuncNode",
+         "config": {"code": "return {'answer': 'stub'}", "output_schema": {"answer": "string"}}},
+        {"id": "output_node", "title": "output_node", "node_type": "OutputNode", "config": {"output_map": {"answer": "Ask.answer"}}},
+    ],
+    "links": [{"source_id": "input_node", "target_id": "py"}, {"source_id": "py", "target_id": "output_node"}],
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def stub_process() -> Iterator[str]:
+    """The stub in a process of its own (sharing the harness's GIL would add its waits to the figure)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.llm_stub", str(port)], cwd=ROOT)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{root}/_control").raise_for_status()
+                break
+            time.sleep(0.1)
+        yield root
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _worker_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(part.endswith(b"worker.py") for part in cmd):
+                pids.append(int(proc.name))
+    return pids
+
+
+async def _sequential(client: httpx.AsyncClient, url: str, n: int, warmup: int) -> list[float]:
+    async def once(i: int) -> None:
+        r = await client.post(url, json={"initial_inputs": {"input_node": {"q": f"q{i}"}}})
+        r.raise_for_status()
+        assert r.json()["output_node"] == {"answer": "stub"}, r.text
+
+    for i in range(warmup):
+        await once(-i)
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await once(i)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
+async def _cancel_latency(client: httpx.AsyncClient, base: str, wf: str, stub: str, n: int = 10) -> None:
+    """Cancel a run while its call is in flight: time until the provider sees the connection close."""
+    lat = []
+    for i in range(n):
+        await client.post(f"{stub}/_control", json={"latency": 60.0})
+        run = (
+            await client.post(
+                f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": f"c{i}"}}}
+            )
+        ).json()
+        while (await client.get(f"{stub}/_control")).json()["requests"] < 1:
+            await asyncio.sleep(0.02)
+        t0 = time.perf_counter()
+        (await client.post(f"{base}/wf/cancel_workflow/{run['id']}/")).raise_for_status()
+        while (await client.get(f"{stub}/_control")).json()["disconnected"] < 1:
+            await asyncio.sleep(0.01)
+        lat.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"[llm] cancel -> provider connection closed, n={n}: p50 {percentile(lat, 50):.0f} ms, "
+        f"max {max(lat):.0f} ms"
+    )
+
+
+async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
+    with stub_process() as stub:
+        env = {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_API_BASE": f"{stub}/v1",
+            "WORKER_MAX_CONCURRENT_ACTIVITIES": str(max(64, n_conc)),
+        }
+        async with our_stack(**env) as (base, key), httpx.AsyncClient(timeout=600) as client:
+            client.headers["Authorization"] = f"Bearer {key}"
+            ids = []
+            for name, defn in (("bench-llm", llm_definition()), ("bench-py", PY_DEFINITION)):
+                resp = await client.post(f"{base}/wf/", json={"name": name, "definition": defn})
+                resp.raise_for_status()
+                ids.append(resp.json()["id"])
+            wf, py = ids
+            await client.post(f"{stub}/_control", json={"latency": 0.2})
+            llm = [x - 200 for x in await _sequential(client, f"{base}/wf/{wf}/run/", n_seq, warmup)]
+            same = await _sequential(client, f"{base}/wf/{py}/run/", n_seq, warmup)
+            print(
+                f"[llm] run minus the provider's 200 ms, n={n_seq}: p50 {percentile(llm, 50):.1f} ms, "
+                f"p95 {percentile(llm, 95):.1f} ms; the same graph with a Python node instead: "
+                f"p50 {percentile(same, 50):.1f} ms, p95 {percentile(same, 95):.1f} ms"
+            )
+            await _cancel_latency(client, base, wf, stub)
+            if n_conc <= 0:
+                return
+            await client.post(f"{stub}/_control", json={"latency": 2.0})
+            pids = _worker_pids()
+            peak_rss = {pid: _rss_kb(pid) for pid in pids}
+            t0 = time.perf_counter()
+            started = await asyncio.gather(*(
+                client.post(f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": str(uuid.uuid4())}}})
+                for _ in range(n_conc)
+            ))  # fmt: skip
+            pending = {r.json()["id"] for r in started}
+            pages = (n_conc + 99) // 100 + 1
+            while pending:
+                for pid in pids:
+                    peak_rss[pid] = max(peak_rss[pid], _rss_kb(pid))
+                # A few list pages per poll: the API process hosts a worker too, and must not be starved.
+                for page in range(1, pages + 1):
+                    listed = await client.get(
+                        f"{base}/wf/{wf}/runs/", params={"page": page, "page_size": 100}
+                    )
+                    for body in listed.json():
+                        if body["id"] in pending and body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
+                            assert body["status"] == "COMPLETED", body.get("error")
+                            pending.discard(body["id"])
+                await asyncio.sleep(0.5)
+            wall = time.perf_counter() - t0
+            stats = (await client.get(f"{stub}/_control")).json()
+            rss = max(peak_rss.values(), default=0) / 1024
+            print(
+                f"[llm] {n_conc} runs started at once, provider 2 s: {n_conc / wall:.1f} runs/s "
+                f"(wall {wall:.1f} s), peak calls in flight {stats['peak']}, peak worker RSS {rss:.0f} MB"
+            )

@@ -1,0 +1,220 @@
+"""An OpenAI-compatible provider on loopback (a real HTTP server, in a thread of its own) for tests
+and benchmarks: it records every request, answers `POST /v1/chat/completions` (and Azure's
+deployment path) with an object fitting the request's `response_format` schema, and plays faults
+queued by the test (status codes with bodies and headers, latency, raw content)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Fault:
+    """What the next request gets instead of the default answer (each fault serves one request)."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    content: str | None = None  # a 200 whose message content is this text
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    disconnected: bool = False
+    answered: bool = False
+
+
+class LlmStub:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self.faults: list[Fault] = []
+        self.latency = 0.0
+        self.content: str | None = None
+        # Given a request body, the reply's content (None: the default answer).
+        self.responder: Callable[[dict[str, Any]], str | None] | None = None
+        self.usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0  # most requests held at once since the last reset
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.latency = 0.0
+            self.content = None
+            self.responder = None
+
+    def calls(self, key: str | None = None) -> list[Seen]:
+        """The chat requests so far (those carrying `key`, when given)."""
+        with self._lock:
+            seen = list(self.requests)
+        if key is None:
+            return seen
+        return [
+            s
+            for s in seen
+            if s.headers.get("authorization") == f"Bearer {key}" or s.headers.get("api-key") == key
+        ]
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        seen = Seen(request.url.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        with self._lock:
+            self.requests.append(seen)
+            fault = self.faults.pop(0) if self.faults else None
+        delay = fault.delay if fault else self.latency
+        if delay and await _client_left(request, delay):
+            seen.disconnected = True
+            return Response(status_code=499)
+        seen.answered = True
+        if fault is not None and fault.status != 200:
+            return JSONResponse(
+                fault.body or {"error": {"message": "stub fault"}}, fault.status, fault.headers
+            )
+        content = fault.content if fault and fault.content is not None else self.content
+        if content is None and self.responder is not None:
+            content = self.responder(body)
+        if content is None:
+            content = json.dumps(_fitting(body))
+        return JSONResponse(
+            {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", ""),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": self.usage,
+            }
+        )
+
+    async def _control(self, request: Request) -> Response:
+        """Benchmarks drive a stub in another process: set the latency, read and reset the counts."""
+        if request.method == "POST":
+            body = await request.json()
+            with self._lock:
+                self.latency = float(body.get("latency", self.latency))
+                self.requests.clear()
+                self.peak = self.in_flight
+        with self._lock:
+            disconnected = sum(1 for r in self.requests if r.disconnected)
+            return JSONResponse(
+                {
+                    "latency": self.latency,
+                    "requests": len(self.requests),
+                    "disconnected": disconnected,
+                    "peak": self.peak,
+                }
+            )
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._counted, methods=["POST"]),
+                Route("/openai/deployments/{name}/chat/completions", self._counted, methods=["POST"]),
+                Route("/_control", self._control, methods=["GET", "POST"]),
+            ]
+        )
+
+    async def _counted(self, request: Request) -> Response:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            return await self._chat(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LlmStub]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        try:
+            yield self
+        finally:
+            self._server.should_exit = True
+            thread.join(10)
+            sock.close()
+
+
+async def _client_left(request: Request, delay: float) -> bool:
+    """Wait `delay` seconds; True as soon as the client closes the connection."""
+    end = time.monotonic() + delay
+    while time.monotonic() < end:
+        if await request.is_disconnected():
+            return True
+        await asyncio.sleep(min(0.05, max(0.0, end - time.monotonic())))
+    return False
+
+
+def _fitting(body: dict[str, Any]) -> dict[str, Any]:
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+    if not schema:
+        return {"output": "stub"}
+    value = _example(schema)
+    return value if isinstance(value, dict) else {"output": "stub"}
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {k: _example(v) for k, v in (schema.get("properties") or {}).items()}
+    return {"string": "stub", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(str(kind))
+
+
+def main() -> None:
+    """`python -m tests.llm_stub PORT`: serve until killed (benchmarks run it in its own process)."""
+    import sys
+
+    stub = LlmStub()
+    config = uvicorn.Config(
+        stub.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off"
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
