@@ -304,7 +304,7 @@ async def test_no_key_configured_fails_saying_which_key_and_where_to_set_it(
     assert provider.calls() == []
 
 
-async def test_template_naming_a_missing_title_is_refused_on_save_and_a_missing_field_fails_the_node(
+async def test_template_naming_a_missing_title_is_a_draft_problem_and_a_missing_field_fails_the_node(
     app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
 ) -> None:
     tenant = await keyed_tenant(stack, app_client, provider, "sk-template")
@@ -316,8 +316,16 @@ async def test_template_naming_a_missing_title_is_refused_on_save_and_a_missing_
         },
         headers=tenant.headers,
     )
-    assert resp.status_code == 422
-    assert "user_message names 'Nobody', which is not the title of a node linked into it" in resp.text
+    # Stored as a draft (the editor autosaves half-typed templates), its problem named; runs are refused.
+    assert resp.status_code == 200, resp.text
+    fault = "user_message names 'Nobody', which is not the title of a node linked into it"
+    assert [p["node_id"] for p in resp.json()["problems"] if fault in p["detail"]] == ["llm"]
+    refused = await app_client.post(
+        f"/wf/{resp.json()['id']}/run/",
+        json={"initial_inputs": {"input_node": {"topic": "x"}}},
+        headers=tenant.headers,
+    )
+    assert refused.status_code == 422 and fault in refused.text
 
     wf = await create(app_client, tenant, llm_graph(user_message="About {{input_node.colour}}"))
     run = await final(app_client, tenant, await start(app_client, tenant, wf), "FAILED")
