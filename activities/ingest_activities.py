@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from db import repo
 from db import v1_repo as v1
@@ -27,6 +28,8 @@ class RunStarts:
         [AsyncSession, Run, Settings, str | None, list[str]], Awaitable[tuple[RunInput, timedelta] | None]
     ]
     again: Callable[[AsyncSession, Run, Settings], Awaitable[tuple[RunInput, timedelta]]]
+    # One firing of a v1 definition's schedule (`core.v1_schedule_firing.fire`).
+    fire: Callable[[AsyncSession, Client, Settings, uuid.UUID, str], Awaitable[str | None]] | None = None
 
 
 class IngestActivities(IngestActivitiesContract):

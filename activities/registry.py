@@ -14,10 +14,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.ingest_activities import IngestActivities, RunStarts
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
+from activities.schedule_activities import ScheduleActivities
 from settings import Settings
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
+from workflows.schedule_workflow import ScheduledRunWorkflow
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -55,8 +57,18 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
-        activities=[*acts.activities(), *IngestActivities(sessions, settings, starts).activities()],
+        workflows=[
+            RunWorkflow,
+            BatchWorkflow,
+            BatchChunkWorkflow,
+            IngestDocumentWorkflow,
+            ScheduledRunWorkflow,
+        ],
+        activities=[
+            *acts.activities(),
+            *IngestActivities(sessions, settings, starts).activities(),
+            *ScheduleActivities(sessions, client, settings, starts).activities(),
+        ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.

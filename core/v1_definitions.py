@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from core import v1_resources as svc
+from core import v1_schedules
 from core.stored_workflows import delete_workflow, prepare_definition
 from db import folders_repo, v1_definitions, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import V1Definition, Workflow, utcnow
 from db.v1_definitions import INSTRUCTION_NAME
-from errors import Conflict, NotFound
+from errors import Conflict, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -183,8 +188,14 @@ async def update_definition(
 
 
 async def delete_definition(
-    session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any, client: Client
 ) -> None:
-    """Delete with its runs (as `DELETE /wf/{id}/`). Raises Conflict while a run has not finished."""
+    """Delete with its runs (as `DELETE /wf/{id}/`) and its schedule. Raises Conflict while a run has
+    not finished."""
     wf, _ = await get_definition(session, who, definition_id)
     await delete_workflow(session, wf, data_dir)
+    try:
+        await v1_schedules.disarm(client, definition_id)
+    except Unavailable as err:
+        # The definition is gone; its schedule removes itself at its next firing (nothing to fire).
+        log.warning("schedule of deleted definition %s left for now: %s", definition_id, err)

@@ -222,4 +222,7 @@ async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, Sub
 
 def run_starts() -> RunStarts:
     """These rules, for the ingestion activities (which start a run once its uploads settle)."""
-    return RunStarts(dispatch=dispatch, again=again)
+    # Imported here: the firing rule builds on the run rules, which import this module.
+    from core.v1_schedule_firing import fire
+
+    return RunStarts(dispatch=dispatch, again=again, fire=fire)

@@ -171,6 +171,9 @@ async def definitions(
                 if last is not None
                 else None,
                 owner=user_info(d.owner_id, users),
+                schedule_cadence=d.schedule_cadence,
+                schedule_start_at=d.schedule_start_at,
+                schedule_timezone=d.schedule_timezone,
                 created_at=wf.created_at,
                 updated_at=wf.updated_at,
                 permissions=w.ItemPermissions(

@@ -231,6 +231,9 @@ class WorkflowDefinitionResponse(BaseModel):
     pending_approval_count: int = 0
     approval_state: ApprovalState = "not_required"
     owner: UserInfo | None = None
+    schedule_cadence: Literal["DAILY", "WEEKLY", "MONTHLY"] | None = None
+    schedule_start_at: datetime | None = None
+    schedule_timezone: str | None = None
     created_at: datetime
     updated_at: datetime
     permissions: ItemPermissions | None = None
