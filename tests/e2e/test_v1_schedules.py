@@ -13,7 +13,7 @@ from typing import Any
 import ksapi
 import pytest
 from ksapi.exceptions import UnprocessableEntityException
-from temporalio.client import Client, ScheduleDescription, ScheduleRange
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleDescription, ScheduleRange
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -200,7 +200,9 @@ async def test_a_firing_creates_and_starts_a_run_recorded_as_started_by_the_sche
     # The firing is its own short execution; the run is `run-<run id>`.
     firing = await describe(temporal, d.id)
     assert firing.info.num_actions == 1
-    assert firing.info.recent_actions[0].action.workflow_id.startswith(f"v1-scheduled-{d.id}")
+    action = firing.info.recent_actions[0].action
+    assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+    assert action.workflow_id.startswith(f"v1-scheduled-{d.id}")
 
 
 async def test_a_firing_for_a_definition_deleted_behind_the_schedule_removes_the_schedule(
