@@ -19,6 +19,7 @@ from api.pyspur.routes import datasets, meta, pauses, runs, workflows
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
+from api.v1.routes import tags as v1_tags
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1_misc.documents,
         v1_misc.api_keys,
         v1_misc.users,
+        v1_tags.tags,
+        v1_tags.path_parts,
     ):
         app.include_router(router)
     app.add_middleware(TrailingSlash)

@@ -327,3 +327,38 @@ class UserResponse(BaseModel):
     default_tenant_id: uuid.UUID
     language_preference: str = "en"
     join_method: str = "CREATOR"
+
+
+# -- tags ----------------------------------------------------------------------------------------------
+
+Color = Annotated[StrictStr, Field(min_length=6, max_length=6, pattern=r"^[0-9A-Fa-f]{6}$")]
+
+
+class CreateTagRequest(_Request):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    color: Color | None = "000000"
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+
+
+class UpdateTagRequest(_Request):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
+    color: Color | None = None
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+
+
+class BulkTagRequest(_Request):
+    tag_ids: Annotated[list[uuid.UUID], Field(max_length=10)]
+
+
+class TagResponse(BaseModel):
+    id: uuid.UUID
+    name: str
+    color: str
+    description: str | None = None
+    tenant_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class PathPartTagsResponse(BaseModel):
+    tags: list[TagResponse]

@@ -71,7 +71,7 @@ async def list_definitions(
     updated_after: datetime | None = None,
     updated_before: datetime | None = None,
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
+    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
 ) -> w.Page[w.WorkflowDefinitionResponse]:
     rows, total = await v1_definitions.list_definitions(
         session,
@@ -88,9 +88,9 @@ async def list_definitions(
         created_before=created_before,
         updated_after=updated_after,
         updated_before=updated_before,
+        include_tag_ids=include_tag_ids,
+        exclude_tag_ids=exclude_tag_ids,
     )
-    if include_tag_ids:
-        rows, total = [], 0  # nothing is tagged
     items = await present.definitions(session, who, rows)
     return w.Page[w.WorkflowDefinitionResponse](items=items, total=total, limit=limit, offset=offset)
 
