@@ -29,9 +29,9 @@ def folder(v1: V1, parent: uuid.UUID) -> Any:
 
 
 def set_tags(v1: V1, path_part_id: uuid.UUID, *tags: Any) -> list[str]:
-    got = v1.api(ksapi.PathPartsApi).set_path_part_tags(
-        path_part_id, ksapi.BulkTagRequest(tag_ids=[t.id for t in tags])
-    )
+    """Set the tags (TagResponses, or bare tag ids) of a path part; their names."""
+    ids = [t if isinstance(t, uuid.UUID) else t.id for t in tags]
+    got = v1.api(ksapi.PathPartsApi).set_path_part_tags(path_part_id, ksapi.BulkTagRequest(tag_ids=ids))
     return sorted(t.name for t in got.tags)
 
 
@@ -66,7 +66,9 @@ def definitions(v1: V1, tree: Tree, **filters: Any) -> set[str]:
 
 
 def runs(v1: V1, tree: Tree, **filters: Any) -> set[str]:
-    page = v1.runs.list_workflow_runs_for_tenant(limit=100, sort_by="CREATED_AT", **filters)
+    page = v1.runs.list_workflow_runs_for_tenant(
+        limit=100, sort_by=ksapi.WorkflowRunOrder.CREATED_AT, **filters
+    )
     ids = {r.id for r in page.items}
     return {name for name, r in tree.runs.items() if r.id in ids}
 
@@ -121,7 +123,7 @@ def test_tag_crud_refuses_taken_names_and_unknown_tags(v1: V1, root: uuid.UUID) 
 
     d = new_definition(v1, root)
     with pytest.raises(BadRequestException) as unknown:
-        set_tags(v1, d.path_part_id, tag, ksapi.TagResponse.model_construct(id=uuid.uuid4()))
+        set_tags(v1, d.path_part_id, tag, uuid.uuid4())
     assert "No such tag" in (unknown.value.body or "")
     set_tags(v1, d.path_part_id, tag)
     api.delete_tag(tag.id)
