@@ -20,6 +20,7 @@ from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
 from api.v1.routes import tags as v1_tags
+from api.v1.routes import threads as v1_threads
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1_misc.users,
         v1_tags.tags,
         v1_tags.path_parts,
+        v1_threads.router,
     ):
         app.include_router(router)
     app.add_middleware(TrailingSlash)

@@ -461,3 +461,16 @@ class V1PathPartTag(Base):
     tag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("v1_tags.id", ondelete="CASCADE"), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+
+
+class V1ThreadRun(Base):
+    """A run's membership of a v1 run thread (migration 0010): its primary thread from Start, or the thread
+    a follow-up USER message started it in. The thread's messages are read from its runs."""
+
+    __tablename__ = "v1_thread_runs"
+    __table_args__ = (Index("ix_v1_thread_runs_thread", "thread_id"),)
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    thread_id: Mapped[uuid.UUID] = mapped_column()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))

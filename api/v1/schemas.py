@@ -362,3 +362,49 @@ class TagResponse(BaseModel):
 
 class PathPartTagsResponse(BaseModel):
     tags: list[TagResponse]
+
+
+# -- threads -------------------------------------------------------------------------------------------
+
+
+class UserMessageRequest(_Request):
+    input_text: StrictStr | None = ""
+    fast_mode: StrictBool | None = None
+    output_language: StrictStr | None = None
+
+
+class UserMessageResponse(BaseModel):
+    workflow_id: str
+    user_message_id: uuid.UUID
+
+
+class ThreadResponse(BaseModel):
+    id: uuid.UUID
+    path_part_id: uuid.UUID
+    title: str
+    parent_thread_id: uuid.UUID | None = None
+    materialized_path: str
+    tenant_id: uuid.UUID
+    owner: UserInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ThreadMessageContent(BaseModel):
+    text: str
+    is_error: bool | None = None
+
+
+class ThreadMessageResponse(BaseModel):
+    id: uuid.UUID
+    path_part_id: uuid.UUID
+    sequence: int
+    role: Literal["USER", "ASSISTANT", "SYSTEM"]
+    content: ThreadMessageContent
+    details: dict[str, Any] | None = None
+    parent_path_id: uuid.UUID
+    materialized_path: str
+    tenant_id: uuid.UUID
+    author_tenant_user_id: uuid.UUID | None = None
+    created_at: datetime
+    updated_at: datetime

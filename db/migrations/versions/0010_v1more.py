@@ -1,5 +1,6 @@
 """v1 schedules (cadence, first occurrence, timezone on the definition; the tenant's default timezone) and
-tags (per-tenant tags attached to path parts: folders, definitions, runs, documents)
+tags (per-tenant tags attached to path parts: folders, definitions, runs, documents), and run threads
+(which runs make up each thread)
 
 Revision ID: 0010_v1more
 Revises: 0007
@@ -47,9 +48,19 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
     )
     op.create_index("ix_v1_path_part_tags_tag", "v1_path_part_tags", ["tag_id"])
+    op.create_table(
+        "v1_thread_runs",
+        sa.Column("run_id", sa.Uuid(), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("thread_id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    )
+    op.create_index("ix_v1_thread_runs_thread", "v1_thread_runs", ["thread_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_v1_thread_runs_thread", "v1_thread_runs")
+    op.drop_table("v1_thread_runs")
     op.drop_index("ix_v1_path_part_tags_tag", "v1_path_part_tags")
     op.drop_table("v1_path_part_tags")
     op.drop_table("v1_tags")
