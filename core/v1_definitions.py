@@ -19,7 +19,7 @@ from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import V1Definition, Workflow, utcnow
 from db.v1_definitions import INSTRUCTION_NAME
-from errors import Conflict, NotFound, Unavailable
+from errors import BadRequest, Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ async def create_definition(
         NotFound: the parent folder or instruction document does not exist.
         Conflict: the name is taken in the tenant; the parent is a run's folder.
     """
+    _no_skills(body.selected_skill_ids)
     parent = await svc.parent_folder(session, who, body.parent_path_part_id)
     if parent.run_id is not None:
         raise Conflict("A workflow cannot live in a run's folder")
@@ -142,6 +143,12 @@ async def create_definition(
     return wf, d
 
 
+def _no_skills(ids: list[uuid.UUID] | None) -> None:
+    """Skills are not modelled: naming one is refused (as on runs), never stored and ignored."""
+    if ids:
+        raise BadRequest("selected_skill_ids: no such skills (this service has no skills)")
+
+
 def _ids(values: list[uuid.UUID] | None) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
@@ -154,6 +161,7 @@ async def update_definition(
     Raises:
         Conflict: name taken; a move while a run is in progress.
     """
+    _no_skills(body.selected_skill_ids)
     wf, d = await get_definition(session, who, definition_id)
     if body.name != wf.name and await workflow_repo.name_taken(
         session, who.tenant_id, body.name, exclude=wf.id

@@ -87,6 +87,8 @@ def resolve(
     zone_name = timezone if timezone is not None else tenant_timezone
     zone = _zone(zone_name)
     local = start_at.replace(tzinfo=zone) if start_at.tzinfo is None else start_at.astimezone(zone)
+    # The calendar fires on whole seconds: a fraction would put the first occurrence a period later.
+    local = local.replace(microsecond=0)
     if cadence == "MONTHLY" and local.day > 28:
         raise InvalidInput(
             f"A MONTHLY schedule must land on or before the 28th (schedule_start_at is the {local.day}th"

@@ -217,3 +217,20 @@ async def test_a_firing_for_a_definition_deleted_behind_the_schedule_removes_the
             break
         await asyncio.sleep(0.1)
     assert await schedule_is_gone(temporal, d.id)
+
+
+async def test_a_firing_missed_while_temporal_and_the_worker_were_down_is_made_up_after_the_restart(
+    v1: V1, root: uuid.UUID, stack: Stack
+) -> None:
+    first = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    d = new_definition(v1, root, schedule_cadence="DAILY", schedule_start_at=first)
+    stack.kill_temporal()
+    stack.kill_workers()
+    try:
+        await asyncio.sleep((first - datetime.now(UTC)).total_seconds() + 2)  # the firing time passes
+    finally:
+        stack.start_temporal()
+        stack.start_worker()
+    # Within the catch-up window, the missed firing runs once Temporal is back.
+    runs = poll(lambda: v1.defs.list_workflow_runs(d.id), lambda page: page.total == 1, within=90).items
+    settled(v1, runs[0].id, "COMPLETED", within=90)
