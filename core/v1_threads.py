@@ -120,6 +120,30 @@ async def messages(session: AsyncSession, thread: Thread) -> list[Message]:
     ]
 
 
+async def _join_unless_busy(session: AsyncSession, thread_id: uuid.UUID, mine: Run) -> None:
+    """Put the new draft in the thread, serialized per thread: of messages racing past the first check,
+    one joins; the others find its run unfinished, drop their draft and get the same 409.
+
+    Raises:
+        Conflict: `run_in_progress`.
+    """
+    run_id, tenant_id = mine.id, mine.tenant_id
+    await repo.lock_thread(session, thread_id)  # until the commit below
+    busy = [r for r in await repo.thread_runs(session, tenant_id, thread_id) if not _finished(r)]
+    if busy:
+        await repo.discard_run(session, run_id)
+        await session.commit()
+        raise Conflict(
+            f"{RUN_IN_PROGRESS}: run {busy[0].id} of this thread is {state_of(busy[0])}; wait or stop it"
+        )
+    await repo.join(session, tenant_id, run_id, thread_id)
+    await session.commit()
+
+
+def _finished(run: Run) -> bool:
+    return state_of(run) in (ExecutionState.COMPLETED, ExecutionState.FAILED)
+
+
 def history(told: list[Message]) -> list[dict[str, Any]]:
     """PySpur's chat convention for the InputNode's `message_history`."""
     return [{"role": m.role.lower(), "content": m.text} for m in told if m.role in ("USER", "ASSISTANT")]
@@ -136,7 +160,7 @@ async def send_user_message(
     """
     thread = await get_thread(session, who, thread_id)
     access.ensure_may_change_run(who, thread.first.triggered_by)
-    busy = [r for r in thread.runs if state_of(r) not in (ExecutionState.COMPLETED, ExecutionState.FAILED)]
+    busy = [r for r in thread.runs if not _finished(r)]
     if busy:
         raise Conflict(
             f"{RUN_IN_PROGRESS}: run {busy[0].id} of this thread is {state_of(busy[0])}; wait or stop it"
@@ -145,7 +169,7 @@ async def send_user_message(
     run = await drafts.create_run(
         session, client, settings, who, thread.last.workflow_id, drafts.CreateRunForm(), []
     )
-    await repo.join(session, who.tenant_id, run.id, thread_id)
+    await _join_unless_busy(session, thread_id, run)
     await launch(
         session,
         client,

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,16 @@ async def join(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID, t
         .values(run_id=run_id, thread_id=thread_id, tenant_id=tenant_id)
         .on_conflict_do_nothing(index_elements=["run_id"])
     )
+
+
+async def lock_thread(session: AsyncSession, thread_id: uuid.UUID) -> None:
+    """A transaction-scoped lock on the thread: who may add a run to it is decided one at a time."""
+    await session.execute(select(func.pg_advisory_xact_lock(thread_id.int & (2**63 - 1))))
+
+
+async def discard_run(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """Delete a draft that never started (its folders go with it)."""
+    await session.execute(delete(Run).where(Run.id == run_id, Run.draft_state.is_not(None)))
 
 
 async def threads_of(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

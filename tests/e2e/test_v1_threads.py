@@ -4,10 +4,12 @@ finished thread starts a follow-up run in it that sees the earlier messages as `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import httpx
 import ksapi
 import pytest
 from ksapi.exceptions import BadRequestException, ConflictException, NotFoundException
@@ -168,3 +170,20 @@ def test_another_tenant_gets_404_and_free_standing_threads_are_refused(
     with pytest.raises(BadRequestException) as refused:
         v1.api(ksapi.ThreadsApi).create_thread(ksapi.CreateThreadRequest(title="chat"))
     assert "not supported" in (refused.value.body or "")
+
+
+async def test_racing_user_messages_on_a_finished_thread_start_one_follow_up(
+    v1: V1, root: uuid.UUID, live_api: str, tenant: Tenant
+) -> None:
+    # Runs that last a few seconds: a follow-up that finished at once would rightly let the next one in.
+    d = scheduled(v1, live_api, tenant.key, root, v1_graph(SLEEP.format(secs=3)))
+    run = started(v1, d, "first")
+    settled(v1, run.id, "COMPLETED")
+    url = f"/v1/threads/{run.run_thread_id}/user_message"
+    async with httpx.AsyncClient(base_url=live_api, headers=tenant.headers, timeout=60) as http:
+        replies = await asyncio.gather(*(http.post(url, json={"input_text": f"m{i}"}) for i in range(4)))
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [202, 409, 409, 409], [r.text for r in replies]
+    assert all("run_in_progress" in r.text for r in replies if r.status_code == 409)
+    runs = v1.defs.list_workflow_runs(d.id).items
+    assert len(runs) == 2 and {r.run_thread_id for r in runs} == {run.run_thread_id}
