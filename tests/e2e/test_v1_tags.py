@@ -12,10 +12,21 @@ import ksapi
 import pytest
 from ksapi.exceptions import BadRequestException, ConflictException, NotFoundException
 
-from tests.conftest import Tenant
+from tests.conftest import Stack, Tenant, make_tenant
 from tests.e2e.v1_client import V1, connect, new_definition
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def own_tenant(stack: Stack) -> Tenant:
+    """A tenant of this module's own: the tenant-wide lists here see only what these tests made."""
+    return await make_tenant(stack.database_url)
+
+
+@pytest.fixture
+def v1(live_api: str, own_tenant: Tenant) -> V1:
+    return connect(live_api, own_tenant.key)
 
 
 def new_tag(v1: V1, **extra: Any) -> Any:
