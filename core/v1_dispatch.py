@@ -226,7 +226,8 @@ async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, Sub
 
 
 def run_starts() -> RunStarts:
-    """These rules, for the ingestion activities (which start a run once its uploads settle)."""
+    """These rules, for the ingestion activities (which start a run once its uploads settle) and the
+    schedule activity (which creates and starts a run at each firing)."""
     # Imported here: the firing rule builds on the run rules, which import this module.
     from core.v1_schedule_firing import fire
 
