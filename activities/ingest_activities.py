@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from core import storable
 from db import ingest_repo, repo
@@ -28,6 +29,8 @@ class RunStarts:
         [AsyncSession, Run, Settings, str | None, list[str]], Awaitable[tuple[RunInput, timedelta] | None]
     ]
     again: Callable[[AsyncSession, Run, Settings], Awaitable[tuple[RunInput, timedelta]]]
+    # One firing of a v1 definition's schedule (`core.v1_schedule_firing.fire`).
+    fire: Callable[[AsyncSession, Client, Settings, uuid.UUID, str], Awaitable[str | None]] | None = None
 
 
 class IngestActivities(IngestActivitiesContract):

@@ -15,10 +15,12 @@ from activities.ingest_activities import IngestActivities, RunStarts
 from activities.llm_activities import LlmActivities
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
+from activities.schedule_activities import ScheduleActivities
 from settings import Settings
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
+from workflows.schedule_workflow import ScheduledRunWorkflow
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -56,11 +58,18 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow],
+        workflows=[
+            RunWorkflow,
+            BatchWorkflow,
+            BatchChunkWorkflow,
+            IngestDocumentWorkflow,
+            ScheduledRunWorkflow,
+        ],
         activities=[
             *acts.activities(),
             *IngestActivities(sessions, settings, starts).activities(),
             *LlmActivities(sessions, settings).activities(),
+            *ScheduleActivities(sessions, client, settings, starts).activities(),
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions

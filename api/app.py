@@ -21,6 +21,8 @@ from api.pyspur.routes import datasets, env_mgmt, files, meta, pauses, runs, tem
 from api.v1.routes import definitions as v1_definitions
 from api.v1.routes import misc as v1_misc
 from api.v1.routes import runs as v1_runs
+from api.v1.routes import tags as v1_tags
+from api.v1.routes import threads as v1_threads
 from api.web import login, ui
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
@@ -92,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1_misc.documents,
         v1_misc.api_keys,
         v1_misc.users,
+        v1_tags.tags,
+        v1_tags.path_parts,
+        v1_threads.router,
     ):
         app.include_router(router)
     app.add_middleware(TrailingSlash)

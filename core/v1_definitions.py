@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
-from core import v1_resources
+from core import v1_resources, v1_schedules
 from core.stored_workflows import delete_workflow, prepare_definition
 from db import folders_repo, v1_definition_repo, v1_draft_repo, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import V1Definition, Workflow, utcnow
 from db.v1_definition_repo import INSTRUCTION_NAME
-from errors import Conflict, NotFound
+from errors import BadRequest, Conflict, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,6 +78,7 @@ async def create_definition(
         NotFound: the parent folder or instruction document does not exist.
         Conflict: the name is taken in the tenant; the parent is a run's folder.
     """
+    _no_skills(body.selected_skill_ids)
     parent = await v1_resources.parent_folder(session, who, body.parent_path_part_id)
     if parent.run_id is not None:
         raise Conflict("A workflow cannot live in a run's folder")
@@ -137,6 +142,12 @@ async def create_definition(
     return wf, d
 
 
+def _no_skills(ids: list[uuid.UUID] | None) -> None:
+    """Skills are not modelled: naming one is refused (as on runs), never stored and ignored."""
+    if ids:
+        raise BadRequest("selected_skill_ids: no such skills (this service has no skills)")
+
+
 def _ids(values: list[uuid.UUID] | None) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
@@ -166,6 +177,7 @@ async def update_definition(
     Raises:
         Conflict: name taken; a move while a run is in progress.
     """
+    _no_skills(body.selected_skill_ids)
     wf, d = await get_definition(session, who, definition_id)
     if body.name != wf.name and await workflow_repo.name_taken(
         session, who.tenant_id, body.name, exclude=wf.id
@@ -200,8 +212,14 @@ async def update_definition(
 
 
 async def delete_definition(
-    session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any
+    session: AsyncSession, who: Principal, definition_id: uuid.UUID, data_dir: Any, client: Client
 ) -> None:
-    """Delete with its runs (as `DELETE /wf/{id}/`). Raises Conflict while a run has not finished."""
+    """Delete with its runs (as `DELETE /wf/{id}/`) and its schedule. Raises Conflict while a run has
+    not finished."""
     wf, _ = await get_definition(session, who, definition_id)
     await delete_workflow(session, wf, data_dir)
+    try:
+        await v1_schedules.disarm(client, definition_id)
+    except Unavailable as err:
+        # The definition is gone; its schedule removes itself at its next firing (nothing to fire).
+        log.warning("schedule of deleted definition %s left for now: %s", definition_id, err)

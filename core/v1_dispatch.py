@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from activities.ingest_activities import RunStarts
 from core.run_start import engine_input
 from core.workflow_versions import resolve_subworkflows, version_for_run
-from db import folders_repo, repo, v1_definition_repo, v1_queries, workflow_repo
+from db import folders_repo, repo, v1_definition_repo, v1_queries, v1_threads, workflow_repo
 from db.models import Document, Run, Workflow
 from run_status import Cause, IngestStatus
 from settings import Settings
@@ -103,6 +103,7 @@ async def dispatch(
     from_: list[str],
     *,
     cause: str = Cause.ENGINE,
+    message_history: list[dict[str, Any]] | None = None,
 ) -> tuple[RunInput, timedelta] | None:
     """Pin the snapshot and move the draft to IN_PROGRESS (committed); None if another start won.
     `cause`: the user who started it, or the engine (an auto-start when its uploads settled).
@@ -156,6 +157,8 @@ async def dispatch(
         "instruction": (instruction.text or "") if instruction else "",
         "inputs": payloads,
     }
+    if message_history is not None:  # a follow-up in a run thread (PySpur's chat convention)
+        payload["message_history"] = message_history
     defn = WorkflowDefinition.model_validate(version.definition)
     input_id = graph.GraphPlan.build(defn).input_node_id
     # Built before anything is written: a subworkflow that vanished is refused with the draft untouched.
@@ -171,6 +174,8 @@ async def dispatch(
         workflow_version_id=version.id,
         initial_inputs={input_id: payload},
     )
+    if moved:  # Start opens the run's thread (a follow-up run is already in its thread)
+        await v1_threads.join(session, run.tenant_id, run.id, v1_threads.primary_thread_id(run.id))
     await session.commit()
     if not moved:
         log.info("start of draft %s refused: %s", run.id, moved.refusal)  # a racing start won
@@ -239,5 +244,9 @@ async def _pinned_subworkflows(session: AsyncSession, run: Run) -> dict[str, Sub
 
 
 def run_starts() -> RunStarts:
-    """These rules, for the ingestion activities (which start a run once its uploads settle)."""
-    return RunStarts(dispatch=dispatch, again=again)
+    """These rules, for the ingestion activities (which start a run once its uploads settle) and the
+    schedule activity (which creates and starts a run at each firing)."""
+    # Imported here: the firing rule builds on the run rules, which import this module.
+    from core.v1_schedule_firing import fire
+
+    return RunStarts(dispatch=dispatch, again=again, fire=fire)

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -63,14 +64,18 @@ async def launch(
     eager: bool,
     *,
     cause: str,
+    message_history: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Dispatch a draft and start its execution (nothing if a racing start won).
+    """Dispatch a draft and start its execution (nothing if a racing start won). `message_history`: the
+    earlier messages of the thread a follow-up run starts in.
 
     Raises:
         Conflict: an upload is still being ingested, or failed ingestion.
     """
     try:
-        dispatched = await dispatch(session, run, settings, user_message, from_, cause=cause)
+        dispatched = await dispatch(
+            session, run, settings, user_message, from_, cause=cause, message_history=message_history
+        )
     except InputProblem as err:
         raise Conflict(str(err)) from None
     if dispatched is None:

@@ -60,6 +60,8 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # IANA zone a v1 schedule fires in when its definition names none (migration 0010).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default=text("'UTC'"))
 
 
 class User(Base):
@@ -430,6 +432,10 @@ class V1Definition(Base):
     )
     selected_skill_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
     common_file_path_part_ids: Mapped[list[str] | None] = mapped_column(JsonType, default=None)
+    # A Temporal Schedule per scheduled definition (migration 0010; `core/v1_schedules.py`).
+    schedule_cadence: Mapped[str | None] = mapped_column(String(16), default=None)
+    schedule_start_at: Mapped[datetime | None] = mapped_column(default=None)
+    schedule_timezone: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ProviderKey(Base):
@@ -443,3 +449,43 @@ class ProviderKey(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class V1Tag(Base):
+    """A tenant's tag (migration 0010); attached to path parts by `V1PathPartTag`."""
+
+    __tablename__ = "v1_tags"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str] = mapped_column(String(6), default="000000")
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+
+
+class V1PathPartTag(Base):
+    """A tag on a path part (a folder, definition, run or document): it holds for everything below it."""
+
+    __tablename__ = "v1_path_part_tags"
+    __table_args__ = (Index("ix_v1_path_part_tags_tag", "tag_id"),)
+
+    path_part_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("v1_tags.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+
+
+class V1ThreadRun(Base):
+    """A run's membership of a v1 run thread (migration 0010): its primary thread from Start, or the thread
+    a follow-up USER message started it in. The thread's messages are read from its runs."""
+
+    __tablename__ = "v1_thread_runs"
+    __table_args__ = (Index("ix_v1_thread_runs_thread", "thread_id"),)
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    thread_id: Mapped[uuid.UUID] = mapped_column()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import v1_repo as v1
+from db import v1_tags
 from db.accounts import Principal
 from db.models import Document, V1Definition, Workflow
 from run_status import IngestStatus
@@ -108,6 +109,8 @@ async def list_definitions(
     created_before: datetime | None,
     updated_after: datetime | None,
     updated_before: datetime | None,
+    include_tag_ids: list[uuid.UUID] | None = None,
+    exclude_tag_ids: list[uuid.UUID] | None = None,
 ) -> tuple[list[tuple[Workflow, V1Definition]], int]:
     """A page of the tenant's definitions with ksapi's filters and sort, and the total.
 
@@ -133,6 +136,10 @@ async def list_definitions(
             q = q.where(moment >= after)
         if before is not None:
             q = q.where(moment < before)
+    if include_tag_ids:
+        q = q.where(v1_tags.definition_tagged(who.tenant_id, include_tag_ids, "included_tags"))
+    if exclude_tag_ids:  # exclude wins over include
+        q = q.where(~v1_tags.definition_tagged(who.tenant_id, exclude_tag_ids, "excluded_tags"))
     total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
     column: Any = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
     desc = (sort_dir or ("ASC" if sort_by == "NAME" else "DESC")) == "DESC"

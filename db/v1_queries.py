@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import v1_repo as v1
+from db import v1_tags
 from db.accounts import Principal
 from db.models import Document, Folder, Run, Task, User, V1Definition, Workflow, utcnow
 from run_status import ApprovalState, DocumentOrigin, ExecutionState
@@ -36,6 +37,7 @@ class RunFilters:
     updated_before: datetime | None = None
     approval_states: list[str] | None = None
     include_tag_ids: list[uuid.UUID] | None = None
+    exclude_tag_ids: list[uuid.UUID] | None = None
 
 
 def _filtered(who: Principal, f: RunFilters, approver: bool) -> Select[Run]:
@@ -55,7 +57,9 @@ def _filtered(who: Principal, f: RunFilters, approver: bool) -> Select[Run]:
     if f.approval_states:
         q = q.where(Run.approval_state.in_(f.approval_states))
     if f.include_tag_ids:
-        q = q.where(Run.id.is_(None))  # nothing is tagged
+        q = q.where(v1_tags.run_tagged(who.tenant_id, f.include_tag_ids, "included_tags"))
+    if f.exclude_tag_ids:  # exclude wins over include
+        q = q.where(~v1_tags.run_tagged(who.tenant_id, f.exclude_tag_ids, "excluded_tags"))
     for column, after, before in (
         (Run.created_at, f.created_after, f.created_before),
         (Run.updated_at, f.updated_after, f.updated_before),

@@ -13,6 +13,7 @@ from core.access import is_admin, may_change
 from core.v1_resources import user_names
 from db import v1_queries as queries
 from db import v1_repo as v1
+from db import v1_threads
 from db.accounts import Principal
 from db.models import ApiKey, Document, Folder, Run, User, V1Definition, Workflow
 from run_status import DocumentOrigin
@@ -60,6 +61,7 @@ async def runs(
     usage = await queries.run_usage(session, ids)
     users = await queries.users(session, {r.triggered_by for r in rows})
     paths = await queries.definition_paths(session, {r.workflow_id for r in rows})
+    threads = await v1_threads.threads_of(session, ids)
     out = []
     for r in rows:
         def_pp, def_path = paths.get(r.workflow_id, (v1.derived_id(r.workflow_id, "definition"), "/"))
@@ -111,6 +113,7 @@ async def runs(
                 permissions=run_permissions(who, r) if permissions else None,
                 input_path_part_ids=[uuid.UUID(i) for i in r.input_scope or []],
                 usage=usage.get(r.id),
+                run_thread_id=threads.get(r.id),
             )
         )
     return out
@@ -173,6 +176,9 @@ async def definitions(
                 if last is not None
                 else None,
                 owner=user_info(d.owner_id, users),
+                schedule_cadence=d.schedule_cadence,
+                schedule_start_at=d.schedule_start_at,
+                schedule_timezone=d.schedule_timezone,
                 created_at=wf.created_at,
                 updated_at=wf.updated_at,
                 permissions=w.ItemPermissions(

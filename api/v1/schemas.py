@@ -233,6 +233,9 @@ class WorkflowDefinitionResponse(BaseModel):
     pending_approval_count: int = 0
     approval_state: ApprovalState = "not_required"
     owner: UserInfo | None = None
+    schedule_cadence: Literal["DAILY", "WEEKLY", "MONTHLY"] | None = None
+    schedule_start_at: datetime | None = None
+    schedule_timezone: str | None = None
     created_at: datetime
     updated_at: datetime
     permissions: ItemPermissions | None = None
@@ -326,3 +329,84 @@ class UserResponse(BaseModel):
     default_tenant_id: uuid.UUID
     language_preference: str = "en"
     join_method: str = "CREATOR"
+
+
+# -- tags ----------------------------------------------------------------------------------------------
+
+Color = Annotated[StrictStr, Field(min_length=6, max_length=6, pattern=r"^[0-9A-Fa-f]{6}$")]
+
+
+class CreateTagRequest(_Request):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    color: Color | None = "000000"
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+
+
+class UpdateTagRequest(_Request):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
+    color: Color | None = None
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+
+
+class BulkTagRequest(_Request):
+    tag_ids: Annotated[list[uuid.UUID], Field(max_length=10)]
+
+
+class TagResponse(BaseModel):
+    id: uuid.UUID
+    name: str
+    color: str
+    description: str | None = None
+    tenant_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class PathPartTagsResponse(BaseModel):
+    tags: list[TagResponse]
+
+
+# -- threads -------------------------------------------------------------------------------------------
+
+
+class UserMessageRequest(_Request):
+    input_text: StrictStr | None = ""
+    fast_mode: StrictBool | None = None
+    output_language: StrictStr | None = None
+
+
+class UserMessageResponse(BaseModel):
+    workflow_id: str
+    user_message_id: uuid.UUID
+
+
+class ThreadResponse(BaseModel):
+    id: uuid.UUID
+    path_part_id: uuid.UUID
+    title: str
+    parent_thread_id: uuid.UUID | None = None
+    materialized_path: str
+    tenant_id: uuid.UUID
+    owner: UserInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ThreadMessageContent(BaseModel):
+    text: str
+    is_error: bool | None = None
+
+
+class ThreadMessageResponse(BaseModel):
+    id: uuid.UUID
+    path_part_id: uuid.UUID
+    sequence: int
+    role: Literal["USER", "ASSISTANT", "SYSTEM"]
+    content: ThreadMessageContent
+    details: dict[str, Any] | None = None
+    parent_path_id: uuid.UUID
+    materialized_path: str
+    tenant_id: uuid.UUID
+    author_tenant_user_id: uuid.UUID | None = None
+    created_at: datetime
+    updated_at: datetime

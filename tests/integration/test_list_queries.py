@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.pyspur import presenters
 from api.v1 import presenters as present
 from core import pauses as pause_service
-from core import v1_resources as svc
+from core import v1_resources
 from db import dataset_repo, run_queries, v1_definition_repo, v1_queries, workflow_repo
 from db.accounts import Principal, Role
 from db.models import (
@@ -205,8 +205,8 @@ async def _v1_definitions(session: AsyncSession, who: Principal, _root: uuid.UUI
 
 
 async def _folder_contents(session: AsyncSession, who: Principal, root: uuid.UUID) -> int:
-    folder = await svc.folder_by_any_id(session, who, root)
-    items, _ = await svc.folder_contents(session, who, folder, PAGE, 0)
+    folder = await v1_resources.folder_by_any_id(session, who, root)
+    items, _ = await v1_resources.folder_contents(session, who, folder, PAGE, 0)
     return len([present.folder(i) if isinstance(i, Folder) else present.document(i) for i in items])
 
 
@@ -232,7 +232,7 @@ async def _versions(session: AsyncSession, who: Principal, _root: uuid.UUID) -> 
 
 
 async def _folders(session: AsyncSession, who: Principal, root: uuid.UUID) -> int:
-    rows, _ = await svc.list_folders(session, who, root, PAGE, 0)
+    rows, _ = await v1_resources.list_folders(session, who, root, PAGE, 0)
     return len([present.folder(f) for f in rows])
 
 

@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.ingest_activities import IngestActivities
 from activities.run_activities import RunActivities
+from activities.schedule_activities import ScheduleActivities
 from workflows.contracts import RunActivitiesContract
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -41,7 +42,11 @@ def _registered_names(*implementations: Any) -> set[str]:
 
 
 def test_every_activity_in_recorded_histories_is_registered_under_its_name() -> None:
-    registered = _registered_names(RunActivities(None, None, None), IngestActivities(None, None, None))  # type: ignore[arg-type]
+    registered = _registered_names(
+        RunActivities(None, None, None),  # type: ignore[arg-type]
+        IngestActivities(None, None, None),  # type: ignore[arg-type]
+        ScheduleActivities(None, None, None, None),  # type: ignore[arg-type]
+    )
     recorded = _recorded_activity_types()
     assert "run_python_node" in recorded and "finalize_run" in recorded
     assert recorded <= registered

@@ -23,8 +23,15 @@ from tests.engine.stubs import RunInput, RunResult
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
+from workflows.schedule_workflow import ScheduledRunWorkflow
 
-WORKFLOWS: list[type] = [RunWorkflow, BatchWorkflow, BatchChunkWorkflow, IngestDocumentWorkflow]
+WORKFLOWS: list[type] = [
+    RunWorkflow,
+    BatchWorkflow,
+    BatchChunkWorkflow,
+    IngestDocumentWorkflow,
+    ScheduledRunWorkflow,
+]
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 _CLOSED = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",

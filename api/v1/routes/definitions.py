@@ -15,6 +15,7 @@ from api.v1 import schemas as w
 from api.v1.routes.runs import Limit, Offset
 from core import v1_definitions as defs
 from core import v1_drafts as drafts
+from core import v1_schedules as schedules
 from core.access import is_admin
 from db import v1_definition_repo
 from db import v1_queries as queries
@@ -25,9 +26,14 @@ router = APIRouter(prefix="/v1/workflow-definitions", tags=["v1 workflow definit
 
 @router.post("", status_code=201, response_model=w.WorkflowDefinitionResponse)
 async def create_definition(
-    body: w.CreateDefinitionRequest, session: SessionDep, who: PrincipalDep
+    body: w.CreateDefinitionRequest,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
 ) -> w.WorkflowDefinitionResponse:
-    """A new definition starts from the default graph; edit the graph with `PUT /wf/{id}/`."""
+    """A new definition starts from the default graph; edit the graph with `PUT /wf/{id}/`. With a
+    `schedule_cadence` it gets its Temporal Schedule."""
     wf, d = await defs.create_definition(
         session,
         who,
@@ -42,6 +48,9 @@ async def create_definition(
             selected_skill_ids=body.selected_skill_ids,
             common_file_path_part_ids=body.common_file_path_part_ids,
         ),
+    )
+    await schedules.apply(
+        session, client, settings, d, body.schedule_cadence, body.schedule_start_at, body.schedule_timezone
     )
     return (await present.definitions(session, who, [(wf, d)], permissions=False))[0]
 
@@ -63,7 +72,7 @@ async def list_definitions(
     updated_after: datetime | None = None,
     updated_before: datetime | None = None,
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
+    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
 ) -> w.Page[w.WorkflowDefinitionResponse]:
     rows, total = await v1_definition_repo.list_definitions(
         session,
@@ -80,9 +89,9 @@ async def list_definitions(
         created_before=created_before,
         updated_after=updated_after,
         updated_before=updated_before,
+        include_tag_ids=include_tag_ids,
+        exclude_tag_ids=exclude_tag_ids,
     )
-    if include_tag_ids:
-        rows, total = [], 0  # nothing is tagged
     items = await present.definitions(session, who, rows)
     return w.Page[w.WorkflowDefinitionResponse](items=items, total=total, limit=limit, offset=offset)
 
@@ -97,8 +106,14 @@ async def get_definition(
 
 @router.put("/{definition_id}", response_model=w.WorkflowDefinitionResponse)
 async def update_definition(
-    definition_id: uuid.UUID, body: w.UpdateDefinitionRequest, session: SessionDep, who: PrincipalDep
+    definition_id: uuid.UUID,
+    body: w.UpdateDefinitionRequest,
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    who: PrincipalDep,
 ) -> w.WorkflowDefinitionResponse:
+    """PUT: the schedule fields too (absent: unscheduled); `is_active` false pauses the schedule."""
     edit = defs.DefinitionEdit(
         name=body.name,
         description=body.description,
@@ -111,14 +126,23 @@ async def update_definition(
         common_file_path_part_ids=body.common_file_path_part_ids,
     )
     row = await defs.update_definition(session, who, definition_id, edit)
+    await schedules.apply(
+        session,
+        client,
+        settings,
+        row[1],
+        body.schedule_cadence,
+        body.schedule_start_at,
+        body.schedule_timezone,
+    )
     return (await present.definitions(session, who, [row], permissions=False))[0]
 
 
 @router.delete("/{definition_id}", status_code=204)
 async def delete_definition(
-    definition_id: uuid.UUID, session: SessionDep, settings: SettingsDep, who: PrincipalDep
+    definition_id: uuid.UUID, session: SessionDep, client: ClientDep, settings: SettingsDep, who: PrincipalDep
 ) -> Response:
-    await defs.delete_definition(session, who, definition_id, settings.resolved_data_dir)
+    await defs.delete_definition(session, who, definition_id, settings.resolved_data_dir, client)
     return Response(status_code=204)
 
 

@@ -14,8 +14,9 @@ from api.v1 import schemas as w
 from api.v1.routes.runs import Limit, Offset
 from core import v1_drafts as drafts
 from core import v1_resources
+from core import v1_tags as tagging
 from db.models import Folder
-from errors import PayloadTooLarge
+from errors import BadRequest, PayloadTooLarge
 
 folders = APIRouter(prefix="/v1/folders", tags=["v1 folders"])
 documents = APIRouter(prefix="/v1/documents", tags=["v1 documents"])
@@ -79,10 +80,34 @@ async def ingest_document(
     file: Annotated[UploadFile, File()],
     path_part_id: Annotated[uuid.UUID, Form()],
     name: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
+    tag_ids: Annotated[list[str] | None, Form()] = None,
+    idempotency_key: Annotated[str | None, Form()] = None,
+    ingestion_mode: Annotated[str | None, Form()] = None,
+    chunk_type: Annotated[str | None, Form()] = None,
+    secondary_taxonomy: Annotated[str | None, Form()] = None,
+    page_dpi: Annotated[str | None, Form()] = None,
+    workflow_run_id: Annotated[str | None, Form()] = None,
+    workflow_definition_id: Annotated[str | None, Form()] = None,
 ) -> w.IngestDocumentResponse:
     """Store the upload and start its ingestion (a Temporal workflow). Into a run's `inputs/` folder,
-    the run is PENDING until every upload settles."""
+    the run is PENDING until every upload settles. `tag_ids` tag the new document; the chunking and
+    agent-context options are not modelled and are refused rather than ignored."""
     check_form(name=name, filename=file.filename, content_type=file.content_type)
+    unsupported = {
+        "idempotency_key": idempotency_key,
+        "ingestion_mode": ingestion_mode,
+        "chunk_type": chunk_type,
+        "secondary_taxonomy": secondary_taxonomy,
+        "page_dpi": page_dpi,
+        "workflow_run_id": workflow_run_id,
+        "workflow_definition_id": workflow_definition_id,
+    }
+    given = sorted(k for k, v in unsupported.items() if v is not None)
+    if given:
+        raise BadRequest(
+            f"Not supported by this service: {', '.join(given)} (text is extracted, not chunked)"
+        )
+    tags = _tag_ids(tag_ids)
     content = await file.read()
     if len(content) > settings.upload_max_bytes:
         raise PayloadTooLarge(f"The file exceeds {settings.upload_max_bytes} bytes")
@@ -90,12 +115,22 @@ async def ingest_document(
     doc = await v1_resources.create_upload(
         session, who, folder, name or file.filename or "upload", content, file.content_type
     )
+    if tags:
+        await tagging.set_path_part_tags(session, who, doc.path_part_id, tags)
     await session.commit()  # the ingestion workflow reads the document, so it is stored first
     # A start Temporal refuses fails the upload and settles its draft (never left PENDING), then 503.
     await drafts.start_ingestions(session, client, settings, [doc])
     return w.IngestDocumentResponse(
         workflow_id=doc.ingest_workflow_id or "", document_id=doc.id, document_version_id=doc.version_id
     )
+
+
+def _tag_ids(raw: list[str] | None) -> list[uuid.UUID]:
+    """ksapi sends the list comma-separated in one form field; repeated fields are accepted too."""
+    try:
+        return [uuid.UUID(part.strip()) for value in raw or [] for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise BadRequest("tag_ids: not a list of UUIDs") from None
 
 
 @documents.get("/{document_id}", response_model=w.DocumentResponse)

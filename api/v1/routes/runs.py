@@ -72,7 +72,7 @@ async def list_runs(
     updated_before: datetime | None = None,
     approval_state: Annotated[list[w.ApprovalState] | None, Query()] = None,
     include_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
-    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,  # noqa: ARG001 (nothing is tagged)
+    exclude_tag_ids: Annotated[list[uuid.UUID] | None, Query()] = None,
 ) -> w.Page[w.WorkflowRunResponse]:
     """Tenant-wide runs, newest first, with ksapi's filters."""
     filters = queries.RunFilters(
@@ -91,6 +91,7 @@ async def list_runs(
         updated_before=updated_before,
         approval_states=list(approval_state) if approval_state else None,
         include_tag_ids=include_tag_ids,
+        exclude_tag_ids=exclude_tag_ids,
     )
     rows, total = await queries.list_runs(session, who, filters, approver=is_admin(who))
     items = await present.runs(session, who, rows)
