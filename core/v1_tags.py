@@ -64,9 +64,7 @@ async def update_tag(
 
 
 async def delete_tag(session: AsyncSession, who: Principal, tag_id: uuid.UUID) -> None:
-    """Deleting a tag detaches it everywhere (FK cascade)."""
-    await session.delete(await get_tag(session, who, tag_id))
-    await session.flush()
+    await repo.delete_tag(session, await get_tag(session, who, tag_id))
 
 
 async def _ancestry(session: AsyncSession, who: Principal, path_part_id: uuid.UUID) -> list[uuid.UUID]:

@@ -156,3 +156,9 @@ async def known_tags(
 ) -> set[uuid.UUID]:
     rows = await session.scalars(select(V1Tag.id).where(V1Tag.tenant_id == tenant_id, V1Tag.id.in_(tag_ids)))
     return set(rows.all())
+
+
+async def delete_tag(session: AsyncSession, tag: V1Tag) -> None:
+    """Deleting a tag detaches it everywhere (FK cascade)."""
+    await session.delete(tag)
+    await session.flush()
