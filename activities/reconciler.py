@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from db.models import Run, utcnow
 from db.run_state import set_run_state
 from run_status import CLOSED_EXECUTION, Cause, RunStatus
+from telemetry.metrics import get_metrics
 from workflows.contracts import RunResult
 from workflows.search_attributes import temporal_workflow_id
 
@@ -82,6 +83,7 @@ async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, ru
         )
         if not moved.accepted:
             return 0
+    get_metrics().reconciler_repairs.labels(status.value).inc()
     log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return 1
 

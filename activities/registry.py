@@ -9,12 +9,13 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.ingest_activities import IngestActivities, RunStarts
 from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from settings import Settings
+from telemetry.logs import ActivityLogIds
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
@@ -64,9 +65,15 @@ def build_worker(
         # A crashed worker's sticky queue would hold the next workflow task for 10 s by default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        interceptors=[ActivityLogIds()],
         # The interpreter is our own deterministic code (checked by replay tests), so the per-run
         # cost of the import sandbox can be skipped when measured worth it.
-        workflow_runner=SandboxedWorkflowRunner()
+        workflow_runner=SandboxedWorkflowRunner(
+            # Spans and node metrics must reach the process's real tracer provider and registry.
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "opentelemetry", "prometheus_client", "telemetry"
+            )
+        )
         if settings.worker_sandboxed_workflows
         else UnsandboxedWorkflowRunner(),
     )

@@ -13,6 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from db import batch_repo, repo
+from run_status import RunStatus
+from telemetry.logs import bind_ids
+from telemetry.metrics import get_metrics
+from telemetry.tracing import span
 from workflows.contracts import (
     CreateChildRunInput,
     FinalizeBatchInput,
@@ -50,7 +54,18 @@ class RunActivities(RunActivitiesContract):
             ApplicationError: non-retryable, typed by the sandbox outcome (timeout, memory_limit, ...).
         """
         run_id = uuid.UUID(arg.run_id)
+        bind_ids(run_id=arg.run_id, node_id=arg.node_id)
         limits = self._limits.lowered_by(dict(arg.limits))
+        with span("sandbox", {"node.id": arg.node_id, "sandbox.wall_seconds": limits.wall_seconds}) as s:
+            try:
+                return await self._run_sandboxed(run_id, arg, limits)
+            except ApplicationError as err:
+                s.set_attribute("sandbox.outcome", err.type or "error")
+                raise
+
+    async def _run_sandboxed(
+        self, run_id: uuid.UUID, arg: PythonNodeInput, limits: SandboxLimits
+    ) -> dict[str, Any]:
         job = asyncio.create_task(
             self._sandbox.run(arg.code, arg.inputs, output_schema=arg.output_schema, limits=limits)
         )
@@ -67,6 +82,7 @@ class RunActivities(RunActivitiesContract):
                     return job.result()
                 activity.heartbeat()
         except SandboxError as err:
+            _count_kill(err)
             raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
         finally:
             if not job.done():
@@ -86,6 +102,7 @@ class RunActivities(RunActivitiesContract):
                 arg.code, arg.items, output_schema=arg.output_schema, limits=limits
             )
         except SandboxError as err:
+            _count_kill(err)
             raise ApplicationError(err.message, type=err.kind, non_retryable=True) from err
         result = PythonBatchResult(
             items=[
@@ -132,7 +149,13 @@ class RunActivities(RunActivitiesContract):
     async def record_batch_rows(self, arg: RecordRowsInput) -> int:
         """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
         async with self._sessions() as session, session.begin():
-            return await batch_repo.record_rows(session, arg)
+            recorded = await batch_repo.record_rows(session, arg)
+        if recorded:
+            rows = get_metrics().batch_rows
+            failed = sum(1 for r in arg.rows if r.status != RunStatus.COMPLETED)
+            rows.labels("done").inc(len(arg.rows) - failed)
+            rows.labels("failed").inc(failed)
+        return recorded
 
     async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
         """The batch parent's terminal write (first terminal write wins)."""
@@ -155,3 +178,11 @@ class RunActivities(RunActivitiesContract):
         async with self._sessions() as session, session.begin():
             if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                 await repo.record_decision(session, arg)
+
+
+_LIMIT_KINDS = frozenset({"timeout", "cpu_limit", "memory_limit"})
+
+
+def _count_kill(err: SandboxError) -> None:
+    if err.kind in _LIMIT_KINDS:
+        get_metrics().sandbox_kills.labels(err.kind).inc()

@@ -4,6 +4,7 @@ and the start itself."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -23,11 +24,14 @@ from db.models import Run, Workflow, utcnow
 from errors import Unavailable
 from run_status import Cause, RunStatus
 from settings import Settings
+from telemetry.logs import bind_ids
+from telemetry.metrics import get_metrics, tenant
 from workflows import search_attributes as sa
 from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
 
 ArgT = TypeVar("ArgT")
+log = logging.getLogger(__name__)
 
 
 def node_policy(settings: Settings) -> NodePolicy:
@@ -110,6 +114,8 @@ async def start_execution(
                 ]
             ),
             memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
+            static_summary=f"{wf.name}: run {run_id}"[:200],
+            static_details=_static_details(run, wf),
             request_eager_start=eager,
         )
     except RPCError as err:
@@ -132,3 +138,19 @@ async def start_execution(
         )
         await session.commit()
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+    bind_ids(run_id=run_id, workflow_id=wf.id)
+    m = get_metrics()
+    m.runs_started.labels(run.run_type, *tenant(m, run.tenant_id)).inc()
+    log.info("started run %s of workflow %s (%s)", run_id, wf.id, run.run_type)
+
+
+def _static_details(run: Run, wf: Workflow) -> str:
+    """What the Temporal UI shows under the execution's summary (markdown)."""
+    started_by = f"user `{run.triggered_by}`" if run.triggered_by else "the service"
+    return "\n".join(
+        [
+            f"**Workflow:** {wf.name} (`{wf.id}`)",
+            f"**Run:** `{run.id}` ({run.run_type}), started by {started_by}",
+            f"**Tenant:** `{run.tenant_id}`",
+        ]
+    )

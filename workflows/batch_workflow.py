@@ -27,6 +27,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from errors import InvalidInput
     from run_status import RunStatus
+    from telemetry import in_workflow
     from workflows import graph, nodes
     from workflows import search_attributes as sa
     from workflows.contracts import (
@@ -116,6 +117,7 @@ class BatchChunkWorkflow:
         loaded = inp.start
         stop_at = inp.end
         flushed_at = workflow.time()
+        self._counts = [0, 0]  # rows recorded: done, failed
         try:
             while True:
                 if not queued and loaded < stop_at:
@@ -162,7 +164,7 @@ class BatchChunkWorkflow:
             await self._flush(batch, finished)
             raise
         await self._flush(batch, finished)
-        return ChunkResult(next_row=stop_at)
+        return ChunkResult(next_row=stop_at, rows_done=self._counts[0], rows_failed=self._counts[1])
 
     async def _row(self, batch: BatchInput, input_node: Any, idx: int, data: dict[str, Any]) -> BatchRow:
         run_id = row_run_id(batch.run_id, idx)
@@ -256,6 +258,10 @@ class BatchChunkWorkflow:
         )
         # Cleared only once written: a cancel that interrupts the write leaves the rows to the
         # cancel path's flush (writes are idempotent, so writing twice is harmless).
+        failed = sum(1 for r in rows if r.status != RunStatus.COMPLETED)
+        self._counts[0] += len(rows) - failed
+        self._counts[1] += failed
+        in_workflow.set_details(f"**Rows recorded:** {self._counts[0]} done, {self._counts[1]} failed")
         finished.clear()
 
 
@@ -285,6 +291,7 @@ class BatchWorkflow:
                 if chunks >= _CHUNKS_PER_EXECUTION or workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(inp)
                 end = min(inp.next_row + inp.chunk_rows, inp.row_count)
+                in_workflow.set_details(_batch_details(inp, end))
                 done = await workflow.execute_child_workflow(
                     BatchChunkWorkflow.run,
                     BatchChunkInput(batch=inp, start=inp.next_row, end=end),
@@ -295,6 +302,8 @@ class BatchWorkflow:
                 if done.next_row <= inp.next_row:  # the dataset ended early; the parent ends FAILED
                     break
                 inp.next_row = done.next_row
+                inp.rows_done += done.rows_done
+                inp.rows_failed += done.rows_failed
         except (asyncio.CancelledError, CancelledError, ChildWorkflowError) as err:
             # A cancel usually arrives while a chunk runs, and then surfaces as the chunk's
             # ChildWorkflowError (caused by its cancellation) once the chunk has recorded its rows.
@@ -318,4 +327,12 @@ class BatchWorkflow:
             "finalize batch",
         )
         workflow.upsert_search_attributes([sa.STATUS.value_set(result.status.value)])
+        in_workflow.set_details(f"**Ended:** {result.status.value}\n\n" + _batch_details(inp, None))
         return result
+
+
+def _batch_details(inp: BatchInput, running_to: int | None) -> str:
+    text = f"**Rows:** {inp.rows_done} done, {inp.rows_failed} failed, of {inp.row_count}"
+    if running_to is not None:
+        text += f"\n\n**Running:** rows {inp.next_row}..{running_to - 1}"
+    return text

@@ -25,6 +25,7 @@ from activities.sandbox import child, child_main
 from activities.sandbox.limits import SandboxError, SandboxLimits, validate_output
 from activities.sandbox.process import ChildProcess
 from activities.sandbox.zygote import Zygote, ZygoteUnavailable
+from telemetry.metrics import get_metrics
 
 __all__ = ["SandboxError", "SandboxLimits", "SandboxPool", "validate_output"]
 
@@ -232,11 +233,17 @@ class SandboxPool:
         # Without namespaces there is no private tmpfs: the child gets a directory of ours.
         workdir = None if zygote.namespaces else child.make_workdir()
         try:
-            return await zygote.spawn(cpu_seconds=lim.cpu_seconds, memory_mb=lim.memory_mb, workdir=workdir)
+            spawned = await zygote.spawn(
+                cpu_seconds=lim.cpu_seconds, memory_mb=lim.memory_mb, workdir=workdir
+            )
         except ZygoteUnavailable as exc:
             if workdir is not None:
                 shutil.rmtree(workdir[0], ignore_errors=True)
             raise SandboxError("unavailable", str(exc)) from exc
+        m = get_metrics()
+        m.sandbox_spawns.inc()
+        m.sandbox_pool_size.inc()
+        return spawned
 
     async def _exchange(self, worker: ChildProcess, line: bytes, lim: SandboxLimits) -> tuple[bytes, bytes]:
         loop = asyncio.get_running_loop()
@@ -349,6 +356,7 @@ class SandboxPool:
         return decoded
 
     def _retire(self, worker: ChildProcess) -> None:
+        get_metrics().sandbox_pool_size.dec()
         worker.kill()
         self._track(worker.dispose(REAP_TIMEOUT_SECONDS))
 
