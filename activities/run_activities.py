@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -35,6 +36,7 @@ from workflows.contracts import (
 )
 
 GROUP_RESULT_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class RunActivities(RunActivitiesContract):
@@ -120,6 +122,8 @@ class RunActivities(RunActivitiesContract):
         """Write the run's terminal state once; a repeated call answers with what is stored."""
         async with self._sessions() as session, session.begin():
             recorded, status = await repo.finalize(session, arg)
+        if recorded:
+            log.info("run %s ended %s", arg.run_id, arg.status.value)
         # The outputs are not echoed: the workflow has them, and this result is recorded in history.
         return RunResult(
             run_id=arg.run_id,

@@ -222,10 +222,11 @@ def _enter(state: graph.RunState, payload: dict[str, Any], precomputed: dict[str
         if node_id in plan.by_id:
             state.complete(node_id, dict(output), now)
     if state.records[plan.input_node_id].status not in graph.SETTLED:
+        entry = plan.by_id[plan.input_node_id]
+        in_workflow.node_span(entry.node_type, entry.id, entry.title, current=False)
         state.start(plan.input_node_id, {}, now)
-        state.complete(
-            plan.input_node_id, nodes.input_node_output(plan.by_id[plan.input_node_id], payload), now
-        )
+        state.complete(plan.input_node_id, nodes.input_node_output(entry, payload), now)
+        in_workflow.node_settled(entry.node_type, state.records[entry.id].status, 0.0)
 
 
 def _evaluate_inline(
