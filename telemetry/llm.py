@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import opentelemetry.trace
@@ -38,7 +38,6 @@ class LlmCall:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def prompt(self, messages: Any) -> None:
         if self.capture_content:

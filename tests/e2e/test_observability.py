@@ -12,18 +12,17 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
-import opentelemetry.trace
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
+from tests.builders import definition, double_graph, input_node, link, node, output_node
 from tests.conftest import Stack, Tenant, reaches, wait_until
+from tests.spans import memory_exporter
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -31,17 +30,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    provider = opentelemetry.trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        opentelemetry.trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return memory_exporter()
 
 
 @pytest.fixture(scope="module")
-async def traced(stack: Stack, tenant: Tenant, spans: InMemorySpanExporter) -> AsyncIterator[httpx.AsyncClient]:
+async def traced(
+    stack: Stack, tenant: Tenant, spans: InMemorySpanExporter
+) -> AsyncIterator[httpx.AsyncClient]:
     from api.app import create_app
 
     settings = stack.settings(
@@ -196,8 +191,11 @@ async def test_metrics_count_a_known_mix_of_runs_exactly(traced: httpx.AsyncClie
     gated = await _workflow(traced, _gated())
     before = await _scrape(traced)
     for x in (1, 2):
-        assert (await traced.post(f"/wf/{ok}/run/", json={"initial_inputs": {"input_node": {"x": x}}})).is_success
+        assert (
+            await traced.post(f"/wf/{ok}/run/", json={"initial_inputs": {"input_node": {"x": x}}})
+        ).is_success
     failed = await traced.post(f"/wf/{bad}/run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    assert failed.status_code == 200, failed.text
     paused = await traced.post(f"/wf/{gated}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})
     await reaches(traced, paused.json()["id"], "PAUSED")
     after = await _scrape(traced)
