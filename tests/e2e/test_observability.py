@@ -7,8 +7,12 @@ this process's in-memory exporter and every counter is this process's.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +25,13 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from tests.builders import definition, double_graph, input_node, link, node, output_node
-from tests.conftest import Stack, Tenant, reaches, wait_until
+import devstack
+from tests.conftest import ROOT, Stack, Tenant, free_port, reaches, wait_until
 from tests.spans import memory_exporter
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
+DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +224,104 @@ async def test_metrics_count_a_known_mix_of_runs_exactly(traced: httpx.AsyncClie
     assert _delta(before, after, p + "http_request_duration_seconds_count", method="POST", route=route) == 3
     assert not any("tenant" in dict(labels) for _, labels in after)
     assert not any(run_id_like in str(labels) for _, labels in after for run_id_like in (ok, bad, gated))
+
+
+@pytest.fixture(scope="module")
+async def worker_process(
+    stack: Stack, tenant: Tenant
+) -> AsyncIterator[tuple[httpx.AsyncClient, Path, int, int]]:
+    """A worker process of its own (JSON logs, both metrics ports) and an API without a worker on its queue."""
+    from api.app import create_app
+
+    queue = f"obs-w-{uuid.uuid4().hex[:8]}"
+    ports = free_port(), free_port()
+    log_file = stack.tmp / f"{queue}.log"
+    proc = devstack.spawn(
+        [sys.executable, "worker.py"],
+        log_file,
+        stack.env(
+            TEMPORAL_TASK_QUEUE=queue,
+            LOG_FORMAT="json",
+            WORKER_METRICS_PORT=str(ports[0]),
+            WORKER_TEMPORAL_METRICS_PORT=str(ports[1]),
+        ),
+    )
+    try:
+        devstack.wait_for_port("127.0.0.1", ports[0], proc=proc)
+        app = create_app(stack.settings(temporal_task_queue=queue))
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://test",
+                timeout=90,
+                headers=tenant.headers,
+            ) as client:
+                yield client, log_file, *ports
+    finally:
+        devstack.stop(proc)
+
+
+async def _text(url: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as c:
+        resp = await c.get(url)
+    assert resp.status_code == 200
+    return resp.text
+
+
+async def test_a_worker_process_logs_json_lines_filterable_by_run_id_and_serves_its_metrics(
+    worker_process: tuple[httpx.AsyncClient, Path, int, int],
+) -> None:
+    api, log_file, metrics_port, temporal_port = worker_process
+    wf = await _workflow(api, double_graph())
+    resp = await api.post(f"/wf/{wf}/run/", json={"initial_inputs": {"input_node": {"x": 2}}})
+    assert resp.status_code == 200, resp.text
+    run_id = (await api.get(f"/wf/{wf}/runs/")).json()[0]["id"]
+
+    def run_lines() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("run_id") == run_id]
+
+    mine = await wait_until(lambda: asyncio.sleep(0, run_lines()))
+    assert any(line["message"] == f"run {run_id} ended COMPLETED" for line in mine)
+    assert all(line["temporal_workflow_id"] == temporal_workflow_id(run_id) for line in mine)
+
+    worker = _samples(await _text(f"http://127.0.0.1:{metrics_port}/metrics"))
+    finished = (
+        "durable_runs_runs_finished_total",
+        frozenset({("status", "COMPLETED"), ("run_type", "interactive")}),
+    )
+    assert worker[finished] >= 1
+    text = await _text(f"http://127.0.0.1:{temporal_port}/metrics")
+    assert any(name.startswith("temporal_") for name, _ in _samples(text))
+
+
+def _series_names(text: str) -> set[str]:
+    """Every series name a query may use: sample names, and those of families without samples yet."""
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_count", "_sum"),
+        "summary": ("_count", "_sum"),
+    }
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(family.name + s for s in suffixes.get(family.type, ()))
+        names.update(s.name for s in family.samples)
+    return names
+
+
+async def test_every_metric_the_dashboard_queries_is_exported(
+    traced: httpx.AsyncClient, worker_process: tuple[httpx.AsyncClient, Path, int, int]
+) -> None:
+    api, _, metrics_port, temporal_port = worker_process
+    exported = _series_names((await api.get("/metrics")).text)
+    exported |= _series_names(await _text(f"http://127.0.0.1:{metrics_port}/metrics"))
+    exported |= _series_names(await _text(f"http://127.0.0.1:{temporal_port}/metrics"))
+    queried = dashboard_metrics(json.loads(DASHBOARD.read_text()))
+    assert queried, "the dashboard queries no metric"
+    assert sorted(queried - exported) == []
+
+
+def dashboard_metrics(dashboard: dict[str, Any]) -> set[str]:
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    return {m for expr in exprs for m in re.findall(r"\b(?:durable_runs|temporal)_[A-Za-z0-9_]+", expr)}
