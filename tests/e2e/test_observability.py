@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from tests.builders import definition, double_graph, input_node, link, node, output_node
 import devstack
+from tests.builders import definition, double_graph, input_node, link, node, output_node
 from tests.conftest import ROOT, Stack, Tenant, free_port, reaches, wait_until
 from tests.spans import memory_exporter
 from workflows.search_attributes import temporal_workflow_id
@@ -249,14 +249,16 @@ async def worker_process(
     try:
         devstack.wait_for_port("127.0.0.1", ports[0], proc=proc)
         app = create_app(stack.settings(temporal_task_queue=queue))
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
                 base_url="http://test",
                 timeout=90,
                 headers=tenant.headers,
-            ) as client:
-                yield client, log_file, *ports
+            ) as client,
+        ):
+            yield client, log_file, *ports
     finally:
         devstack.stop(proc)
 
