@@ -64,6 +64,11 @@ async def reconcile_once(
     return repaired
 
 
+async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
+    """Check one run against its execution now (the admin CLI's `reconcile RUN_ID`); 1 if repaired."""
+    return await _repair(sessions, client, run_id)
+
+
 async def _repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
     verdict = await _verdict(client, run_id)
     if verdict is None:

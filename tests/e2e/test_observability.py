@@ -27,6 +27,7 @@ from temporalio.client import Client
 import devstack
 from tests.builders import definition, double_graph, input_node, link, node, output_node
 from tests.conftest import ROOT, Stack, Tenant, free_port, reaches, wait_until
+from tests.e2e.test_blocking_and_admin import admin
 from tests.spans import memory_exporter
 from workflows.search_attributes import temporal_workflow_id
 
@@ -327,3 +328,19 @@ async def test_every_metric_the_dashboard_queries_is_exported(
 def dashboard_metrics(dashboard: dict[str, Any]) -> set[str]:
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     return {m for expr in exprs for m in re.findall(r"\b(?:durable_runs|temporal)_[A-Za-z0-9_]+", expr)}
+
+
+async def test_admin_reconcile_repairs_a_run_whose_execution_was_terminated(
+    traced: httpx.AsyncClient, stack: Stack
+) -> None:
+    wf = await _workflow(traced, _gated())
+    resp = await traced.post(f"/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}})
+    run_id = resp.json()["id"]
+    await reaches(traced, run_id, "PAUSED")
+    client = await Client.connect(stack.temporal_address)
+    await client.get_workflow_handle(temporal_workflow_id(run_id)).terminate("stuck")
+    # The worker's own reconciler waits 30 s before it looks at a run; the command looks now.
+    printed = await asyncio.to_thread(admin, stack, "reconcile", run_id)
+    assert printed.strip() == f"{run_id} repaired"
+    body = (await traced.get(f"/run/{run_id}/")).json()
+    assert body["status"] == "CANCELED"
