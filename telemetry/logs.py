@@ -88,6 +88,11 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # uvicorn's loggers have handlers of their own: in JSON mode their lines go through ours too.
+    if settings.log_format == "json":
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
 
 
 class ActivityLogIds(Interceptor):
