@@ -197,7 +197,8 @@ class GraphRunner:
         """The Temporal UI's current details: what the run waits for now."""
         running: list[tuple[str, str]] = []
         messages: dict[str, str | None] = {}
-        for state in self.states:
+        # Loop-body states already settled and written are skipped, so long loops stay linear.
+        for state in (s for i, s in enumerate(self.states) if i not in self._written):
             for r in state.records.values():
                 node = state.plan.by_id[r.node_id]
                 if r.status == TaskStatus.RUNNING:
