@@ -31,6 +31,13 @@ def node_span(node_type: str, node_id: str, title: str, *, current: bool) -> Non
         opentelemetry.context.attach(ctx)
 
 
+def event_span(name: str, attributes: dict[str, str | float]) -> None:
+    """A span for something that happened in the current node (a pause decided, timed out)."""
+    interceptor = TracingWorkflowInboundInterceptor._from_context()
+    if interceptor is not None:
+        record_span(interceptor, name, attributes)
+
+
 def node_settled(node_type: str, status: str, seconds: float) -> None:
     """A node's duration by type and outcome (workflow time: inline nodes take 0 s)."""
     if not workflow.unsafe.is_replaying():

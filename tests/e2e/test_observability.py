@@ -167,6 +167,9 @@ async def test_a_paused_run_names_its_open_pause_in_temporal_and_its_decision_li
     assert decision.context.trace_id in {link.context.trace_id for link in handled.links}
     pause = next(s for s in found if s.name == "node HumanInterventionNode")
     assert pause.context.trace_id == started.context.trace_id
+    decided_span = next(s for s in found if s.name == "pause decided")
+    assert decided_span.parent is not None and decided_span.parent.span_id == pause.context.span_id
+    assert (decided_span.attributes or {})["pause.action"] == "APPROVE"
     metadata = await client.get_workflow_handle(temporal_workflow_id(run_id)).query(
         "__temporal_workflow_metadata", result_type=WorkflowMetadata
     )
