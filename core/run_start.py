@@ -111,6 +111,8 @@ async def start_execution(
                     SearchAttributePair(sa.RUN_ID, run_id),
                     SearchAttributePair(sa.WORKFLOW_ID, str(wf.id)),
                     SearchAttributePair(sa.STATUS, RunStatus.PENDING.value),
+                    SearchAttributePair(sa.TENANT_ID, str(run.tenant_id)),
+                    SearchAttributePair(sa.RUN_TYPE, run.run_type),
                 ]
             ),
             memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},

@@ -134,7 +134,7 @@ async def test_a_blocking_run_is_one_trace_from_the_request_through_each_node_to
 
 
 async def test_a_paused_run_names_its_open_pause_in_temporal_and_its_decision_links_to_its_trace(
-    traced: httpx.AsyncClient, spans: InMemorySpanExporter, stack: Stack
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter, stack: Stack, tenant: Tenant
 ) -> None:
     wf = await _workflow(traced, _gated())
     spans.clear()
@@ -150,6 +150,12 @@ async def test_a_paused_run_names_its_open_pause_in_temporal_and_its_decision_li
     assert "approve" in metadata.current_details
     assert "Is x right?" in metadata.current_details
     assert "OWNER/ADMIN" in metadata.current_details
+    query = f"PySpurTenantId = '{tenant.tenant_id}' AND PySpurRunType = 'interactive' AND PySpurRunId = '{run_id}'"
+
+    async def listed() -> list[str]:
+        return [w.id async for w in client.list_workflows(query)]
+
+    assert await wait_until(listed) == [temporal_workflow_id(run_id)]
     described = await client.get_workflow_handle(temporal_workflow_id(run_id)).describe()
     assert run_id in (await described.static_summary() or "")
     assert wf in (await described.static_details() or "")
