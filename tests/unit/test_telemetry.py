@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from telemetry.in_workflow import run_details
 from telemetry.llm import llm_call
 from telemetry.logs import JsonFormatter, TextFormatter, bind_ids
-from telemetry.metrics import get_metrics
+from telemetry.metrics import build_metrics, get_metrics, tenant
 from telemetry.temporal_tracing import RunTracingInterceptor
 from telemetry.tracing import span
 from tests.spans import memory_exporter
@@ -148,3 +149,24 @@ async def test_histories_replay_with_tracing_on_in_the_sandbox_the_worker_uses(
     )
     history = json.loads(await asyncio.to_thread(path.read_text))
     await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, history))
+
+
+def test_metrics_carry_a_tenant_label_only_when_opted_in() -> None:
+    plain = build_metrics(CollectorRegistry())
+    tenanted = build_metrics(CollectorRegistry(), tenant_labels=True)
+    plain.runs_started.labels("interactive").inc()
+    tenanted.runs_started.labels("interactive", "t-1").inc()
+    assert (
+        plain.registry.get_sample_value("durable_runs_runs_started_total", {"run_type": "interactive"}) == 1
+    )
+    labels = {"run_type": "interactive", "tenant": "t-1"}
+    assert tenanted.registry.get_sample_value("durable_runs_runs_started_total", labels) == 1
+    assert tenant(plain, "t-1") == () and tenant(tenanted, "t-1") == ("t-1",)
+
+
+def test_current_details_name_open_pauses_with_message_and_who_may_decide() -> None:
+    text = run_details([("py1", "PythonFuncNode")], [("approve", "Is x right?")], "u-7")
+    assert "`approve`: Is x right?" in text
+    assert "user `u-7` (who started the run) or a tenant OWNER/ADMIN" in text
+    assert "**Running:** `py1` (PythonFuncNode)" in text
+    assert run_details([], [], None) == ""
