@@ -21,7 +21,13 @@ from typing import Any
 
 from settings import Settings, get_settings
 
-SEARCH_ATTRIBUTES = ("PySpurRunId=Keyword", "PySpurWorkflowId=Keyword", "PySpurStatus=Keyword")
+SEARCH_ATTRIBUTES = (
+    "PySpurRunId=Keyword",
+    "PySpurWorkflowId=Keyword",
+    "PySpurStatus=Keyword",
+    "PySpurTenantId=Keyword",
+    "PySpurRunType=Keyword",
+)
 ROOT = Path(__file__).resolve().parent
 
 # Measured levers (2-core VM, p50): one task-queue partition stops the matcher fanning polls (spaced-out

@@ -114,6 +114,36 @@ class Settings(BaseSettings):
         description="Running activities report to Temporal at least this often; a cancel reaches them within about as long",
     )
 
+    # Observability (docs/operating.md#observability)
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317)"
+    )
+    otel_service_name: str = Field("durable-runs", description="service.name of exported spans")
+    tracing_enabled: bool = Field(
+        False, description="Trace even without an OTLP endpoint (spans go to whatever provider is installed)"
+    )
+    tracing_capture_content: bool = Field(
+        False, description="Put LLM prompts and completions on spans (off: only model, tokens, status)"
+    )
+    metrics_tenant_labels: bool = Field(
+        False, description="Label run and pause metrics by tenant (one series per tenant)"
+    )
+    worker_metrics_port: int | None = Field(
+        None, description="Serve the worker's Prometheus /metrics on this port (unset: not served)"
+    )
+    worker_temporal_metrics_port: int | None = Field(
+        None, description="Serve the Temporal SDK's own Prometheus metrics from the worker on this port"
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's metrics ports bind to")
+    log_format: str = Field(
+        "text", description="text | json (one JSON object per line, with run and trace ids)"
+    )
+    log_level: str = "INFO"
+
+    @property
+    def tracing_active(self) -> bool:
+        return self.tracing_enabled or bool(self.otel_exporter_otlp_endpoint)
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.resolve()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from settings import Settings
+from telemetry.tracing import temporal_interceptors
 
 
 def _tls(settings: Settings) -> TLSConfig | bool:
@@ -18,9 +20,10 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect(settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None) -> Client:
     """A client for our namespace; `lazy` defers the connection to first use (the API must start
-    and answer /health even while Temporal is down)."""
+    and answer /health even while Temporal is down). With tracing on it carries the tracing
+    interceptor, which workers built on it inherit; `runtime` carries the worker's SDK metrics."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -28,4 +31,6 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         api_key=settings.temporal_api_key,
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        interceptors=temporal_interceptors(settings),
+        runtime=runtime,
     )

@@ -10,12 +10,18 @@ import logging
 import signal
 from datetime import timedelta
 
+from prometheus_client import start_http_server
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
 from activities.reconciler import reconcile_forever
 from activities.registry import build_worker, sandbox_pool
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
+from telemetry.logs import configure_logging
+from telemetry.metrics import get_metrics
+from telemetry.tracing import configure_tracing
 from temporal_client import connect
 
 log = logging.getLogger("worker")
@@ -25,7 +31,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await upgrade_async(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url, settings.db_pool_size)
     sessions = make_session_factory(engine)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_temporal_runtime(settings))
     async with sandbox_pool(settings) as pool:
         worker = build_worker(client, settings, sessions, pool, run_starts())
         reconciler = asyncio.create_task(
@@ -38,9 +44,25 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await engine.dispose()
 
 
+def _temporal_runtime(settings: Settings) -> Runtime | None:
+    """The SDK's own metrics (task latencies, pollers, slots) on their Prometheus port, when set."""
+    if settings.worker_temporal_metrics_port is None:
+        return None
+    address = f"{settings.metrics_host}:{settings.worker_temporal_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+def _observe(settings: Settings) -> None:
+    configure_logging(settings)
+    configure_tracing(settings, "worker")
+    get_metrics(settings)
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
+    _observe(settings)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -29,6 +29,7 @@ from db import run_queries
 from db.models import utcnow
 from db.run_state import set_run_state
 from run_status import CLOSED_EXECUTION, Cause, RunStatus
+from telemetry.metrics import get_metrics
 from workflows.contracts import RunResult
 from workflows.search_attributes import temporal_workflow_id
 
@@ -73,6 +74,11 @@ async def reconcile_once(
     return repaired
 
 
+async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
+    """Check one run against its execution now (the admin CLI's `reconcile RUN_ID`); 1 if repaired."""
+    return await _repair(sessions, client, run_id, WORKFLOW_TASK_FAILURES)
+
+
 async def _repair(
     sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID, task_failures: int
 ) -> int:
@@ -96,6 +102,7 @@ async def _repair(
             # Usually the run's own terminal write landed since the verdict: nothing to repair.
             log.info("run %s left as it is: %s", run_id, moved.refusal)
             return 0
+    get_metrics().reconciler_repairs.labels(status.value).inc()
     log.warning("reconciled run %s to %s: %s", run_id, status, error)
     return 1
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.ingest_activities import IngestActivities, RunStarts
 from activities.llm_activities import LlmActivities
@@ -17,6 +17,7 @@ from activities.run_activities import RunActivities
 from activities.sandbox.pool import SandboxLimits, SandboxPool
 from activities.schedule_activities import ScheduleActivities
 from settings import Settings
+from telemetry.logs import ActivityLogIds
 from workflows.batch_workflow import BatchChunkWorkflow, BatchWorkflow
 from workflows.ingest_workflow import IngestDocumentWorkflow
 from workflows.run_workflow import RunWorkflow
@@ -80,9 +81,15 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=5),
         # Heartbeats carry cancels back: sent at least this often, whatever a node's heartbeat timeout.
         max_heartbeat_throttle_interval=timedelta(seconds=settings.worker_heartbeat_throttle_seconds),
+        interceptors=[ActivityLogIds()],
         # The interpreter is our own deterministic code (checked by replay tests), so the per-run
         # cost of the import sandbox can be skipped when measured worth it.
-        workflow_runner=SandboxedWorkflowRunner()
+        workflow_runner=SandboxedWorkflowRunner(
+            # Spans and node metrics must reach the process's real tracer provider and registry.
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "opentelemetry", "prometheus_client", "telemetry"
+            )
+        )
         if settings.worker_sandboxed_workflows
         else UnsandboxedWorkflowRunner(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,10 @@ from temporalio.exceptions import ApplicationError
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
 from core import storable
 from db import batch_repo, failures, repo
+from run_status import RunStatus
+from telemetry.logs import bind_ids
+from telemetry.metrics import get_metrics
+from telemetry.tracing import span
 from workflows.contracts import (
     CreateChildRunInput,
     FinalizeBatchInput,
@@ -75,6 +80,9 @@ def _item(outcome: dict[str, Any] | SandboxError) -> PythonItem:
     return PythonItem(outputs=outcome)
 
 
+log = logging.getLogger(__name__)
+
+
 class RunActivities(RunActivitiesContract):
     """Activity implementations with their dependencies injected by `worker.py` (or a test)."""
 
@@ -92,7 +100,18 @@ class RunActivities(RunActivitiesContract):
             ApplicationError: non-retryable, typed by the sandbox outcome (timeout, memory_limit, ...).
         """
         run_id = uuid.UUID(arg.run_id)
+        bind_ids(run_id=arg.run_id, node_id=arg.node_id)
         limits = self._limits.lowered_by(dict(arg.limits))
+        with span("sandbox", {"node.id": arg.node_id, "sandbox.wall_seconds": limits.wall_seconds}) as s:
+            try:
+                return await self._run_sandboxed(run_id, arg, limits)
+            except ApplicationError as err:
+                s.set_attribute("sandbox.outcome", err.type or "error")
+                raise
+
+    async def _run_sandboxed(
+        self, run_id: uuid.UUID, arg: PythonNodeInput, limits: SandboxLimits
+    ) -> dict[str, Any]:
         job = asyncio.create_task(
             self._sandbox.run(arg.code, arg.inputs, output_schema=arg.output_schema, limits=limits)
         )
@@ -110,6 +129,7 @@ class RunActivities(RunActivitiesContract):
                     return _storable(job.result())
                 activity.heartbeat()
         except SandboxError as err:
+            _count_kill(err)
             # The message may quote user code's own exception: it is stored with the task.
             raise ApplicationError(
                 storable.printable(err.message), type=err.kind, non_retryable=True
@@ -132,6 +152,7 @@ class RunActivities(RunActivitiesContract):
                 arg.code, arg.items, output_schema=arg.output_schema, limits=limits
             )
         except SandboxError as err:
+            _count_kill(err)
             # The message may quote user code's own exception: it is stored with the task.
             raise ApplicationError(
                 storable.printable(err.message), type=err.kind, non_retryable=True
@@ -148,6 +169,8 @@ class RunActivities(RunActivitiesContract):
         with _refusals():
             async with self._sessions() as session, session.begin():
                 recorded, status = await repo.finalize(session, arg)
+        if recorded:
+            log.info("run %s ended %s", arg.run_id, arg.status.value)
         # The outputs are not echoed: the workflow has them, and this result is recorded in history.
         return RunResult(
             run_id=arg.run_id,
@@ -180,7 +203,13 @@ class RunActivities(RunActivitiesContract):
         """Record finished batch rows (child runs, tasks, output lines, parent counters) once."""
         with _refusals():
             async with self._sessions() as session, session.begin():
-                return await batch_repo.record_rows(session, arg)
+                recorded = await batch_repo.record_rows(session, arg)
+        if recorded:
+            rows = get_metrics().batch_rows
+            failed = sum(1 for r in arg.rows if r.status != RunStatus.COMPLETED)
+            rows.labels("done").inc(len(arg.rows) - failed)
+            rows.labels("failed").inc(failed)
+        return recorded
 
     async def finalize_batch(self, arg: FinalizeBatchInput) -> RunResult:
         """The batch parent's terminal write (first terminal write wins)."""
@@ -207,3 +236,11 @@ class RunActivities(RunActivitiesContract):
             async with self._sessions() as session, session.begin():
                 if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
                     await repo.record_decision(session, arg)
+
+
+_LIMIT_KINDS = frozenset({"timeout", "cpu_limit", "memory_limit"})
+
+
+def _count_kill(err: SandboxError) -> None:
+    if err.kind in _LIMIT_KINDS:
+        get_metrics().sandbox_kills.labels(err.kind).inc()

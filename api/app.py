@@ -10,7 +10,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +29,11 @@ from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
 from settings import Settings, get_settings
+from telemetry import db_gauges
+from telemetry import metrics as prom
+from telemetry.asgi import ObserveRequests
+from telemetry.logs import configure_logging
+from telemetry.tracing import configure_tracing, instrument_app
 from temporal_client import connect
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":  # text keeps uvicorn's (and pytest's) handlers as they are
+            configure_logging(settings)
+        configure_tracing(settings, "api")
+        prom.get_metrics(settings)
         await upgrade_async(settings.effective_database_url)
         engine = make_engine(settings.effective_database_url, settings.db_pool_size)
         app.state.settings = settings
@@ -99,12 +109,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1_threads.router,
     ):
         app.include_router(router)
+    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(ObserveRequests)  # inside TrailingSlash: it sees the route the router matched
     app.add_middleware(TrailingSlash)
     # The web UI: our login page, and PySpur's static build for every GET no route above matched.
     app.include_router(login.router)
     app.router.default = ui.WebUi(ui.find_build())
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    instrument_app(app, settings)
     return app
+
+
+async def _metrics(request: Request) -> Response:
+    """Prometheus exposition, without credentials like /health; no tenant ids unless opted in."""
+    m = prom.get_metrics()
+    async with request.app.state.sessions() as session:
+        await db_gauges.refresh_from_db(session, m)
+    return Response(prom.exposition(m), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _embedded_worker(app: FastAPI, settings: Settings) -> None:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 import errors
+from telemetry.logs import bind_ids
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ class RequestId:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming[:128] if incoming.isprintable() and incoming else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        bind_ids(request_id=rid)  # on every log line written for this request
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -16,6 +16,7 @@
 `batch` (in the default set): a 10,000-row CSV through the same graph as one batch run of ours (once per
 mini-batch size, on one fresh stack), rows/s and peak memory of the API, worker, Temporal and PostgreSQL,
 then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own figures.
+`tracing` (not in the default set): ours with tracing off, then exported to a local OTLP sink (bench/tracing.py).
 `v1` (in the default set): through the ksapi client, create run -> start -> poll until COMPLETED
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 `dashboard` (not in the default set): PySpur's dashboard with 1,000 workflows and 10,000 runs stored, its API
@@ -37,9 +38,10 @@ from bench.llm import bench_llm
 from bench.ours import bench_ours
 from bench.run_partial import bench_floor, bench_pyspur
 from bench.stats import Measurement, print_table
+from bench.tracing import bench_tracing
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm", "tracing")
 DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
@@ -83,6 +85,8 @@ async def main(argv: list[str]) -> None:
                 rows += lever_rows
     if "v1" in parts:
         rows += await bench_v1(args.n_seq, args.warmup)
+    if "tracing" in parts:
+        rows += await bench_tracing(args.n_seq, args.n_conc, args.conc, args.warmup)
     if "pyspur" in parts:
         rows += await bench_pyspur(args.n_seq, args.n_conc, args.conc, args.warmup)
     if rows:

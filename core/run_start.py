@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -22,9 +24,11 @@ from db.models import Run, Workflow, utcnow
 from errors import PayloadTooLarge, Unavailable
 from run_status import Cause, RunStatus
 from settings import Settings
+from telemetry.logs import bind_ids
+from telemetry.metrics import get_metrics, tenant
 from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
-from workflows.search_attributes import of_new_run, temporal_workflow_id
+from workflows.search_attributes import RUN_TYPE, TENANT_ID, of_new_run, temporal_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +137,16 @@ async def start_execution(
             if restart
             else WorkflowIDReusePolicy.REJECT_DUPLICATE,
             execution_timeout=execution_timeout,
-            search_attributes=of_new_run(run_id, str(wf.id)),
+            search_attributes=TypedSearchAttributes(
+                [
+                    *of_new_run(run_id, str(wf.id)).search_attributes,
+                    SearchAttributePair(TENANT_ID, str(run.tenant_id)),
+                    SearchAttributePair(RUN_TYPE, run.run_type),
+                ]
+            ),
             memo={"workflow_name": wf.name, "workflow_id": str(wf.id), "run_type": run.run_type},
+            static_summary=f"{wf.name}: run {run_id}"[:200],
+            static_details=_static_details(run, wf),
             request_eager_start=eager,
         )
     except RPCError as err:
@@ -148,6 +160,22 @@ async def start_execution(
         if _too_large(err):
             raise PayloadTooLarge(f"Temporal refused the run's input as too large: {err.message}") from err
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+    bind_ids(run_id=run_id, workflow_id=wf.id)
+    m = get_metrics()
+    m.runs_started.labels(run.run_type, *tenant(m, run.tenant_id)).inc()
+    log.info("started run %s of workflow %s (%s)", run_id, wf.id, run.run_type)
+
+
+def _static_details(run: Run, wf: Workflow) -> str:
+    """What the Temporal UI shows under the execution's summary (markdown)."""
+    started_by = f"user `{run.triggered_by}`" if run.triggered_by else "the service"
+    return "\n".join(
+        [
+            f"**Workflow:** {wf.name} (`{wf.id}`)",
+            f"**Run:** `{run.id}` ({run.run_type}), started by {started_by}",
+            f"**Tenant:** `{run.tenant_id}`",
+        ]
+    )
 
 
 async def _fail_start(session: AsyncSession, run: Run, reason: str) -> None:

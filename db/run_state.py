@@ -40,6 +40,7 @@ from db import v1_repo
 from db.models import Document, Pause, Run, RunStateHistory, Task, utcnow
 from run_status import (
     ALLOWED_FROM,
+    TERMINAL,
     ApprovalState,
     DocumentOrigin,
     DraftState,
@@ -49,6 +50,7 @@ from run_status import (
     TaskStatus,
     hooks_after,
 )
+from telemetry.metrics import get_metrics, tenant
 
 SETTLED_TASKS = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED)
 
@@ -132,10 +134,15 @@ async def set_run_state(
     ctes = [_history(moved, targets, cause, reason)]
     ctx = _Ctx(reason, pause_comment, now, written_tasks)
     ctes += [cte for h in hooks if h in SQL_HOOKS for cte in SQL_HOOKS[h](moved, ctx)]
-    stmt: Select[Any] = select(moved.c.v1, moved.c.from_status).add_cte(*ctes, *also)
+    stmt: Select[Any] = select(moved.c.v1, moved.c.from_status, moved.c.run_type, moved.c.tenant_id).add_cte(
+        *ctes, *also
+    )
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
         return await _refused(session, run_id, targets, allowed, attempt)
+    if status in TERMINAL and row.from_status != status:
+        m = get_metrics()
+        m.runs_finished.labels(status.value, row.run_type, *tenant(m, row.tenant_id)).inc()
     done = Transition(True, RunStatus(row.from_status) if row.from_status else None, bool(row.v1))
     if Hook.V1_OUTPUT_DOCUMENTS in hooks and done.v1:
         approval = await v1_repo.store_outputs(session, run_id, outputs or {})
@@ -221,7 +228,15 @@ def _moved(
         update(Run)
         .where(*guards)
         .values(**values)
-        .returning(Run.id, Run.tenant_id, Run.attempt, Run.v1, status_before.label("from_status"), *returned)
+        .returning(
+            Run.id,
+            Run.tenant_id,
+            Run.attempt,
+            Run.v1,
+            Run.run_type,
+            status_before.label("from_status"),
+            *returned,
+        )
         .cte("moved")
     )
 

@@ -27,6 +27,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from errors import InvalidInput
     from run_status import RunStatus
+    from telemetry import in_workflow
     from workflows import graph, nodes
     from workflows.contracts import (
         BatchChunkInput,
@@ -112,6 +113,7 @@ class BatchChunkWorkflow:
         plan = graph.GraphPlan.build(batch.definition)
         input_node = plan.by_id[plan.input_node_id]
         chunk = _Chunk(loaded=inp.start, stop_at=inp.end, flushed_at=workflow.time())
+        self._counts = [0, 0]  # rows recorded: done, failed
         try:
             while True:
                 await self._load_page(batch, chunk)
@@ -128,7 +130,7 @@ class BatchChunkWorkflow:
             await self._cancel_rows(batch, chunk)
             raise
         await self._flush(batch, chunk.finished)
-        return ChunkResult(next_row=chunk.stop_at)
+        return ChunkResult(next_row=chunk.stop_at, rows_done=self._counts[0], rows_failed=self._counts[1])
 
     @staticmethod
     async def _load_page(batch: BatchInput, chunk: _Chunk) -> None:
@@ -260,6 +262,10 @@ class BatchChunkWorkflow:
         )
         # Cleared only once written: a cancel that interrupts the write leaves the rows to the
         # cancel path's flush (writes are idempotent, so writing twice is harmless).
+        failed = sum(1 for r in rows if r.status != RunStatus.COMPLETED)
+        self._counts[0] += len(rows) - failed
+        self._counts[1] += failed
+        in_workflow.set_details(f"**Rows recorded:** {self._counts[0]} done, {self._counts[1]} failed")
         finished.clear()
 
 
@@ -289,6 +295,7 @@ class BatchWorkflow:
                 if chunks >= _CHUNKS_PER_EXECUTION or workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(inp)
                 end = min(inp.next_row + inp.chunk_rows, inp.row_count)
+                in_workflow.set_details(_batch_details(inp, end))
                 done = await workflow.execute_child_workflow(
                     BatchChunkWorkflow.run,
                     BatchChunkInput(batch=inp, start=inp.next_row, end=end),
@@ -299,6 +306,8 @@ class BatchWorkflow:
                 if done.next_row <= inp.next_row:  # the dataset ended early; the parent ends FAILED
                     break
                 inp.next_row = done.next_row
+                inp.rows_done += done.rows_done
+                inp.rows_failed += done.rows_failed
         except (asyncio.CancelledError, CancelledError, ChildWorkflowError) as err:
             # A cancel usually arrives while a chunk runs, and then surfaces as the chunk's
             # ChildWorkflowError (caused by its cancellation) once the chunk has recorded its rows.
@@ -322,4 +331,12 @@ class BatchWorkflow:
             "finalize batch",
         )
         publish_status(result.status)
+        in_workflow.set_details(f"**Ended:** {result.status.value}\n\n" + _batch_details(inp, None))
         return result
+
+
+def _batch_details(inp: BatchInput, running_to: int | None) -> str:
+    text = f"**Rows:** {inp.rows_done} done, {inp.rows_failed} failed, of {inp.row_count}"
+    if running_to is not None:
+        text += f"\n\n**Running:** rows {inp.next_row}..{running_to - 1}"
+    return text

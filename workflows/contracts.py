@@ -226,6 +226,9 @@ class BatchInput(BaseModel):
     policy: NodePolicy = Field(default_factory=NodePolicy)
     subworkflows: dict[str, SubworkflowSnapshot] = Field(default_factory=dict)
     next_row: int = 0
+    # Rows recorded by earlier chunks (carried across continue-as-new for the Temporal UI's details).
+    rows_done: int = 0
+    rows_failed: int = 0
 
 
 class BatchChunkInput(BaseModel):
@@ -237,6 +240,9 @@ class BatchChunkInput(BaseModel):
 class ChunkResult(BaseModel):
     # The first row this chunk did not run (== end unless it stopped early to keep its history small).
     next_row: int
+    # Rows this chunk recorded, for the parent's current details in the Temporal UI.
+    rows_done: int = 0
+    rows_failed: int = 0
 
 
 class LoadRowsInput(BaseModel):

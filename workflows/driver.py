@@ -10,7 +10,7 @@ dataset row).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from run_status import TaskStatus
+    from telemetry import in_workflow
     from workflows import graph, nodes
     from workflows.contracts import ProgressInput, RunActivitiesContract, RunInput, TaskRecord
     from workflows.definition import WorkflowDefinition, WorkflowNode
@@ -31,9 +33,12 @@ InFlight = dict[str, asyncio.Task[NodeOutput]]
 class GraphRunner:
     """The state of one run's graph and its loop bodies, and the code that drives them."""
 
-    def __init__(self, inp: RunInput, batcher: PythonBatcher | None = None) -> None:
+    def __init__(
+        self, inp: RunInput, batcher: PythonBatcher | None = None, *, describe: bool = False
+    ) -> None:
         self._inp = inp
         self._batcher = batcher
+        self._describe = describe  # keep the execution's current details (a run's own execution)
         self.states: list[graph.RunState] = []
         self.pauses: dict[str, Pause] = {}  # open pauses by node id
         self.closing = False
@@ -161,6 +166,8 @@ class GraphRunner:
             # the progress itself (started in this pass) saves the common path that extra write.
             if not flushed_by_node:
                 await self._flush_progress()
+            if self._describe:
+                self.describe()
             await workflow.wait(list(in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
             _settle_done(state, in_flight)
 
@@ -182,8 +189,24 @@ class GraphRunner:
                     break
                 continue
             flushed_by_node = flushed_by_node or kind.flushes_progress
-            in_flight[node_id] = asyncio.create_task(kind.start(self, state, node_id, start.inputs))
+            work = kind.start(self, state, node_id, start.inputs)
+            in_flight[node_id] = asyncio.create_task(_traced(node, work))
         return flushed_by_node
+
+    def describe(self) -> None:
+        """The Temporal UI's current details: what the run waits for now."""
+        running: list[tuple[str, str]] = []
+        messages: dict[str, str | None] = {}
+        # Loop-body states already settled and written are skipped, so long loops stay linear.
+        for state in (s for i, s in enumerate(self.states) if i not in self._written):
+            for r in state.records.values():
+                node = state.plan.by_id[r.node_id]
+                if r.status == TaskStatus.RUNNING:
+                    running.append((r.node_id, node.node_type))
+                elif r.status == TaskStatus.PAUSED:
+                    messages[r.node_id] = node.config.get("message")
+        pauses = [(p.node_id, messages.get(p.node_id)) for p in self.pauses.values() if p.decision is None]
+        in_workflow.set_details(in_workflow.run_details(running, pauses, self.inp.triggered_by))
 
     async def _flush_progress(self) -> None:
         settled = self.unflushed()
@@ -200,16 +223,18 @@ def _enter(state: graph.RunState, payload: dict[str, Any], precomputed: dict[str
         if node_id in plan.by_id:
             state.complete(node_id, dict(output), now)
     if state.records[plan.input_node_id].status not in graph.SETTLED:
+        entry = plan.by_id[plan.input_node_id]
+        in_workflow.node_span(entry.node_type, entry.id, entry.title, current=False)
         state.start(plan.input_node_id, {}, now)
-        state.complete(
-            plan.input_node_id, nodes.input_node_output(plan.by_id[plan.input_node_id], payload), now
-        )
+        state.complete(plan.input_node_id, nodes.input_node_output(entry, payload), now)
+        in_workflow.node_settled(entry.node_type, state.records[entry.id].status, 0.0)
 
 
 def _evaluate_inline(
     state: graph.RunState, node: WorkflowNode, inputs: dict[str, Any], now: datetime
 ) -> bool:
     """Settle a PURE node; False when it failed (and with it the run)."""
+    in_workflow.node_span(node.node_type, node.id, node.title, current=False)
     try:
         out = nodes.evaluate_pure(node, inputs)
     except Exception as exc:
@@ -219,7 +244,14 @@ def _evaluate_inline(
         state.skip(node.id, now)
     else:
         state.complete(node.id, out, now)
+    in_workflow.node_settled(node.node_type, state.records[node.id].status, 0.0)
     return True
+
+
+async def _traced(node: WorkflowNode, work: Coroutine[Any, Any, NodeOutput]) -> NodeOutput:
+    """Run a node's task under its own span (its activity, child run or pause nest under it)."""
+    in_workflow.node_span(node.node_type, node.id, node.title, current=True)
+    return await work
 
 
 def _settle_done(state: graph.RunState, in_flight: InFlight) -> None:
@@ -235,6 +267,10 @@ def _settle_done(state: graph.RunState, in_flight: InFlight) -> None:
             state.fail(node_id, _error_text(err), workflow.now())
         except Exception as err:  # a node's own fault fails the node, never the workflow task
             state.fail(node_id, f"{type(err).__name__}: {err}", workflow.now())
+        record = state.records[node_id]
+        if record.start_time is not None and record.end_time is not None:
+            seconds = (record.end_time - record.start_time).total_seconds()
+            in_workflow.node_settled(state.plan.by_id[node_id].node_type, record.status, seconds)
 
 
 async def _cancel_all(in_flight: InFlight) -> None:

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from run_status import RunStatus
+    from telemetry import in_workflow
     from workflows import nodes
     from workflows.contracts import (
         Decision,
@@ -81,7 +82,7 @@ class RunWorkflow(RunWorkflowContract):
 
     @workflow.run
     async def run(self, inp: RunInput) -> RunResult:
-        runner = GraphRunner(inp)
+        runner = GraphRunner(inp, describe=True)
         self._runner = runner
         try:
             await runner.run()
@@ -125,6 +126,7 @@ class RunWorkflow(RunWorkflowContract):
         runner.settle_bodies(error or "Run ended")
         if refusal is not None:
             status, error = RunStatus.FAILED, _unstored(refusal)
+        in_workflow.set_details(f"**Ended:** {status.value}" + (f": {error}" if error else ""))
         if not inp.persist:
             # Nothing is stored; the caller (a partial run) reads the outcome from the result.
             return _small(

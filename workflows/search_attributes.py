@@ -16,8 +16,11 @@ from run_status import RunStatus
 RUN_ID = SearchAttributeKey.for_keyword("PySpurRunId")
 WORKFLOW_ID = SearchAttributeKey.for_keyword("PySpurWorkflowId")
 STATUS = SearchAttributeKey.for_keyword("PySpurStatus")
+# Set once when the API or the worker starts an execution (never upserted by workflow code).
+TENANT_ID = SearchAttributeKey.for_keyword("PySpurTenantId")
+RUN_TYPE = SearchAttributeKey.for_keyword("PySpurRunType")
 
-ALL = (RUN_ID, WORKFLOW_ID, STATUS)
+ALL = (RUN_ID, WORKFLOW_ID, STATUS, TENANT_ID, RUN_TYPE)
 
 
 def temporal_workflow_id(run_id: str) -> str:

@@ -25,6 +25,7 @@ from activities.sandbox import child, child_main, seccomp_filter
 from activities.sandbox.limits import SandboxError, SandboxLimits, validate_output
 from activities.sandbox.process import ChildProcess
 from activities.sandbox.zygote import Zygote, ZygoteUnavailable
+from telemetry.metrics import get_metrics
 
 __all__ = ["SandboxError", "SandboxLimits", "SandboxPool", "validate_output"]
 
@@ -256,13 +257,17 @@ class SandboxPool:
         workdir = None if zygote.namespaces else child.make_workdir()
         address_space_mb, tmpfs_mb = lim.memory_split(private_tmpfs=zygote.namespaces)
         try:
-            return await zygote.spawn(
+            spawned = await zygote.spawn(
                 cpu_seconds=lim.cpu_seconds, memory_mb=address_space_mb, tmpfs_mb=tmpfs_mb, workdir=workdir
             )
         except ZygoteUnavailable as exc:
             if workdir is not None:
                 shutil.rmtree(workdir[0], ignore_errors=True)
             raise SandboxError("unavailable", str(exc)) from exc
+        m = get_metrics()
+        m.sandbox_spawns.inc()
+        m.sandbox_pool_size.inc()
+        return spawned
 
     async def _exchange(self, worker: ChildProcess, line: bytes, lim: SandboxLimits) -> tuple[bytes, bytes]:
         loop = asyncio.get_running_loop()
@@ -386,6 +391,7 @@ class SandboxPool:
         return message
 
     def _retire(self, worker: ChildProcess) -> None:
+        get_metrics().sandbox_pool_size.dec()
         worker.kill()
         self._track(worker.dispose(REAP_TIMEOUT_SECONDS))
 

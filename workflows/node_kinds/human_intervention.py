@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from run_status import PauseAction, RunStatus
+from telemetry import in_workflow
 from workflows.contracts import (
     Decision,
     PauseRecord,
@@ -85,6 +86,10 @@ class HumanInterventionHandler(NodeHandler[HumanInterventionNodeConfig]):
         run.close_pause(pause.node_id)
         now = workflow.now()
         decision, failure = _decision_or_failure(pause.decision, config)
+        in_workflow.event_span(
+            "pause decided" if decision else "pause timed out",
+            {"node.id": pause.node_id, "pause.action": decision.action.value if decision else "TIMEOUT"},
+        )
         output: dict[str, Any] = {}
         if failure is not None:
             state.fail(pause.node_id, failure, now)
