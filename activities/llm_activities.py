@@ -19,6 +19,7 @@ from core import provider_keys
 from db import repo
 from errors import DomainError
 from settings import Settings
+from telemetry.llm import LlmCall, llm_call
 from workflows.contracts import LlmActivitiesContract, LlmCallInput, LlmCallResult
 from workflows.node_kinds.single_llm_call import SingleLLMCallNodeConfig, model_constraints
 
@@ -96,11 +97,18 @@ class LlmActivities(LlmActivitiesContract):
                 f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
             ) from None
         request = self._request(config, target, messages, schema)
-        try:
-            response = await target.client.chat.completions.create(**request)
-        except Exception as err:
-            raise providers.classify(err, target.provider, target.secrets, config.max_total_seconds) from None
-        return self._result(arg.node_id, model_id, response, schema)
+        capture = self._settings.tracing_capture_content
+        with llm_call(provider=target.provider, model=model_id, capture_content=capture) as call:
+            call.prompt(messages)
+            try:
+                response = await target.client.chat.completions.create(**request)
+            except Exception as err:
+                raise providers.classify(
+                    err, target.provider, target.secrets, config.max_total_seconds
+                ) from None
+            result = self._result(arg.node_id, model_id, response, schema)
+            _observe(call, response, result)
+        return result
 
     async def _values(self, tenant_id: str, names: list[str]) -> dict[str, str]:
         try:
@@ -171,3 +179,16 @@ class LlmActivities(LlmActivitiesContract):
                 "cost_usd": providers.cost(model_id, prompt, completion),
             },
         )
+
+
+def _observe(call: LlmCall, response: Any, result: LlmCallResult) -> None:
+    """The span's GenAI attributes and the LLM metrics from the provider's answer."""
+    choices = getattr(response, "choices", None) or []
+    call.finished(
+        input_tokens=int(result.usage.get("prompt_tokens") or 0),
+        output_tokens=int(result.usage.get("completion_tokens") or 0),
+        finish_reason=getattr(choices[0], "finish_reason", None) if choices else None,
+        response_model=getattr(response, "model", None),
+        cost_usd=result.usage.get("cost_usd"),
+    )
+    call.completion(result.output)

@@ -28,6 +28,8 @@ import devstack
 from tests.builders import definition, double_graph, input_node, link, node, output_node
 from tests.conftest import ROOT, Stack, Tenant, free_port, reaches, wait_until
 from tests.e2e.test_blocking_and_admin import admin
+from tests.e2e.test_llm_nodes import keyed_tenant, llm_graph
+from tests.llm_stub import LlmStub
 from tests.spans import memory_exporter
 from workflows.search_attributes import temporal_workflow_id
 
@@ -131,6 +133,51 @@ async def test_a_blocking_run_is_one_trace_from_the_request_through_each_node_to
     py = next(s for s in trace if s.name == "node PythonFuncNode")
     assert py.attributes is not None
     assert (py.attributes["node.id"], py.attributes["node.title"]) == ("py1", "py1")
+
+
+async def test_an_llm_call_is_a_genai_span_of_the_run_without_its_prompt_and_counts_its_tokens(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter, stack: Stack
+) -> None:
+    key = f"sk-obs-{uuid.uuid4().hex}"
+    with LlmStub().running() as stub:
+        tenant = await keyed_tenant(stack, traced, stub, key)
+        resp = await traced.post(
+            "/wf/",
+            json={"name": f"obs-llm-{uuid.uuid4().hex[:6]}", "definition": llm_graph()},
+            headers=tenant.headers,
+        )
+        assert resp.status_code == 200, resp.text
+        before = await _scrape(traced)
+        spans.clear()
+        run = await traced.post(
+            f"/wf/{resp.json()['id']}/run/",
+            json={"initial_inputs": {"input_node": {"topic": "secret-topic-text"}}},
+            headers=tenant.headers,
+        )
+        assert run.status_code == 200, run.text
+        assert len(stub.calls(key)) == 1
+        usage = stub.usage
+
+    def call_done() -> list[ReadableSpan] | None:
+        found = list(spans.get_finished_spans())
+        return found if any(s.name == "chat openai/gpt-4o" for s in found) else None
+
+    found = await wait_until(lambda: asyncio.sleep(0, call_done()))
+    call = next(s for s in found if s.name == "chat openai/gpt-4o")
+    http = _server_span(found, "/wf/{workflow_id}/run/")
+    assert call.kind == SpanKind.CLIENT and call.context.trace_id == http.context.trace_id
+    attrs = dict(call.attributes or {})
+    assert attrs["gen_ai.request.model"] == "openai/gpt-4o" and attrs["gen_ai.provider.name"] == "openai"
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    text = json.dumps([dict(s.attributes or {}) for s in found], default=str)
+    assert "secret-topic-text" not in text and key not in text  # no prompt, no key by default
+    after = await _scrape(traced)
+    assert _delta(before, after, "durable_runs_llm_calls_total", model="openai/gpt-4o", status="ok") == 1
+    tokens = _delta(before, after, "durable_runs_llm_tokens_total", model="openai/gpt-4o", direction="input")
+    assert tokens == usage["prompt_tokens"]
 
 
 async def test_a_paused_run_names_its_open_pause_in_temporal_and_its_decision_links_to_its_trace(
