@@ -92,6 +92,13 @@ async def test_anon_data_says_telemetry_is_off_and_providers_lists_the_llm_provi
         "deepseek",
         "ollama",
     ]
+    # The settings dialog groups providers by category ("llm" is "AI Models") and keeps typed values only
+    # for keys that GET /env-mgmt/ lists: a parameter missing from that list could never be saved.
+    assert all(set(p) == {"id", "name", "description", "category", "icon", "parameters"} for p in providers)
+    assert {p["category"] for p in providers} == {"llm"}
+    assert {x["name"] for p in providers for x in p["parameters"]} == set(
+        (await app_client.get("/env-mgmt/", headers=owner.headers)).json()
+    )
     assert providers[0]["parameters"][0] == {
         "name": "OPENAI_API_KEY",
         "description": "OpenAI API Key",
