@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from run_status import PauseAction, RunStatus, StateAxis, TaskStatus
 from workflows.definition import WorkflowDefinition
@@ -21,7 +21,19 @@ def _aware_utc(value: datetime) -> datetime:
 
 # PySpur 0.1.18 serialises its timestamps as naive UTC ("2026-11-22T17:55:16.393904"), and its web UI
 # appends "Z" before parsing, so an offset on the wire ("...ZZ") crashes the editor.
-Timestamp = Annotated[datetime, AfterValidator(_naive_utc)]
+# The OpenAPI document says so: "date-time" (RFC 3339) requires an offset, which these do not carry.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_naive_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$",
+            "description": "UTC without an offset, as PySpur 0.1.18 sends it",
+        },
+        mode="serialization",
+    ),
+]
 # Its pause-history times are the exception: timezone-aware, serialised with "Z".
 PauseTimestamp = Annotated[datetime, AfterValidator(_aware_utc)]
 
