@@ -222,8 +222,11 @@ async def test_a_firing_for_a_definition_deleted_behind_the_schedule_removes_the
 async def test_a_firing_missed_while_temporal_and_the_worker_were_down_is_made_up_after_the_restart(
     v1: V1, root: uuid.UUID, stack: Stack
 ) -> None:
-    first = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    # Far enough ahead that the schedule exists before its first firing even on a loaded machine (a
+    # firing time already past when the schedule is made is not a missed firing).
+    first = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
     d = new_definition(v1, root, schedule_cadence="DAILY", schedule_start_at=first)
+    assert datetime.now(UTC) < first - timedelta(seconds=1), "the schedule was made too late for this test"
     stack.kill_temporal()
     stack.kill_workers()
     try:
