@@ -23,8 +23,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python devstack.py
 
+# Three test processes, each with its own Temporal, PostgreSQL and worker; a file stays in one process
+# (module fixtures). Most e2e time is waiting on Temporal, so three share two cores well.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .
