@@ -171,4 +171,7 @@ async def ui_page(
             if not journey.finished:  # how a failed (or expected-to-fail) journey ended
                 with contextlib.suppress(Error):
                     await journey.shot("last")
+                # Shown with the failure's captured output: what the page said before the check failed.
+                for problem in watch.problems():
+                    print(f"page problem: {problem}")
             await context.close()
