@@ -142,8 +142,13 @@ async def test_parallel_pauses_are_each_answered_on_their_own(api: httpx.AsyncCl
         [link("input_node", "a"), link("input_node", "b"), link("a", "m"), link("b", "m")],
     )
     run_id, _ = await start(api, defn)
-    history = (await api.get(f"/wf/pause_history/{run_id}/")).json()
-    assert {h["node_id"] for h in history} == {"a", "b"}
+
+    async def both_open() -> bool:
+        # The run is PAUSED from its first pause on; the second pause's row follows within moments.
+        history = (await api.get(f"/wf/pause_history/{run_id}/")).json()
+        return {h["node_id"] for h in history} == {"a", "b"}
+
+    await wait_until(both_open, within=30)
     await api.post(
         f"/wf/process_pause_action/{run_id}/", json=decision("OVERRIDE", inputs={"from": "a"}, node_id="a")
     )
