@@ -147,7 +147,24 @@ class Run(Base):
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
-        Index("ix_runs_tenant_created", "tenant_id", "created_at"),
+        Index(
+            "ix_runs_tenant_created",
+            "tenant_id",
+            "created_at",
+            postgresql_include=[
+                "status",
+                "draft_state",
+                "start_time",
+                "end_time",
+                "triggered_by",
+                "workflow_id",
+            ],
+        ),
+        # Migration 0011 (list pages read in index order); its expression and DESC NULLS LAST indexes on
+        # runs (the v1 list's orders) are declared only there.
+        Index("ix_runs_tenant_status_start", "tenant_id", "status", "start_time"),
+        Index("ix_runs_tenant_approval", "tenant_id", "approval_state", "end_time"),
+        Index("ix_runs_workflow_created", "workflow_id", "created_at"),
         one_of("status", RunStatus, table="runs"),
         one_of("draft_state", DraftState, table="runs", nullable=True),
         one_of("approval_state", ApprovalState, table="runs"),
@@ -208,6 +225,44 @@ class Run(Base):
     )
 
 
+# Migration 0011: the v1 list's orders, newest first (db/v1_repo.py renders the same expressions).
+# Written as PostgreSQL prints them back (pg_get_indexdef), so autogenerate sees no difference.
+def _pg_case(*whens: str, otherwise: str) -> str:
+    return "(\nCASE\n" + "".join(f"    WHEN {w}\n" for w in whens) + f"    ELSE {otherwise}\nEND)"
+
+
+_VARCHARS = "::character varying"
+_V1_STARTED = _pg_case(
+    "draft_state IS NOT NULL OR v1 IS TRUE AND COALESCE(jsonb_typeof(snapshot), 'null'::text) = 'null'::text"
+    " THEN NULL::timestamp with time zone",
+    otherwise="start_time",
+)
+_V1_STATE = _pg_case(
+    "draft_state IS NOT NULL THEN draft_state",
+    f"status::text = ANY (ARRAY['PENDING'{_VARCHARS}, 'RUNNING'{_VARCHARS}, 'PAUSED'{_VARCHARS}]::text[])"
+    f" THEN 'IN_PROGRESS'{_VARCHARS}",
+    f"status::text = 'COMPLETED'::text THEN 'COMPLETED'{_VARCHARS}",
+    f"status::text = ANY (ARRAY['FAILED'{_VARCHARS}, 'CANCELED'{_VARCHARS}]::text[]) THEN 'FAILED'{_VARCHARS}",
+    otherwise=f"NULL{_VARCHARS}",
+)
+Index(
+    "ix_runs_v1_started",
+    Run.tenant_id,
+    text(f"{_V1_STARTED} DESC NULLS LAST"),
+    Run.created_at.desc(),
+    Run.id,
+)
+Index(
+    "ix_runs_v1_state_started",
+    Run.tenant_id,
+    text(_V1_STATE),
+    text(f"{_V1_STARTED} DESC NULLS LAST"),
+    Run.created_at.desc(),
+    Run.id,
+)
+Index("ix_runs_v1_completed", Run.tenant_id, Run.end_time.desc().nulls_last(), Run.created_at.desc(), Run.id)
+
+
 class RunStateHistory(Base):
     """One row per change of a run's status, draft state or approval state (migration 0007)."""
 
@@ -262,7 +317,11 @@ class Pause(Base):
     """One human-in-the-loop pause of a run's node; written when it opens, completed when decided."""
 
     __tablename__ = "pauses"
-    __table_args__ = (UniqueConstraint("run_id", "seq"), Index("ix_pauses_open", "run_id", "resume_time"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_pauses_open", "run_id", "resume_time"),
+        Index("ix_pauses_open_since", "pause_time", postgresql_where=text("resume_time IS NULL")),  # 0011
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,15 +40,36 @@ EXECUTION_STATES = tuple(ExecutionState)
 _PATHS = uuid.UUID("0b5f1a52-7d0e-4c3e-9a61-2f8f3c0d9e47")
 
 
+def _sql_text(value: str) -> ColumnElement[str]:
+    """A constant written into the statement, not bound: the expression indexes of migration 0011 are
+    matched only by an identical expression, and a bound parameter is not one in a generic plan."""
+    assert "'" not in value  # only enum values and fixed words come here
+    return literal_column(f"'{value}'", String)
+
+
 def execution_state_sql() -> ColumnElement[str]:
-    """`run_status.execution_state` as a SQL expression (for filters and counts), built from the same table."""
+    """`run_status.execution_state` as a SQL expression (for filters and counts), built from the same table.
+
+    Migration 0011 indexes this exact expression (`ix_runs_v1_state_started`); change both together
+    (tests/db/test_list_plans.py fails when they drift apart)."""
     by_view: dict[ExecutionState, list[str]] = defaultdict(list)
     for status, view in EXECUTION_VIEW.items():
         by_view[view].append(status.value)
     return case(
         (Run.draft_state.is_not(None), Run.draft_state),
-        *((Run.status.in_(statuses), view.value) for view, statuses in by_view.items()),
+        *(
+            (Run.status.in_([_sql_text(s) for s in statuses]), _sql_text(view.value))
+            for view, statuses in by_view.items()
+        ),
     )
+
+
+def started_at_sql() -> ColumnElement[datetime]:
+    """The presenter's `started_at` in SQL: null for drafts and v1 runs that never started (a snapshot may
+    be stored as SQL NULL or as JSON null). Indexed as is by migration 0011 (`ix_runs_v1_started`)."""
+    no_snapshot = func.coalesce(func.jsonb_typeof(Run.snapshot), _sql_text("null")) == _sql_text("null")
+    never_started = or_(Run.draft_state.is_not(None), and_(Run.v1.is_(True), no_snapshot))
+    return case((never_started, None), else_=Run.start_time)
 
 
 def derived_id(owner: uuid.UUID, what: str) -> uuid.UUID:
