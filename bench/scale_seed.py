@@ -120,7 +120,8 @@ _SQL = [
     FROM runs r CROSS JOIN generate_series(1, :tasks_per_run) AS n
     WHERE r.draft_state IS NULL AND r.tenant_id = ANY(CAST(:tenants AS uuid[]))
     """,
-    # An open pause for every PAUSED run; a decided one for the 1% of completed runs awaiting approval.
+    # An open pause for every PAUSED run; a decided one for ~10% of the completed runs (a human step
+    # that was answered), always including those awaiting approval.
     """
     INSERT INTO pauses (id, run_id, node_id, seq, message, input_data, pause_time, resume_time,
                         resume_action)
@@ -129,7 +130,8 @@ _SQL = [
            CASE WHEN r.status = 'PAUSED' THEN NULL ELSE 'APPROVE' END
     FROM runs r
     WHERE r.tenant_id = ANY(CAST(:tenants AS uuid[]))
-      AND (r.status = 'PAUSED' OR r.approval_state = 'pending')
+      AND (r.status = 'PAUSED' OR r.approval_state = 'pending'
+           OR (r.status = 'COMPLETED' AND get_byte(decode(md5(r.id::text), 'hex'), 0) < 26))
     """,
 ]
 
