@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,7 @@ from db import v1_repo as v1
 from db import v1_tags
 from db.accounts import Principal
 from db.models import Document, V1Definition, Workflow
+from db.v1_queries import bounded_total
 from run_status import IngestStatus
 
 INSTRUCTION_NAME = "instruction.md"
@@ -112,7 +113,8 @@ async def list_definitions(
     include_tag_ids: list[uuid.UUID] | None = None,
     exclude_tag_ids: list[uuid.UUID] | None = None,
 ) -> tuple[list[tuple[Workflow, V1Definition]], int]:
-    """A page of the tenant's definitions with ksapi's filters and sort, and the total.
+    """A page of the tenant's definitions with ksapi's filters and sort, and the total (bounded as the
+    run lists' are: `v1_queries.COUNT_AHEAD`).
 
     Workflows made through /wf/ get their v1 fields first, so every filter sees them."""
     await add_v1_defaults(session, who.tenant_id, await without_v1_fields(session, who.tenant_id))
@@ -140,7 +142,7 @@ async def list_definitions(
         q = q.where(v1_tags.definition_tagged(who.tenant_id, include_tag_ids, "included_tags"))
     if exclude_tag_ids:  # exclude wins over include
         q = q.where(~v1_tags.definition_tagged(who.tenant_id, exclude_tag_ids, "excluded_tags"))
-    total = await session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    total = await bounded_total(session, q, Workflow.id, offset, limit)
     column: Any = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
     desc = (sort_dir or ("ASC" if sort_by == "NAME" else "DESC")) == "DESC"
     q = q.order_by(column.desc() if desc else column.asc(), Workflow.id).limit(limit).offset(offset)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, nulls_last, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db import v1_repo as v1
 from db import v1_tags
@@ -78,9 +79,15 @@ def _filtered(who: Principal, f: RunFilters, approver: bool) -> Select[Run]:
 COUNT_AHEAD = 1000
 
 
-async def bounded_total(session: AsyncSession, q: Select[Any], offset: int, limit: int) -> int:
-    """The number of rows of `q`, counted up to `offset + limit + COUNT_AHEAD`."""
-    capped = q.with_only_columns(Run.id).order_by(None).limit(offset + limit + COUNT_AHEAD)
+async def bounded_total(
+    session: AsyncSession,
+    q: Select[*tuple[Any, ...]],
+    key: InstrumentedAttribute[uuid.UUID],
+    offset: int,
+    limit: int,
+) -> int:
+    """The number of rows of `q` (its `key` column alone is read), counted up to `offset + limit + COUNT_AHEAD`."""
+    capped = q.with_only_columns(key).order_by(None).limit(offset + limit + COUNT_AHEAD)
     return await session.scalar(select(func.count()).select_from(capped.subquery())) or 0
 
 
@@ -93,7 +100,7 @@ async def list_runs(
     The default order (started, newest first) and a state filter with it read migration 0011's
     expression indexes, so a page costs the same whatever the number of runs stored."""
     q = _filtered(who, f, approver)
-    total = await bounded_total(session, q, f.offset, f.limit)
+    total = await bounded_total(session, q, Run.id, f.offset, f.limit)
     column = {"CREATED_AT": Run.created_at, "COMPLETED_AT": Run.end_time}.get(f.sort_by, v1.started_at_sql())
     desc = (f.sort_dir or "DESC") == "DESC"
     order = column.desc() if desc else column.asc()
