@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint fmt install
+.PHONY: run test bench lint fmt install bench-scale
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY)"; exit 1; }
@@ -36,3 +36,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
+
+# Not in `make bench`: seeding a million runs takes minutes (docs/benchmarks.md, "Costs as data grows").
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(ARGS)
