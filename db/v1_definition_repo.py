@@ -142,11 +142,11 @@ async def list_definitions(
         q = q.where(v1_tags.definition_tagged(who.tenant_id, include_tag_ids, "included_tags"))
     if exclude_tag_ids:  # exclude wins over include
         q = q.where(~v1_tags.definition_tagged(who.tenant_id, exclude_tag_ids, "excluded_tags"))
-    total = await bounded_total(session, q, Workflow.id, offset, limit)
     column: Any = {"NAME": Workflow.name, "UPDATED_AT": Workflow.updated_at}.get(sort_by, Workflow.created_at)
     desc = (sort_dir or ("ASC" if sort_by == "NAME" else "DESC")) == "DESC"
-    q = q.order_by(column.desc() if desc else column.asc(), Workflow.id).limit(limit).offset(offset)
-    rows = (await session.execute(q)).all()
+    q = q.order_by(column.desc() if desc else column.asc(), Workflow.id)
+    total = await bounded_total(session, q, Workflow.id, offset, limit)
+    rows = (await session.execute(q.limit(limit).offset(offset))).all()
     return [(r[0], r[1]) for r in rows], total
 
 

@@ -86,8 +86,11 @@ async def bounded_total(
     offset: int,
     limit: int,
 ) -> int:
-    """The number of rows of `q` (its `key` column alone is read), counted up to `offset + limit + COUNT_AHEAD`."""
-    capped = q.with_only_columns(key).order_by(None).limit(offset + limit + COUNT_AHEAD)
+    """The number of rows of `q` (its `key` column alone is read), counted up to `offset + limit + COUNT_AHEAD`.
+
+    `q` keeps the page's order, so the count walks the index the page is read from (a LIMIT over a
+    sequential scan would cost whatever lies before the matching rows in the table)."""
+    capped = q.with_only_columns(key).limit(offset + limit + COUNT_AHEAD)
     return await session.scalar(select(func.count()).select_from(capped.subquery())) or 0
 
 
@@ -100,15 +103,14 @@ async def list_runs(
     The default order (started, newest first) and a state filter with it read migration 0011's
     expression indexes, so a page costs the same whatever the number of runs stored."""
     q = _filtered(who, f, approver)
-    total = await bounded_total(session, q, Run.id, f.offset, f.limit)
     column = {"CREATED_AT": Run.created_at, "COMPLETED_AT": Run.end_time}.get(f.sort_by, v1.started_at_sql())
     desc = (f.sort_dir or "DESC") == "DESC"
     order = column.desc() if desc else column.asc()
     if f.sort_by != "CREATED_AT":  # created_at is never null; NULLS LAST there would not match its index
         order = nulls_last(order)
-    rows = await session.scalars(
-        q.order_by(order, Run.created_at.desc(), Run.id).limit(f.limit).offset(f.offset)
-    )
+    q = q.order_by(order, Run.created_at.desc(), Run.id)
+    total = await bounded_total(session, q, Run.id, f.offset, f.limit)
+    rows = await session.scalars(q.limit(f.limit).offset(f.offset))
     return list(rows.all()), total
 
 
