@@ -53,8 +53,10 @@ async def start_run(
     run_type: str = "interactive",
     parent_run_id: str | None = None,
     eager: bool = False,
+    run_id: uuid.UUID | None = None,
 ) -> Run:
-    """Create the run row (PENDING) and its Temporal execution.
+    """Create the run row (PENDING) and its Temporal execution (`run_id`: the new run's id, chosen by
+    a caller that must know it before the execution starts).
 
     Raises:
         NotFound: unknown workflow or parent run.
@@ -71,7 +73,7 @@ async def start_run(
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
-        id=uuid.uuid4(),
+        id=run_id or uuid.uuid4(),
         tenant_id=who.tenant_id,
         workflow_id=wf.id,
         workflow_version_id=version.id,
@@ -189,14 +191,21 @@ def may_pause(run: Run) -> bool:
 
 
 async def wait_until_settled(
-    session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float, *, watch_pause: bool
+    session: AsyncSession,
+    client: Client,
+    run_id: uuid.UUID,
+    wait_seconds: float,
+    *,
+    watch_pause: bool,
+    recorded_here: asyncio.Future[dict[str, Any] | None] | None = None,
 ) -> RunResult | None:
     """Wait for the run's result, but stop early once it is paused with nothing else running.
 
     Returns the result when the run closed normally, else None (paused, failed, or still going).
     Pauses are watched in the database (with backoff) only when `watch_pause`: polling every waiting
-    request costs real CPU under load."""
-    result = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+    request costs real CPU under load. `recorded_here` (`run_waiters.expect`) answers as soon as this
+    process commits the run's terminal write, whichever of it and Temporal's long poll comes first."""
+    result = asyncio.create_task(_first_result(client, run_id, wait_seconds, recorded_here))
     if not watch_pause:
         return await result
     interval = 0.05
@@ -222,6 +231,29 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
         return dict(run.outputs)
     shown = (TaskStatus.COMPLETED.value, TaskStatus.PAUSED.value)
     return {t.node_id: t.outputs for t in run.tasks if t.status in shown and t.outputs is not None}
+
+
+async def _first_result(
+    client: Client,
+    run_id: uuid.UUID,
+    wait_seconds: float,
+    recorded_here: asyncio.Future[dict[str, Any] | None] | None,
+) -> RunResult | None:
+    polled = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+    if recorded_here is None:
+        return await polled
+    try:
+        either: list[asyncio.Future[Any]] = [polled, recorded_here]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if polled.done():
+            return polled.result()
+        outputs = recorded_here.result()
+        # Not COMPLETED: the caller reads how it ended from the database.
+        if outputs is None:
+            return None
+        return RunResult(run_id=str(run_id), status=RunStatus.COMPLETED, outputs=outputs)
+    finally:
+        polled.cancel()
 
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:
