@@ -50,6 +50,7 @@ LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
     "no embedded worker (no eager start)": {"API_EMBEDDED_WORKER": "false"},
     "sandboxed workflow runner": {"WORKER_SANDBOXED_WORKFLOWS": "true"},
+    "blocking run answered by Temporal's long poll only": {"RUN_BLOCKING_ANSWER_IN_PROCESS": "false"},
 }
 
 

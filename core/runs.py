@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from core import access
+from core import access, offload
 from core.run_start import check_payload, engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflow_versions import parse_id, resolve_subworkflows, version_for_run
@@ -42,6 +42,14 @@ def _run_inputs(
     return input_node.id, nodes.validate_run_inputs(input_node, typed)
 
 
+def _checked_inputs(
+    stored: dict[str, Any], initial_inputs: dict[str, Any] | None
+) -> tuple[WorkflowDefinition, tuple[str, dict[str, Any]]]:
+    defn = WorkflowDefinition.model_validate(stored)
+    graph.validate_definition(defn)  # a stored draft may not run
+    return defn, _run_inputs(defn, initial_inputs)
+
+
 async def start_run(
     session: AsyncSession,
     client: Client,
@@ -66,9 +74,9 @@ async def start_run(
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     wf = await get_workflow(session, who, workflow_id)
-    defn = WorkflowDefinition.model_validate(wf.definition)
-    graph.validate_definition(defn)  # a stored draft may not run
-    input_id, payload = _run_inputs(defn, initial_inputs)
+    defn, (input_id, payload) = await offload.run(
+        offload.is_large(wf.definition), _checked_inputs, wf.definition, initial_inputs
+    )
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)

@@ -26,12 +26,12 @@ router = APIRouter(prefix="/wf", tags=["workflows"])
 
 
 @router.post("/", response_model=WorkflowResponse)
-async def create_workflow(
-    body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
-) -> WorkflowResponse:
-    definition = stored_workflows.prepare_definition(body.definition)
+async def create_workflow(body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep) -> Response:
+    definition = await stored_workflows.prepared(body.definition)
     wf = await stored_workflows.create_workflow(session, who, body.name, body.description, definition)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return presenters.encoded(
+        presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    )
 
 
 @router.get("/", response_model=list[WorkflowResponse])
@@ -45,22 +45,26 @@ async def list_workflows(
 
 
 @router.get("/{workflow_id}/", response_model=WorkflowResponse)
-async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> Response:
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return presenters.encoded(
+        presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    )
 
 
 @router.put("/{workflow_id}/", response_model=WorkflowResponse)
 async def update_workflow(
     workflow_id: str, body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
-) -> WorkflowResponse:
+) -> Response:
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
     if body.definition is None:
         raise BadRequest("Workflow definition is required to update a workflow")
-    definition = stored_workflows.prepare_definition(body.definition)
+    definition = await stored_workflows.prepared(body.definition)
     name = body.name.strip() or wf.name
     wf = await stored_workflows.update_workflow(session, wf, name, body.description, definition)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return presenters.encoded(
+        presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    )
 
 
 @router.put("/{workflow_id}/reset/", response_model=WorkflowResponse)
