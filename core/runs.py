@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from core import access, offload
+from core import access, offload, run_waiters
 from core.run_start import check_payload, engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflow_versions import parse_id, resolve_subworkflows, version_for_run
@@ -205,15 +205,15 @@ async def wait_until_settled(
     wait_seconds: float,
     *,
     watch_pause: bool,
-    recorded_here: asyncio.Future[dict[str, Any] | None] | None = None,
+    here: run_waiters.Waiter | None = None,
 ) -> RunResult | None:
     """Wait for the run's result, but stop early once it is paused with nothing else running.
 
     Returns the result when the run closed normally, else None (paused, failed, or still going).
     Pauses are watched in the database (with backoff) only when `watch_pause`: polling every waiting
-    request costs real CPU under load. `recorded_here` (`run_waiters.expect`) answers as soon as this
-    process commits the run's terminal write, whichever of it and Temporal's long poll comes first."""
-    result = asyncio.create_task(_first_result(client, run_id, wait_seconds, recorded_here))
+    request costs real CPU under load. `here` (`run_waiters.expect`) answers as soon as this process
+    commits the run's terminal write, whichever of it and Temporal's long poll comes first."""
+    result = asyncio.create_task(_first_result(client, run_id, wait_seconds, here))
     if not watch_pause:
         return await result
     interval = 0.05
@@ -241,27 +241,36 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
     return {t.node_id: t.outputs for t in run.tasks if t.status in shown and t.outputs is not None}
 
 
+_POLL_FALLBACK_SECONDS = 1.0
+
+
 async def _first_result(
     client: Client,
     run_id: uuid.UUID,
     wait_seconds: float,
-    recorded_here: asyncio.Future[dict[str, Any] | None] | None,
+    here: run_waiters.Waiter | None,
 ) -> RunResult | None:
-    polled = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
-    if recorded_here is None:
-        return await polled
-    try:
-        either: list[asyncio.Future[Any]] = [polled, recorded_here]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if polled.done():
+    if here is None:
+        return await wait_for_result(client, run_id, wait_seconds)
+    if here.started_here:
+        # The terminal write almost surely happens in this process: Temporal's long poll (an RPC,
+        # and server work per run) is only a fallback, asked for if the write is slow in coming.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(here.recorded), _POLL_FALLBACK_SECONDS)
+    if not here.recorded.done():
+        polled = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+        try:
+            either: list[asyncio.Future[Any]] = [polled, here.recorded]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            polled.cancel()
+        if not here.recorded.done():
             return polled.result()
-        outputs = recorded_here.result()
-        # Not COMPLETED: the caller reads how it ended from the database.
-        if outputs is None:
-            return None
-        return RunResult(run_id=str(run_id), status=RunStatus.COMPLETED, outputs=outputs)
-    finally:
-        polled.cancel()
+    outputs = here.recorded.result()
+    # Not COMPLETED: the caller reads how it ended from the database.
+    if outputs is None:
+        return None
+    return RunResult(run_id=str(run_id), status=RunStatus.COMPLETED, outputs=outputs)
 
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:

@@ -48,7 +48,7 @@ async def run_blocking(
     eager = eager_start(request)
     run_id = uuid.uuid4()
     # Entered before the start: with an eager start the run may end before start_run returns.
-    with run_waiters.expect(run_id) as recorded_here:
+    with run_waiters.expect(run_id) as here:
         run = await runs.start_run(
             session,
             client,
@@ -67,7 +67,7 @@ async def run_blocking(
             run.id,
             settings.run_blocking_timeout_seconds,
             watch_pause=runs.may_pause(run),
-            recorded_here=recorded_here if eager and settings.run_blocking_answer_in_process else None,
+            here=here if eager and settings.run_blocking_answer_in_process else None,
         )
     if result is not None and result.recorded and result.outputs_complete:
         return result.outputs
