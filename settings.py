@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         "text", description="text | json (one JSON object per line, with run and trace ids)"
     )
     log_level: str = "INFO"
+    run_blocking_answer_in_process: bool = Field(
+        True,
+        description="A blocking run whose terminal write this API process made (eager start) answers "
+        "from that write, without waiting for Temporal to close the execution and its long poll",
+    )
 
     @property
     def tracing_active(self) -> bool:

@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.sandbox.pool import SandboxError, SandboxLimits, SandboxPool
-from core import storable
+from core import run_waiters, storable
 from db import batch_repo, failures, repo
 from run_status import RunStatus
 from telemetry.logs import bind_ids
@@ -171,6 +171,7 @@ class RunActivities(RunActivitiesContract):
                 recorded, status = await repo.finalize(session, arg)
         if recorded:
             log.info("run %s ended %s", arg.run_id, arg.status.value)
+            run_waiters.recorded(arg.run_id, arg.status == RunStatus.COMPLETED, arg.outputs)
         # The outputs are not echoed: the workflow has them, and this result is recorded in history.
         return RunResult(
             run_id=arg.run_id,

@@ -21,6 +21,8 @@ then PySpur 0.1.18's batch on 1,000 rows (bench/batch.py); it prints its own fig
 for the default graph, beside the same graph through `POST /wf/{id}/run/` (bench/v1.py).
 `dashboard` (not in the default set): PySpur's dashboard with 1,000 workflows and 10,000 runs stored, its API
 calls and its time to render in Chromium (bench/dashboard.py); it prints its own figures.
+`cpu` (not in the default set): CPU ms per blocking run of the API, worker, Temporal and PostgreSQL, with
+PostgreSQL transactions per run and one run's Temporal history (bench/cpu.py); with `--levers`, per lever.
 `llm` (not in the default set): input -> SingleLLMCallNode -> output against an OpenAI-compatible stub
 answering after 200 ms (overhead) and 2 s (runs started at once) (bench/llm.py); it prints its own figures.
 """
@@ -32,6 +34,7 @@ import asyncio
 import sys
 
 from bench.batch import bench_batch
+from bench.cpu import bench_cpu, print_cpu
 from bench.dashboard import bench_dashboard
 from bench.hitl import bench_hitl
 from bench.llm import bench_llm
@@ -41,12 +44,13 @@ from bench.stats import Measurement, print_table
 from bench.tracing import bench_tracing
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm", "tracing")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm", "tracing", "cpu")
 DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
     "no embedded worker (no eager start)": {"API_EMBEDDED_WORKER": "false"},
     "sandboxed workflow runner": {"WORKER_SANDBOXED_WORKFLOWS": "true"},
+    "blocking run answered by Temporal's long poll only": {"RUN_BLOCKING_ANSWER_IN_PROCESS": "false"},
 }
 
 
@@ -83,6 +87,14 @@ async def main(argv: list[str]) -> None:
                 for row in lever_rows:
                     row.name, row.note = "ours-lever", label
                 rows += lever_rows
+    if "cpu" in parts:
+        cpu_rows = [await bench_cpu(args.n_seq, args.warmup)]
+        if args.levers:
+            for label, lever_env in LEVERS.items():
+                cpu_row = await bench_cpu(args.n_seq, args.warmup, **lever_env)
+                cpu_row.note = label
+                cpu_rows.append(cpu_row)
+        print_cpu(cpu_rows)
     if "v1" in parts:
         rows += await bench_v1(args.n_seq, args.warmup)
     if "tracing" in parts:

@@ -19,6 +19,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam
 
+from core import run_waiters
 from db import repo
 from db.models import Run, Workflow, utcnow
 from errors import PayloadTooLarge, Unavailable
@@ -124,7 +125,7 @@ async def start_execution(
         await _fail_start(session, run, err.detail)
         raise
     try:
-        await client.start_workflow(
+        handle = await client.start_workflow(
             execution,
             arg,
             id=temporal_workflow_id(run_id),
@@ -160,6 +161,8 @@ async def start_execution(
         if _too_large(err):
             raise PayloadTooLarge(f"Temporal refused the run's input as too large: {err.message}") from err
         raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
+    if getattr(handle, "__temporal_eagerly_started", False):
+        run_waiters.started_eagerly(run_id)
     bind_ids(run_id=run_id, workflow_id=wf.id)
     m = get_metrics()
     m.runs_started.labels(run.run_type, *tenant(m, run.tenant_id)).inc()

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from core import access
+from core import access, offload, run_waiters
 from core.run_start import check_payload, engine_input, node_policy, start_execution
 from core.stored_workflows import get_workflow
 from core.workflow_versions import parse_id, resolve_subworkflows, version_for_run
@@ -42,6 +42,14 @@ def _run_inputs(
     return input_node.id, nodes.validate_run_inputs(input_node, typed)
 
 
+def _checked_inputs(
+    stored: dict[str, Any], initial_inputs: dict[str, Any] | None
+) -> tuple[WorkflowDefinition, tuple[str, dict[str, Any]]]:
+    defn = WorkflowDefinition.model_validate(stored)
+    graph.validate_definition(defn)  # a stored draft may not run
+    return defn, _run_inputs(defn, initial_inputs)
+
+
 async def start_run(
     session: AsyncSession,
     client: Client,
@@ -53,8 +61,10 @@ async def start_run(
     run_type: str = "interactive",
     parent_run_id: str | None = None,
     eager: bool = False,
+    run_id: uuid.UUID | None = None,
 ) -> Run:
-    """Create the run row (PENDING) and its Temporal execution.
+    """Create the run row (PENDING) and its Temporal execution (`run_id`: the new run's id, chosen by
+    a caller that must know it before the execution starts).
 
     Raises:
         NotFound: unknown workflow or parent run.
@@ -64,14 +74,14 @@ async def start_run(
         Unavailable: Temporal refused the start; the run is stored FAILED, never left PENDING.
     """
     wf = await get_workflow(session, who, workflow_id)
-    defn = WorkflowDefinition.model_validate(wf.definition)
-    graph.validate_definition(defn)  # a stored draft may not run
-    input_id, payload = _run_inputs(defn, initial_inputs)
+    defn, (input_id, payload) = await offload.run(
+        offload.is_large(wf.definition), _checked_inputs, wf.definition, initial_inputs
+    )
     subworkflows = await resolve_subworkflows(session, who.tenant_id, defn, wf, pin=True)
     parent = await get_run(session, who, parent_run_id, details=False) if parent_run_id else None
     version = await version_for_run(session, wf)
     run = Run(
-        id=uuid.uuid4(),
+        id=run_id or uuid.uuid4(),
         tenant_id=who.tenant_id,
         workflow_id=wf.id,
         workflow_version_id=version.id,
@@ -189,14 +199,21 @@ def may_pause(run: Run) -> bool:
 
 
 async def wait_until_settled(
-    session: AsyncSession, client: Client, run_id: uuid.UUID, wait_seconds: float, *, watch_pause: bool
+    session: AsyncSession,
+    client: Client,
+    run_id: uuid.UUID,
+    wait_seconds: float,
+    *,
+    watch_pause: bool,
+    here: run_waiters.Waiter | None = None,
 ) -> RunResult | None:
     """Wait for the run's result, but stop early once it is paused with nothing else running.
 
     Returns the result when the run closed normally, else None (paused, failed, or still going).
     Pauses are watched in the database (with backoff) only when `watch_pause`: polling every waiting
-    request costs real CPU under load."""
-    result = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+    request costs real CPU under load. `here` (`run_waiters.expect`) answers as soon as this process
+    commits the run's terminal write, whichever of it and Temporal's long poll comes first."""
+    result = asyncio.create_task(_first_result(client, run_id, wait_seconds, here))
     if not watch_pause:
         return await result
     interval = 0.05
@@ -222,6 +239,38 @@ def outputs_so_far(run: Run) -> dict[str, Any]:
         return dict(run.outputs)
     shown = (TaskStatus.COMPLETED.value, TaskStatus.PAUSED.value)
     return {t.node_id: t.outputs for t in run.tasks if t.status in shown and t.outputs is not None}
+
+
+_POLL_FALLBACK_SECONDS = 1.0
+
+
+async def _first_result(
+    client: Client,
+    run_id: uuid.UUID,
+    wait_seconds: float,
+    here: run_waiters.Waiter | None,
+) -> RunResult | None:
+    if here is None:
+        return await wait_for_result(client, run_id, wait_seconds)
+    if here.started_here:
+        # The terminal write almost surely happens in this process: Temporal's long poll (an RPC,
+        # and server work per run) is only a fallback, asked for if the write is slow in coming.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(here.recorded), _POLL_FALLBACK_SECONDS)
+    if not here.recorded.done():
+        polled = asyncio.create_task(wait_for_result(client, run_id, wait_seconds))
+        try:
+            either: list[asyncio.Future[Any]] = [polled, here.recorded]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            polled.cancel()
+        if not here.recorded.done():
+            return polled.result()
+    outputs = here.recorded.result()
+    # Not COMPLETED: the caller reads how it ended from the database.
+    if outputs is None:
+        return None
+    return RunResult(run_id=str(run_id), status=RunStatus.COMPLETED, outputs=outputs)
 
 
 async def wait_for_result(client: Client, run_id: uuid.UUID, wait_seconds: float) -> RunResult | None:

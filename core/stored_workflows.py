@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import offload
 from core.workflow_versions import tenant_workflow, workflow_problems
 from db import workflow_repo
 from db.accounts import Principal
@@ -43,9 +44,17 @@ def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
     return defn.model_dump(mode="json")
 
 
+async def prepared(defn: WorkflowDefinition | None) -> dict[str, Any]:
+    """`prepare_definition`, off the event loop for a large graph."""
+    large = defn is not None and len(defn.nodes) > offload.LARGE_GRAPH_NODES
+    return await offload.run(large, prepare_definition, defn)
+
+
 async def definition_problems(session: AsyncSession, wf: Workflow) -> list[graph.Problem]:
     """What keeps the stored workflow from running (empty: it can run), as every run start checks it."""
-    defn = WorkflowDefinition.model_validate(wf.definition)
+    defn = await offload.run(
+        offload.is_large(wf.definition), WorkflowDefinition.model_validate, wf.definition
+    )
     return await workflow_problems(session, wf.tenant_id, defn, wf)
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import offload
 from db import workflow_repo
 from db.models import Workflow, WorkflowVersion
 from errors import Conflict, InvalidDefinition, NotFound
@@ -73,7 +74,7 @@ async def workflow_problems(
     """Every problem that keeps a stored (well-shaped) definition from running: its own
     (`graph.definition_problems`), then its SubworkflowNodes' (a workflow not found, a cycle of
     workflows calling each other, a workflow that itself has a problem). Reads only."""
-    found = graph.definition_problems(defn)
+    found = await offload.run(len(defn.nodes) > offload.LARGE_GRAPH_NODES, graph.definition_problems, defn)
     return found + await _reference_problems(session, tenant_id, defn, root, {})
 
 

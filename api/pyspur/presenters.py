@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from api.pyspur.schemas import (
     DatasetResponse,
     DefinitionProblem,
@@ -26,6 +29,12 @@ from workflows.graph import Problem
 
 def _sid(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def encoded(model: BaseModel) -> Response:
+    """The model as the response body, as its route's `response_model` would give it, without FastAPI
+    dumping and validating it again on the event loop (~40 ms for a 1,000-node workflow)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def workflow(wf: Workflow, problems: Sequence[Problem] = ()) -> WorkflowResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from api.pyspur.schemas import (
     StartRunRequest,
     TaskResponse,
 )
-from core import batches, runs
+from core import batches, run_waiters, runs
 from core.stored_workflows import get_workflow
 from core.workflow_versions import parse_id
 from db import run_queries, run_state
@@ -44,20 +45,30 @@ async def run_blocking(
     """Run and wait until it ends or pauses (bounded by RUN_BLOCKING_TIMEOUT_SECONDS): `{node_id: outputs}`
     so far; 202 with the run if it is still going."""
     inputs = _with_files(body)
-    run = await runs.start_run(
-        session,
-        client,
-        settings,
-        who,
-        workflow_id,
-        inputs,
-        run_type=run_type,
-        parent_run_id=body.parent_run_id,
-        eager=eager_start(request),
-    )
-    result = await runs.wait_until_settled(
-        session, client, run.id, settings.run_blocking_timeout_seconds, watch_pause=runs.may_pause(run)
-    )
+    eager = eager_start(request)
+    run_id = uuid.uuid4()
+    # Entered before the start: with an eager start the run may end before start_run returns.
+    with run_waiters.expect(run_id) as here:
+        run = await runs.start_run(
+            session,
+            client,
+            settings,
+            who,
+            workflow_id,
+            inputs,
+            run_type=run_type,
+            parent_run_id=body.parent_run_id,
+            eager=eager,
+            run_id=run_id,
+        )
+        result = await runs.wait_until_settled(
+            session,
+            client,
+            run.id,
+            settings.run_blocking_timeout_seconds,
+            watch_pause=runs.may_pause(run),
+            here=here if eager and settings.run_blocking_answer_in_process else None,
+        )
     if result is not None and result.recorded and result.outputs_complete:
         return result.outputs
     fresh = await runs.get_run(session, who, run.id)

@@ -17,8 +17,9 @@ from api.pyspur.schemas import (
     WorkflowResponse,
     WorkflowVersionResponse,
 )
-from core import stored_workflows
+from core import offload, stored_workflows
 from db import workflow_repo
+from db.models import Workflow
 from errors import BadRequest, PayloadTooLarge
 from workflows.definition import default_definition
 
@@ -26,12 +27,17 @@ router = APIRouter(prefix="/wf", tags=["workflows"])
 
 
 @router.post("/", response_model=WorkflowResponse)
-async def create_workflow(
-    body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
-) -> WorkflowResponse:
-    definition = stored_workflows.prepare_definition(body.definition)
+async def create_workflow(body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep) -> Response:
+    definition = await stored_workflows.prepared(body.definition)
     wf = await stored_workflows.create_workflow(session, who, body.name, body.description, definition)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return await _shown(session, wf)
+
+
+async def _shown(session: SessionDep, wf: Workflow) -> Response:
+    """One workflow as its routes answer it; for a large graph, presented and encoded in a thread."""
+    problems = await stored_workflows.definition_problems(session, wf)
+    large = offload.is_large(wf.definition)
+    return await offload.run(large, lambda: presenters.encoded(presenters.workflow(wf, problems)))
 
 
 @router.get("/", response_model=list[WorkflowResponse])
@@ -45,22 +51,22 @@ async def list_workflows(
 
 
 @router.get("/{workflow_id}/", response_model=WorkflowResponse)
-async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+async def get_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> Response:
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return await _shown(session, wf)
 
 
 @router.put("/{workflow_id}/", response_model=WorkflowResponse)
 async def update_workflow(
     workflow_id: str, body: WorkflowCreateRequest, session: SessionDep, who: PrincipalDep
-) -> WorkflowResponse:
+) -> Response:
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
     if body.definition is None:
         raise BadRequest("Workflow definition is required to update a workflow")
-    definition = stored_workflows.prepare_definition(body.definition)
+    definition = await stored_workflows.prepared(body.definition)
     name = body.name.strip() or wf.name
     wf = await stored_workflows.update_workflow(session, wf, name, body.description, definition)
-    return presenters.workflow(wf, await stored_workflows.definition_problems(session, wf))
+    return await _shown(session, wf)
 
 
 @router.put("/{workflow_id}/reset/", response_model=WorkflowResponse)
@@ -82,12 +88,12 @@ async def delete_workflow(
 
 
 @router.post("/{workflow_id}/duplicate/", response_model=WorkflowResponse)
-async def duplicate_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> WorkflowResponse:
+async def duplicate_workflow(workflow_id: str, session: SessionDep, who: PrincipalDep) -> Response:
     wf = await stored_workflows.get_workflow(session, who, workflow_id)
     copy = await stored_workflows.create_workflow(
         session, who, f"{wf.name} (Copy)", wf.description or "", dict(wf.definition)
     )
-    return presenters.workflow(copy, await stored_workflows.definition_problems(session, copy))
+    return await _shown(session, copy)
 
 
 @router.get("/{workflow_id}/output_variables/", response_model=list[OutputVariable])
