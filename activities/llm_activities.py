@@ -146,9 +146,15 @@ class LlmActivities(LlmActivitiesContract):
         secrets = providers.secrets(values)
         constraints = model_constraints().get(model_id, {})
         json_output = constraints.get("supports_JSON_output", True)
-        raw = config.model_dump()
+        # As PySpur: thinking only where the model has it (a definition saved before the save-time
+        # check may still ask for it elsewhere); a model outside PySpur's table is taken at its word.
+        thinking = config.enable_thinking and bool(constraints.get("supports_thinking", not constraints))
         body = llm_anthropic.request(
-            model_id.partition("/")[2], raw, messages, schema if json_output else None, config.enable_thinking
+            model_id.partition("/")[2],
+            config.model_dump(),
+            messages,
+            schema if json_output else None,
+            thinking,
         )
         client = await llm_anthropic.client(
             key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()

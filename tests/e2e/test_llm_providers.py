@@ -17,7 +17,7 @@ from core import provider_keys
 from db import provider_keys as keys_repo
 from db.session import make_engine, make_session_factory
 from tests.builders import definition, input_node, link, output_node
-from tests.conftest import PROVIDER_KEYS_SECRET, Stack, Tenant, make_tenant
+from tests.conftest import PROVIDER_KEYS_SECRET, Stack, Tenant, make_tenant, wait_until
 from tests.e2e.test_llm_nodes import create, final, llm_graph, llm_node, start
 from tests.llm_stub import Fault, LlmStub
 
@@ -328,3 +328,25 @@ async def test_base_url_stored_before_the_rule_is_refused_at_call_time_without_a
     error = task_of(run)["error"]
     assert "OPENAI_API_BASE points at a link-local address" in error and "LLM_ALLOWED_HOSTS" in error
     assert provider.calls() == []
+
+
+async def test_cancelling_a_run_closes_the_in_flight_anthropic_connection(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    key = f"sk-ant-{uuid.uuid4().hex}"
+    tenant = await tenant_with(app_client, stack, anthropic_values(provider, key))
+    model = {"model": "anthropic/claude-3-5-haiku-latest", "max_tokens": 64}
+    wf = await create(app_client, tenant, llm_graph(llm_info=model))
+    provider.latency = 60.0
+    run_id = await start(app_client, tenant, wf)
+    await wait_until(lambda: _now(bool(provider.calls(key))), within=60)
+    resp = await app_client.post(f"/wf/cancel_workflow/{run_id}/", headers=tenant.headers)
+    assert resp.status_code == 200, resp.text
+    await wait_until(lambda: _now(provider.calls(key)[0].disconnected), within=30)
+    run = await final(app_client, tenant, run_id, "CANCELED")
+    assert not provider.calls(key)[0].answered
+    assert task_of(run)["status"] == "CANCELED"
+
+
+async def _now(value: bool) -> bool:
+    return value
