@@ -60,7 +60,13 @@ def _rss_mb(pids: list[int]) -> float:
 
 async def bench_pyspur_llm(stub: str, n_seq: int, n_conc: int, warmup: int) -> None:
     env = {"OPENAI_API_BASE": f"{stub}/v1", "OPENAI_API_KEY": "sk-bench"}
-    async with pyspur_server(extra_env=env) as (base_url, _), httpx.AsyncClient(timeout=900) as client:
+    # A connection per start (httpx's default pool of 100 queued the burst until PoolTimeout at load 50).
+    limits = httpx.Limits(max_connections=max(100, n_conc))
+    timeout = httpx.Timeout(900, pool=None)
+    async with (
+        pyspur_server(extra_env=env) as (base_url, _),
+        httpx.AsyncClient(timeout=timeout, limits=limits) as client,
+    ):
         api = f"{base_url}/api"
         resp = await client.post(
             f"{api}/wf/", json={"name": "bench-llm", "description": "", "definition": pyspur_llm_definition()}
