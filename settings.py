@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     azure_openai_api_key: str | None = None
     azure_openai_endpoint: str | None = None
     azure_openai_api_version: str | None = None
+    # Beyond PySpur: where anthropic/, gemini/ and deepseek/ models go (a gateway, a test stub).
+    anthropic_base_url: str | None = None
+    gemini_api_base: str | None = None
+    deepseek_api_base: str | None = None
+    llm_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated hosts, addresses or CIDR networks a tenant's LLM base URL may point at "
+        "besides public addresses (loopback, link-local and private ones are refused unless listed here; "
+        "the hosts of the base URLs configured here always pass)",
+    )
     provider_keys_secret: str | None = Field(
         None,
         description="Fernet key encrypting tenants' provider keys; unset: generated into DATA_DIR/provider-keys.secret",

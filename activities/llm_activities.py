@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import llm_anthropic
 from activities import llm_messages as msgs
 from activities import llm_providers as providers
-from core import provider_keys
+from core import llm_egress, provider_keys
 from db import repo
 from errors import DomainError
 from settings import Settings
@@ -78,6 +79,7 @@ class LlmActivities(LlmActivitiesContract):
             config = SingleLLMCallNodeConfig.model_validate(arg.config)
             raw = config.model_dump()
             messages = msgs.build_messages(raw, arg.inputs)
+            msgs.attach_urls(messages, raw, arg.inputs)
             schema = msgs.output_schema(raw)
         except msgs.LlmNodeError as err:
             raise ApplicationError(
@@ -90,6 +92,9 @@ class LlmActivities(LlmActivitiesContract):
         model_id = str(config.llm_info.model)
         provider = model_id.partition("/")[0]
         values = await self._values(arg.tenant_id, providers.NAMES.get(provider, []))
+        await self._check_base(arg.node_id, provider, values)
+        if provider == "anthropic":
+            return await self._call_anthropic(arg.node_id, config, model_id, values, messages, schema)
         try:
             target = providers.route(model_id, values, self._client(), config.timeout_seconds)
         except providers.MissingKey as err:
@@ -108,6 +113,70 @@ class LlmActivities(LlmActivitiesContract):
                 ) from None
             result = self._result(arg.node_id, model_id, response, schema)
             _observe(call, response, result)
+        return result
+
+    async def _check_base(self, node_id: str, provider: str, values: dict[str, str]) -> None:
+        """The base URL is checked again here, on what its host resolves to now."""
+        name = providers.BASE_NAME.get(provider, "")
+        url = values.get(name)
+        if not url:
+            return
+        try:
+            await llm_egress.check(name, url, llm_egress.policy(self._settings))
+        except llm_egress.Refused as err:
+            raise ApplicationError(
+                f"Node '{node_id}': {err}", type="egress_refused", non_retryable=True
+            ) from None
+
+    async def _call_anthropic(
+        self,
+        node_id: str,
+        config: SingleLLMCallNodeConfig,
+        model_id: str,
+        values: dict[str, str],
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+    ) -> LlmCallResult:
+        try:
+            key = providers.key_of("anthropic", values)
+        except providers.MissingKey as err:
+            raise ApplicationError(
+                f"Node '{node_id}': {err}", type="missing_key", non_retryable=True
+            ) from None
+        secrets = providers.secrets(values)
+        constraints = model_constraints().get(model_id, {})
+        json_output = constraints.get("supports_JSON_output", True)
+        # As PySpur: thinking only where the model has it (a definition saved before the save-time
+        # check may still ask for it elsewhere); a model outside PySpur's table is taken at its word.
+        thinking = config.enable_thinking and bool(constraints.get("supports_thinking", not constraints))
+        body = llm_anthropic.request(
+            model_id.partition("/")[2],
+            config.model_dump(),
+            messages,
+            schema if json_output else None,
+            thinking,
+        )
+        client = await llm_anthropic.client(
+            key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
+        )
+        capture = self._settings.tracing_capture_content
+        with llm_call(provider="anthropic", model=model_id, capture_content=capture) as call:
+            call.prompt(messages)
+            try:
+                reply = await llm_anthropic.complete(client, body)
+            except Exception as err:
+                raise providers.classify(err, "anthropic", secrets, config.max_total_seconds) from None
+            result = self._parsed(
+                node_id, model_id, reply.content, schema, reply.prompt_tokens, reply.completion_tokens
+            )
+            call.finished(
+                input_tokens=reply.prompt_tokens,
+                output_tokens=reply.completion_tokens,
+                finish_reason=reply.finish_reason,
+                response_model=reply.model,
+                cost_usd=result.usage.get("cost_usd"),
+            )
+            call.completion(result.output)
         return result
 
     async def _values(self, tenant_id: str, names: list[str]) -> dict[str, str]:
@@ -152,9 +221,18 @@ class LlmActivities(LlmActivitiesContract):
 
     @staticmethod
     def _result(node_id: str, model_id: str, response: Any, schema: dict[str, Any]) -> LlmCallResult:
-        constraints = model_constraints().get(model_id, {})
         choices = getattr(response, "choices", None) or []
         content = choices[0].message.content if choices else None
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return LlmActivities._parsed(node_id, model_id, content, schema, prompt, completion)
+
+    @staticmethod
+    def _parsed(
+        node_id: str, model_id: str, content: str | None, schema: dict[str, Any], prompt: int, completion: int
+    ) -> LlmCallResult:
+        constraints = model_constraints().get(model_id, {})
         try:
             if constraints.get("supports_JSON_output", True):
                 output = msgs.parse_reply(content, schema)
@@ -167,9 +245,6 @@ class LlmActivities(LlmActivitiesContract):
             raise ApplicationError(
                 f"Node '{node_id}': {err.message}", type=err.kind, non_retryable=True
             ) from None
-        usage = getattr(response, "usage", None)
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion = int(getattr(usage, "completion_tokens", 0) or 0)
         return LlmCallResult(
             output=output,
             usage={

@@ -53,12 +53,50 @@ def render(template: str, inputs: dict[str, Any], field: str) -> str:
         raise LlmNodeError("template", f"{field} cannot be rendered: {err.message}") from None
 
 
-def _history(inputs: dict[str, Any], variable: str) -> list[dict[str, Any]] | None:
-    # PySpur ignores a history that is missing or not a list.
+def _lookup(inputs: dict[str, Any], variable: str) -> Any:
     value: Any = inputs
     for part in variable.split("."):
         value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _history(inputs: dict[str, Any], variable: str) -> list[dict[str, Any]] | None:
+    # PySpur ignores a history that is missing or not a list.
+    value = _lookup(inputs, variable)
     return value if isinstance(value, list) else None
+
+
+# PySpur reads only `url_variables["file"]` (any file type, sent as an image URL part).
+URL_KINDS = ("file",)
+
+
+def attach_urls(messages: list[dict[str, Any]], config: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """PySpur's `url_variables`: the URL named by the variable joins every user message (few-shot
+    inputs included, as PySpur) as an `image_url` content part after its text. Unlike PySpur, a
+    local file path is refused (the worker reads no files for a tenant).
+
+    Raises:
+        LlmNodeError("template"): a variable is missing from the input or is not an http(s) or data URL.
+    """
+    urls = config.get("url_variables") or {}
+    parts: list[dict[str, Any]] = []
+    for kind in URL_KINDS:
+        variable = urls.get(kind)
+        if not variable:
+            continue
+        value = _lookup(inputs, variable)
+        if not isinstance(value, str) or not value.startswith(("http://", "https://", "data:")):
+            shown = "missing" if value is None else f"{type(value).__name__} {str(value)[:80]!r}"
+            raise LlmNodeError(
+                "template",
+                f"url_variables.{kind} names '{variable}', which should be an http(s) or data: URL ({shown})",
+            )
+        parts.append({"type": "image_url", "image_url": {"url": value}})
+    if not parts:
+        return
+    for message in messages:
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            message["content"] = [{"type": "text", "text": message["content"]}, *parts]
 
 
 def build_messages(config: dict[str, Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""PySpur's model ids routed to their providers through the official `openai` SDK (every provider
-here speaks the OpenAI chat-completions wire format: OpenAI and any compatible server, Azure,
-DeepSeek, Gemini's and Anthropic's compatibility endpoints, Ollama's /v1), and the provider errors
-sorted into what retrying can fix and what it cannot.
+"""PySpur's model ids routed to their providers through the official `openai` SDK (OpenAI and any
+compatible server, Azure, DeepSeek, Gemini's OpenAI-compatible endpoint, Ollama's /v1; `anthropic/`
+goes through the `anthropic` SDK, `llm_anthropic`), and the provider errors of either SDK sorted
+into what retrying can fix and what it cannot.
 
 Error messages name the provider and the cause and never carry a key: provider texts are scrubbed
 of every secret the call used, and dropped when they still hold a fragment of one.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,10 +39,19 @@ _KEY_NAME = {
 NAMES = {
     "openai": ["OPENAI_API_KEY", "OPENAI_API_BASE"],
     "azure": ["AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"],
-    "anthropic": ["ANTHROPIC_API_KEY"],
-    "gemini": ["GEMINI_API_KEY"],
-    "deepseek": ["DEEPSEEK_API_KEY"],
+    "anthropic": ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"],
+    "gemini": ["GEMINI_API_KEY", "GEMINI_API_BASE"],
+    "deepseek": ["DEEPSEEK_API_KEY", "DEEPSEEK_API_BASE"],
     "ollama": ["OLLAMA_BASE_URL"],
+}
+# A provider's own base URL setting (beyond PySpur's names for anthropic, gemini and deepseek).
+BASE_NAME = {
+    "openai": "OPENAI_API_BASE",
+    "azure": "AZURE_OPENAI_ENDPOINT",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "gemini": "GEMINI_API_BASE",
+    "deepseek": "DEEPSEEK_API_BASE",
+    "ollama": "OLLAMA_BASE_URL",
 }
 # Providers whose endpoint enforces `response_format: json_schema` (strict); the others get JSON
 # mode with the schema in the system message.
@@ -71,7 +81,7 @@ def route(model_id: str, values: dict[str, str], http: httpx.AsyncClient, timeou
     provider, _, model = model_id.partition("/")
     key_name = _KEY_NAME.get(provider)
     key = values.get(key_name) if key_name else None
-    base = values.get("OPENAI_API_BASE") if provider == "openai" else _DEFAULT_BASE.get(provider)
+    base = values.get(BASE_NAME.get(provider, "")) or _DEFAULT_BASE.get(provider)
     if provider == "ollama":
         base = (values.get("OLLAMA_BASE_URL") or "http://127.0.0.1:11434").rstrip("/") + "/v1"
         key = "ollama"  # Ollama takes no key; the SDK wants one
@@ -91,8 +101,22 @@ def route(model_id: str, values: dict[str, str], http: httpx.AsyncClient, timeou
         )
     else:
         client = openai.AsyncOpenAI(base_url=base, **common)
-    secrets = tuple(v for n, v in values.items() if n.endswith("_KEY") and v)
-    return Route(provider, model, client, secrets)
+    return Route(provider, model, client, secrets(values))
+
+
+def secrets(values: dict[str, str]) -> tuple[str, ...]:
+    return tuple(v for n, v in values.items() if n.endswith("_KEY") and v)
+
+
+def key_of(provider: str, values: dict[str, str]) -> str:
+    """Raises:
+    MissingKey: the provider's key is not set.
+    """
+    name = _KEY_NAME[provider]
+    key = values.get(name)
+    if not key:
+        raise MissingKey(_missing(name, provider))
+    return key
 
 
 def _missing(name: str, provider: str) -> str:
@@ -115,10 +139,13 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def _provider_text(err: openai.APIStatusError, secrets: tuple[str, ...]) -> str:
-    """The provider's own error message (OpenAI's `{"error": {"message"}}`), scrubbed; nothing else of
-    the body, which a base URL pointing at some other service could fill with anything."""
-    body = err.body
+def _provider_text(err: Exception, secrets: tuple[str, ...]) -> str:
+    """The provider's own error message (`{"error": {"message"}}`; the openai SDK's body is the inner
+    object already), scrubbed; nothing else of the body, which a base URL pointing at some other
+    service could fill with anything."""
+    body = getattr(err, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, str):
         return ""
@@ -126,15 +153,18 @@ def _provider_text(err: openai.APIStatusError, secrets: tuple[str, ...]) -> str:
     return f": {text}" if text else ""
 
 
-def retry_after(response: httpx.Response, cap: float) -> float | None:
+def retry_after(response: Any, cap: float) -> float | None:
     """Seconds the provider asked to wait (`Retry-After`: seconds or an HTTP date), at most `cap`."""
-    value = response.headers.get("retry-after-ms")
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
     if value:
         try:
             return min(max(float(value) / 1000, 0.0), cap)
         except ValueError:
             pass
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -147,38 +177,62 @@ def retry_after(response: httpx.Response, cap: float) -> float | None:
     return min(max(seconds, 0.0), cap)
 
 
+def _sdk_errors() -> tuple[
+    tuple[type[Exception], ...], tuple[type[Exception], ...], tuple[type[Exception], ...]
+]:
+    """(status, timeout, connection) error classes of the SDKs loaded (anthropic only once used)."""
+    status: list[type[Exception]] = [openai.APIStatusError]
+    timeout: list[type[Exception]] = [openai.APITimeoutError]
+    connection: list[type[Exception]] = [openai.APIConnectionError]
+    other = sys.modules.get("anthropic")
+    if other is not None:
+        status.append(other.APIStatusError)
+        timeout.append(other.APITimeoutError)
+        connection.append(other.APIConnectionError)
+    return tuple(status), tuple(timeout), tuple(connection)
+
+
 def classify(err: Exception, provider: str, secrets: tuple[str, ...], cap: float) -> ApplicationError:
-    """The Temporal failure of a provider error: non-retryable (auth, bad request, unknown model) or
-    retryable (429 after its Retry-After; 5xx, timeouts and lost connections with backoff)."""
-    if isinstance(err, openai.APIStatusError):
-        status, text = err.status_code, _provider_text(err, secrets)
-        if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
+    """The Temporal failure of a provider error (either SDK): non-retryable (auth, bad request,
+    unknown model) or retryable (429, and Anthropic's 529 overloaded, after their Retry-After; 5xx,
+    timeouts and lost connections with backoff)."""
+    status_errors, timeouts, connections = _sdk_errors()
+    if isinstance(err, status_errors):
+        status, text = int(getattr(err, "status_code", 0)), _provider_text(err, secrets)
+        if status in (401, 403):
             return ApplicationError(
                 f"{provider} refused the credentials (HTTP {status}){text}", type="auth", non_retryable=True
             )
-        if isinstance(err, openai.NotFoundError):
+        if status == 404:
             return ApplicationError(
                 f"{provider} does not know the model or endpoint (HTTP {status}){text}",
                 type="not_found",
                 non_retryable=True,
             )
-        if isinstance(err, openai.BadRequestError | openai.UnprocessableEntityError):
+        if status in (400, 413, 422):
             return ApplicationError(
                 f"{provider} rejected the request (HTTP {status}){text}",
                 type="bad_request",
                 non_retryable=True,
             )
-        if isinstance(err, openai.RateLimitError):
-            delay = retry_after(err.response, cap)
+        delay = retry_after(getattr(err, "response", None), cap) if status in (429, 503, 529) else None
+        next_delay = timedelta(seconds=delay) if delay is not None else None
+        if status == 429:
             return ApplicationError(
-                f"{provider} rate limit (HTTP 429){text}",
-                type="rate_limit",
-                next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
+                f"{provider} rate limit (HTTP 429){text}", type="rate_limit", next_retry_delay=next_delay
             )
-        return ApplicationError(f"{provider} failed (HTTP {status}){text}", type="provider_error")
-    if isinstance(err, openai.APITimeoutError):
+        if status == 529:
+            return ApplicationError(
+                f"{provider} is overloaded (HTTP 529){text}",
+                type="provider_error",
+                next_retry_delay=next_delay,
+            )
+        return ApplicationError(
+            f"{provider} failed (HTTP {status}){text}", type="provider_error", next_retry_delay=next_delay
+        )
+    if isinstance(err, timeouts):
         return ApplicationError(f"{provider} did not answer in time", type="timeout")
-    if isinstance(err, openai.APIConnectionError):
+    if isinstance(err, connections):
         return ApplicationError(f"{provider} could not be reached", type="connection")
     return ApplicationError(f"{provider} call failed: {type(err).__name__}", type="provider_error")
 

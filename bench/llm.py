@@ -8,8 +8,9 @@ stub on loopback (tests/llm_stub.py) that answers after a fixed delay.
 3. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
    most calls the stub saw in flight at once, and the peak RSS of the worker process.
 
-PySpur 0.1.18 is not measured here: its LLM path needs litellm's model map and its own venv
-(bench/pyspur.py), which this figure does not install.
+Then PySpur 0.1.18 (installed with litellm into bench/.pyspur-venv by bench/pyspur.py) against the
+same stub process, measured the same way (bench/llm_pyspur.py). The host's load average is printed
+beside the figures: the machine is shared.
 """
 
 from __future__ import annotations
@@ -165,35 +166,53 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
                 f"p50 {percentile(same, 50):.1f} ms, p95 {percentile(same, 95):.1f} ms"
             )
             await _cancel_latency(client, base, wf, stub)
-            if n_conc <= 0:
-                return
-            await client.post(f"{stub}/_control", json={"latency": 2.0})
-            pids = _worker_pids()
-            peak_rss = {pid: _rss_kb(pid) for pid in pids}
-            t0 = time.perf_counter()
-            started = await asyncio.gather(*(
-                client.post(f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": str(uuid.uuid4())}}})
-                for _ in range(n_conc)
-            ))  # fmt: skip
-            pending = {r.json()["id"] for r in started}
-            pages = (n_conc + 99) // 100 + 1
-            while pending:
-                for pid in pids:
-                    peak_rss[pid] = max(peak_rss[pid], _rss_kb(pid))
-                # A few list pages per poll: the API process hosts a worker too, and must not be starved.
-                for page in range(1, pages + 1):
-                    listed = await client.get(
-                        f"{base}/wf/{wf}/runs/", params={"page": page, "page_size": 100}
-                    )
-                    for body in listed.json():
-                        if body["id"] in pending and body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
-                            assert body["status"] == "COMPLETED", body.get("error")
-                            pending.discard(body["id"])
-                await asyncio.sleep(0.5)
-            wall = time.perf_counter() - t0
-            stats = (await client.get(f"{stub}/_control")).json()
-            rss = max(peak_rss.values(), default=0) / 1024
-            print(
-                f"[llm] {n_conc} runs started at once, provider 2 s: {n_conc / wall:.1f} runs/s "
-                f"(wall {wall:.1f} s), peak calls in flight {stats['peak']}, peak worker RSS {rss:.0f} MB"
-            )
+            print(f"[llm] load average: {_load()}")
+            if n_conc > 0:
+                await _concurrent(client, base, wf, stub, n_conc)
+        await _pyspur_beside(stub, n_seq, n_conc, warmup)
+
+
+async def _pyspur_beside(stub: str, n_seq: int, n_conc: int, warmup: int) -> None:
+    from bench.llm_pyspur import bench_pyspur_llm
+
+    print(f"[llm] load average before PySpur: {_load()}")
+    try:
+        await bench_pyspur_llm(stub, n_seq, n_conc, warmup)
+    except Exception as exc:  # keep our figures; say why PySpur's are missing
+        print(f"[llm] PySpur 0.1.18 not measured: {type(exc).__name__}: {str(exc)[:500]}")
+    print(f"[llm] load average after PySpur: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def _concurrent(client: httpx.AsyncClient, base: str, wf: str, stub: str, n_conc: int) -> None:
+    await client.post(f"{stub}/_control", json={"latency": 2.0})
+    pids = _worker_pids()
+    peak_rss = {pid: _rss_kb(pid) for pid in pids}
+    t0 = time.perf_counter()
+    started = await asyncio.gather(*(
+        client.post(f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": str(uuid.uuid4())}}})
+        for _ in range(n_conc)
+    ))  # fmt: skip
+    pending = {r.json()["id"] for r in started}
+    pages = (n_conc + 99) // 100 + 1
+    while pending:
+        for pid in pids:
+            peak_rss[pid] = max(peak_rss[pid], _rss_kb(pid))
+        # A few list pages per poll: the API process hosts a worker too, and must not be starved.
+        for page in range(1, pages + 1):
+            listed = await client.get(f"{base}/wf/{wf}/runs/", params={"page": page, "page_size": 100})
+            for body in listed.json():
+                if body["id"] in pending and body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
+                    assert body["status"] == "COMPLETED", body.get("error")
+                    pending.discard(body["id"])
+        await asyncio.sleep(0.5)
+    wall = time.perf_counter() - t0
+    stats = (await client.get(f"{stub}/_control")).json()
+    rss = max(peak_rss.values(), default=0) / 1024
+    print(
+        f"[llm] {n_conc} runs started at once, provider 2 s: {n_conc / wall:.1f} runs/s "
+        f"(wall {wall:.1f} s), peak calls in flight {stats['peak']}, peak worker RSS {rss:.0f} MB"
+    )

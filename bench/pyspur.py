@@ -90,7 +90,9 @@ def ensure_installed() -> Path:
     return cli
 
 
-def init_project(cli: Path, port: int, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+def init_project(
+    cli: Path, port: int, project_dir: Path = PROJECT_DIR, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
     """``pyspur init`` the project dir once, (re)write its ``.env`` and reset the SQLite DB. Returns the env."""
     project_dir = project_dir.resolve()
     if not (project_dir / ".env.example").exists():
@@ -106,6 +108,7 @@ def init_project(cli: Path, port: int, project_dir: Path = PROJECT_DIR) -> dict[
         "PROJECT_ROOT": str(project_dir),
         "PYTHONUNBUFFERED": "1",
         "DEBUG": "False",
+        **(extra_env or {}),
     }
     (project_dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     # A fresh database per session keeps runs comparable (PySpur never prunes runs/tasks).
@@ -115,7 +118,9 @@ def init_project(cli: Path, port: int, project_dir: Path = PROJECT_DIR) -> dict[
 
 
 @contextlib.asynccontextmanager
-async def pyspur_server(project_dir: Path = PROJECT_DIR) -> AsyncIterator[tuple[str, str]]:
+async def pyspur_server(
+    project_dir: Path = PROJECT_DIR, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, str]]:
     """Install if needed, serve PySpur (SQLite) on a free port, create the benchmark workflow.
 
     Yields ``(base_url, workflow_id)``; ``base_url`` has no ``/api`` suffix. The server's whole process
@@ -125,7 +130,7 @@ async def pyspur_server(project_dir: Path = PROJECT_DIR) -> AsyncIterator[tuple[
     cli = await asyncio.to_thread(ensure_installed)
     port = free_port()
     project_dir = project_dir.resolve()
-    env = init_project(cli, port, project_dir)
+    env = init_project(cli, port, project_dir, extra_env)
     base_url = f"http://127.0.0.1:{port}"
     log_path = project_dir / "server.log"
     cmd = [str(cli), "serve", "--sqlite", "--host", "127.0.0.1", "--port", str(port)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import llm_egress
 from db import provider_keys as repo
 from errors import BadRequest, NotFound, Unavailable
 from settings import Settings
@@ -39,7 +40,7 @@ class Provider:
 
 
 # PySpur 0.1.18's LLM providers (api/key_management.py PROVIDER_CONFIGS) that this service calls,
-# plus the base URLs that route openai/ and ollama/ models to any compatible server.
+# plus base URLs that route models to any compatible server (checked by `llm_egress`).
 PROVIDERS: tuple[Provider, ...] = (
     Provider(
         "openai",
@@ -67,21 +68,32 @@ PROVIDERS: tuple[Provider, ...] = (
         "Anthropic",
         "Anthropic's Claude models",
         "anthropic",
-        (Param("ANTHROPIC_API_KEY", "Anthropic API Key"),),
+        (
+            Param("ANTHROPIC_API_KEY", "Anthropic API Key"),
+            Param("ANTHROPIC_BASE_URL", "Base URL of the Anthropic API", required=False, type="text"),
+        ),
     ),
     Provider(
         "gemini",
         "Google Gemini",
         "Google's Gemini models",
         "google",
-        (Param("GEMINI_API_KEY", "Google AI API Key"),),
+        (
+            Param("GEMINI_API_KEY", "Google AI API Key"),
+            Param(
+                "GEMINI_API_BASE", "Base URL of Gemini's OpenAI-compatible API", required=False, type="text"
+            ),
+        ),
     ),
     Provider(
         "deepseek",
         "DeepSeek",
         "DeepSeek's code and chat models",
         "deepseek",
-        (Param("DEEPSEEK_API_KEY", "DeepSeek API Key"),),
+        (
+            Param("DEEPSEEK_API_KEY", "DeepSeek API Key"),
+            Param("DEEPSEEK_API_BASE", "Base URL of the DeepSeek API", required=False, type="text"),
+        ),
     ),
     Provider(
         "ollama",
@@ -152,13 +164,24 @@ async def masked(session: AsyncSession, fernet: Fernet, tenant_id: uuid.UUID, na
 
 
 async def put(
-    session: AsyncSession, fernet: Fernet, tenant_id: uuid.UUID, name: str, value: str | None
+    session: AsyncSession,
+    fernet: Fernet,
+    tenant_id: uuid.UUID,
+    name: str,
+    value: str | None,
+    egress: llm_egress.Policy | None = None,
 ) -> None:
+    """`egress`: the rule base URLs must pass (None: not checked)."""
     _param(name)
     if not value:
         raise BadRequest("Value is required")
     if len(value) > MAX_VALUE_CHARS:
         raise BadRequest(f"Value of '{name}' is longer than {MAX_VALUE_CHARS} characters")
+    if egress is not None and name in llm_egress.BASE_NAMES:
+        try:
+            await llm_egress.check(name, value.strip(), egress)
+        except llm_egress.Refused as err:
+            raise BadRequest(str(err)) from None
     await repo.store(session, tenant_id, name, fernet.encrypt(value.encode()))
 
 

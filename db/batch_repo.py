@@ -44,13 +44,13 @@ RETURNING (SELECT count(*) FROM new_runs) AS added
 _INSERT_TASKS = text(
     """
 INSERT INTO tasks (id, run_id, node_id, scope, parent_task_id, seq, status, inputs, outputs, error,
-                   start_time, end_time, subworkflow, subworkflow_output)
+                   start_time, end_time, subworkflow, subworkflow_output, usage)
 SELECT t.id, t.run_id, t.node_id, t.scope, t.parent_task_id, t.seq, t.status, t.inputs, t.outputs,
-       t.error, t.start_time, t.end_time, t.subworkflow, t.subworkflow_output
+       t.error, t.start_time, t.end_time, t.subworkflow, t.subworkflow_output, t.usage
 FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS t(
     id uuid, run_id uuid, node_id text, scope text, parent_task_id uuid, seq int, status text,
     inputs jsonb, outputs jsonb, error text, start_time timestamptz, end_time timestamptz,
-    subworkflow jsonb, subworkflow_output jsonb)
+    subworkflow jsonb, subworkflow_output jsonb, usage jsonb)
 WHERE EXISTS (SELECT 1 FROM runs WHERE id = t.run_id)
 ON CONFLICT (run_id, scope, node_id) DO NOTHING
 """

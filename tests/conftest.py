@@ -69,6 +69,8 @@ class Stack:
             # Small chunks, so batch tests cross chunk boundaries and continue-as-new.
             "batch_chunk_rows": 40,
             "provider_keys_secret": PROVIDER_KEYS_SECRET,
+            # LLM provider stubs listen on loopback, which tenants' base URLs may not name otherwise.
+            "llm_allowed_hosts": "127.0.0.1",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -84,6 +86,7 @@ class Stack:
             NODE_HEARTBEAT_TIMEOUT_SECONDS="2",
             API_EMBEDDED_WORKER="false",
             PROVIDER_KEYS_SECRET=PROVIDER_KEYS_SECRET,
+            LLM_ALLOWED_HOSTS="127.0.0.1",
         )
         env.update(extra)
         return env

@@ -1,7 +1,9 @@
-"""An OpenAI-compatible provider on loopback (a real HTTP server, in a thread of its own) for tests
-and benchmarks: it records every request, answers `POST /v1/chat/completions` (and Azure's
-deployment path) with an object fitting the request's `response_format` schema, and plays faults
-queued by the test (status codes with bodies and headers, latency, raw content)."""
+"""An LLM provider on loopback (a real HTTP server, in a thread of its own) for tests and benchmarks:
+it records every request, answers OpenAI's `POST /v1/chat/completions` (and the same under Azure's
+deployment path, Gemini's `/v1beta/openai/` and DeepSeek's root) with an object fitting the
+request's `response_format` schema, answers Anthropic's `POST /v1/messages` in its wire format (the
+forced tool's input fitting its schema), and plays faults queued by the test (status codes with
+bodies and headers, latency, raw content)."""
 
 from __future__ import annotations
 
@@ -82,27 +84,81 @@ class LlmStub:
         return [
             s
             for s in seen
-            if s.headers.get("authorization") == f"Bearer {key}" or s.headers.get("api-key") == key
+            if s.headers.get("authorization") == f"Bearer {key}"
+            or s.headers.get("api-key") == key
+            or s.headers.get("x-api-key") == key
         ]
 
-    async def _chat(self, request: Request) -> Response:
+    async def _receive(self, request: Request) -> tuple[Seen, Fault | None, Response | None]:
+        """The request recorded and its fault's delay played; a response when that ends it."""
         body = await request.json()
-        seen = Seen(request.url.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        seen = Seen(path, {k.lower(): v for k, v in request.headers.items()}, body)
         with self._lock:
             self.requests.append(seen)
             fault = self.faults.pop(0) if self.faults else None
         delay = fault.delay if fault else self.latency
         if delay and await _client_left(request, delay):
             seen.disconnected = True
-            return Response(status_code=499)
+            return seen, fault, Response(status_code=499)
         seen.answered = True
         if fault is not None and fault.status != 200:
-            return JSONResponse(
-                fault.body or {"error": {"message": "stub fault"}}, fault.status, fault.headers
+            default = (
+                {"type": "error", "error": {"type": "api_error", "message": "stub fault"}}
+                if request.url.path.endswith("/messages")
+                else {"error": {"message": "stub fault"}}
             )
+            return seen, fault, JSONResponse(fault.body or default, fault.status, fault.headers)
+        return seen, fault, None
+
+    def _content(self, fault: Fault | None, body: dict[str, Any]) -> str | None:
         content = fault.content if fault and fault.content is not None else self.content
         if content is None and self.responder is not None:
             content = self.responder(body)
+        return content
+
+    async def _messages(self, request: Request) -> Response:
+        """Anthropic's Messages API: a forced tool is answered with a `tool_use` block whose input fits
+        the tool's schema; otherwise a text block (after a thinking block when thinking is on)."""
+        seen, fault, done = await self._receive(request)
+        if done is not None:
+            return done
+        body = seen.body
+        content = self._content(fault, body)
+        blocks: list[dict[str, Any]] = []
+        if body.get("thinking"):
+            blocks.append({"type": "thinking", "thinking": "Considering.", "signature": "c3R1Yg=="})
+        forced = (body.get("tool_choice") or {}).get("name")
+        tool = next((t for t in body.get("tools") or [] if t.get("name") == forced), None)
+        if tool is not None and content is None:
+            value = _example(tool.get("input_schema") or {})
+            blocks.append({"type": "tool_use", "id": "toolu_stub", "name": forced, "input": value})
+            stop = "tool_use"
+        else:
+            blocks.append({"type": "text", "text": content if content is not None else '{"output": "stub"}'})
+            stop = "end_turn"
+        return JSONResponse(
+            {
+                "id": "msg_stub",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", ""),
+                "content": blocks,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": self.usage["prompt_tokens"],
+                    "output_tokens": self.usage["completion_tokens"],
+                },
+            }
+        )
+
+    async def _chat(self, request: Request) -> Response:
+        seen, fault, done = await self._receive(request)
+        if done is not None:
+            return done
+        body = seen.body
+        content = self._content(fault, body)
         if content is None:
             content = json.dumps(_fitting(body))
         return JSONResponse(
@@ -146,6 +202,9 @@ class LlmStub:
             routes=[
                 Route("/v1/chat/completions", self._counted, methods=["POST"]),
                 Route("/openai/deployments/{name}/chat/completions", self._counted, methods=["POST"]),
+                Route("/v1beta/openai/chat/completions", self._counted, methods=["POST"]),
+                Route("/chat/completions", self._counted, methods=["POST"]),
+                Route("/v1/messages", self._counted, methods=["POST"]),
                 Route("/_control", self._control, methods=["GET", "POST"]),
             ]
         )
@@ -155,6 +214,8 @@ class LlmStub:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
         try:
+            if request.url.path.endswith("/messages"):
+                return await self._messages(request)
             return await self._chat(request)
         finally:
             with self._lock:

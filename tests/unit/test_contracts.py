@@ -11,6 +11,7 @@ import pytest
 from temporalio import activity
 
 from activities.ingest_activities import IngestActivities
+from activities.llm_activities import LlmActivities
 from activities.run_activities import RunActivities
 from activities.schedule_activities import ScheduleActivities
 from workflows.contracts import RunActivitiesContract
@@ -46,6 +47,7 @@ def test_every_activity_in_recorded_histories_is_registered_under_its_name() -> 
         RunActivities(None, None, None),  # type: ignore[arg-type]
         IngestActivities(None, None, None),  # type: ignore[arg-type]
         ScheduleActivities(None, None, None, None),  # type: ignore[arg-type]
+        LlmActivities(None, None),  # type: ignore[arg-type]
     )
     recorded = _recorded_activity_types()
     assert "run_python_node" in recorded and "finalize_run" in recorded

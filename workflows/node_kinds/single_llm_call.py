@@ -214,6 +214,7 @@ def check_llm_config(node: WorkflowNode, config: SingleLLMCallNodeConfig) -> Non
             raise InvalidDefinition(f"Node '{node.id}': output_json_schema is not JSON ({err.msg})") from None
         if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
             raise InvalidDefinition(f"Node '{node.id}': output_json_schema must be a JSON object schema")
+    check_thinking_and_urls(node, config)
     for i, example in enumerate(config.few_shot_examples or []):
         if "input" not in example or "output" not in example:
             raise InvalidDefinition(f"Node '{node.id}': few_shot_examples[{i}] needs 'input' and 'output'")
@@ -229,6 +230,43 @@ def check_llm_config(node: WorkflowNode, config: SingleLLMCallNodeConfig) -> Non
             raise InvalidDefinition(
                 f"Node '{node.id}': {field} is not a valid template: {err.message}"
             ) from None
+
+
+def check_thinking_and_urls(node: WorkflowNode, config: SingleLLMCallNodeConfig) -> None:
+    """Thinking mode only where the provider has it (Anthropic's `thinking`, the models PySpur marks
+    `supports_thinking`, or any anthropic/ model outside PySpur's list); `url_variables` only under
+    the names PySpur reads.
+
+    Raises:
+        InvalidDefinition: naming the node, the setting and why.
+    """
+    model = str(config.llm_info.model)
+    if config.enable_thinking:
+        known = model_constraints().get(model)
+        supported = known.get("supports_thinking", False) if known else model.startswith("anthropic/")
+        if not supported:
+            raise InvalidDefinition(
+                f"Node '{node.id}': enable_thinking is set but {model} has no thinking mode "
+                "(it is supported for Anthropic models such as anthropic/claude-3-7-sonnet-latest)"
+            )
+        budget = config.thinking_budget_tokens
+        max_tokens = config.llm_info.max_tokens
+        if budget is not None and max_tokens is not None and not 1024 <= budget < max_tokens:
+            raise InvalidDefinition(
+                f"Node '{node.id}': thinking_budget_tokens must be at least 1024 and below "
+                f"llm_info.max_tokens ({max_tokens}), got {budget}"
+            )
+    for kind, variable in (config.url_variables or {}).items():
+        if kind != "file":
+            raise InvalidDefinition(
+                f"Node '{node.id}': url_variables.{kind} is not supported (use 'file': the input "
+                "variable holding an http(s) or data: URL, sent beside the user message)"
+            )
+        if not variable or "." not in variable:
+            raise InvalidDefinition(
+                f"Node '{node.id}': url_variables.{kind} must name an input variable as "
+                f"'Title.field', got {variable!r}"
+            )
 
 
 def check_template_titles(node: WorkflowNode, config: SingleLLMCallNodeConfig, titles: set[str]) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from core import provider_keys
+from core import llm_egress, provider_keys
 from core.access import is_admin
 from errors import Forbidden
 
@@ -58,7 +58,14 @@ async def set_key(
     body: APIKey, who: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
     _ensure_admin(who)
-    await provider_keys.put(session, provider_keys.cipher(settings), who.tenant_id, body.name, body.value)
+    await provider_keys.put(
+        session,
+        provider_keys.cipher(settings),
+        who.tenant_id,
+        body.name,
+        body.value,
+        llm_egress.policy(settings),
+    )
     return {"message": f"Key '{body.name}' set successfully"}
 
 
