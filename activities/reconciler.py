@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,6 +78,13 @@ async def reconcile_once(
 async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
     """Check one run against its execution now (the admin CLI's `reconcile RUN_ID`); 1 if repaired."""
     return await _repair(sessions, client, run_id, WORKFLOW_TASK_FAILURES)
+
+
+async def temporal_status(client: Client, run_id: uuid.UUID) -> RunStatus | None:
+    """The status Temporal's record gives a run (None while its execution is open), repairing and
+    ending nothing: for checks that compare the database with Temporal (the chaos soak)."""
+    verdict = await _verdict(client, run_id, task_failures=sys.maxsize)
+    return None if verdict is None else verdict[0]
 
 
 async def _repair(

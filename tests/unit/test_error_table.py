@@ -65,3 +65,49 @@ async def test_unknown_v1_path_and_unexpected_errors_use_the_envelope() -> None:
     )
     plain = await get("/wf/boom")
     assert plain.status_code == 500 and plain.text == "Internal Server Error"
+
+
+async def test_an_unavailable_dependency_answers_503_with_retry_after_on_both_surfaces() -> None:
+    a = FastAPI()
+    error_table.install(a)
+
+    for prefix in ("/v1", "/wf"):
+
+        @a.get(f"{prefix}/down")
+        async def down() -> None:
+            raise errors.Unavailable("Temporal is unavailable")
+
+    transport = httpx.ASGITransport(app=a, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for prefix in ("/v1", "/wf"):
+            resp = await client.get(f"{prefix}/down")
+            assert resp.status_code == 503
+            assert resp.headers["retry-after"] == str(error_table.RETRY_AFTER_SECONDS)
+
+
+async def test_a_database_starting_up_answers_503_and_a_driver_bug_500() -> None:
+    """asyncpg's "the database system is starting up" arrives as SQLAlchemy's generic DBAPIError
+    (seen by the chaos soak right after PostgreSQL restarted): 503 with Retry-After, not 500."""
+    from sqlalchemy.exc import DBAPIError
+
+    class Orig(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__("driver error")
+            self.sqlstate = sqlstate
+
+    a = FastAPI()
+    error_table.install(a)
+
+    @a.get("/wf/starting")
+    async def starting() -> None:
+        raise DBAPIError("SELECT 1", {}, Orig("57P03"))
+
+    @a.get("/wf/bug")
+    async def bug() -> None:
+        raise DBAPIError("SELECT 1", {}, Orig("42703"))
+
+    transport = httpx.ASGITransport(app=a, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        starting_up = await client.get("/wf/starting")
+        assert starting_up.status_code == 503 and starting_up.headers["retry-after"]
+        assert (await client.get("/wf/bug")).status_code == 500
