@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 import errors
 from db.failures import unavailable
 from telemetry.logs import bind_ids
+from temporal_client import connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ async def _http(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """A bug: v1 callers still get the envelope (with the request id to quote); others plain text."""
+    if connect_failure(exc):  # not a bug: a lazy Temporal client's first connection failed
+        log.warning("temporal unreachable: %s", exc)
+        return _body(request, 503, "Temporal is unavailable")
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if request.url.path.startswith("/v1/"):
         response = _body(request, 500, "Internal error")

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data and logs directory")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[soak %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "pgserver"):
+    for noisy in ("httpx", "pgserver", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # pgserver's socket lives in its data directory: keep the path short (sun_path is 108 bytes).
     tmp = Path(tempfile.mkdtemp(prefix="soak-", dir="/tmp"))
@@ -185,6 +185,9 @@ def _summary(
         "requests_by_status": dict(sorted(checks.status_counts(rec.log).items())),
         "requests_by_route_and_status": dict(sorted(routes.items())),
         "llm_calls_repeated_after_a_fault": excused,
+        "failed_runs_by_error": dict(
+            Counter((r.error or "")[:160] for r in runs if r.status == "FAILED").most_common(12)
+        ),
         "settle_seconds": round(waited, 1),
         "violations": [asdict(v) for v in violations],
     }
@@ -192,7 +195,14 @@ def _summary(
 
 def _print(summary: dict[str, Any]) -> None:
     out = [f"\n== soak: {summary['seconds']:.0f} s, seed {summary['seed']} =="]
-    for name in ("runs_by_kind_and_status", "scenarios", "faults_by_kind_and_target", "requests_by_status"):
+    names = (
+        "runs_by_kind_and_status",
+        "scenarios",
+        "faults_by_kind_and_target",
+        "requests_by_status",
+        "failed_runs_by_error",
+    )
+    for name in names:
         out.append(f"{name.replace('_', ' ')}:")
         out += [f"  {k}: {v}" for k, v in summary[name].items()]
     out.append(

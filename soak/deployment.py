@@ -144,8 +144,18 @@ class Deployment:
             sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
             "--port", str(proc.port), "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        proc.popen = devstack.spawn(cmd, log, self.env())
-        devstack.wait_for_port("127.0.0.1", proc.port, timeout=120, proc=proc.popen)
+        # Like a supervisor: an API that exits at start (PostgreSQL away during its migration check)
+        # is started again until it listens.
+        deadline = time.monotonic() + 180
+        while True:
+            proc.popen = devstack.spawn(cmd, log, self.env())
+            try:
+                devstack.wait_for_port("127.0.0.1", proc.port, timeout=120, proc=proc.popen)
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def pg_pid(self) -> int | None:
         pid_file = self.tmp / "pg" / "postmaster.pid"

@@ -111,3 +111,24 @@ async def test_a_database_starting_up_answers_503_and_a_driver_bug_500() -> None
         starting_up = await client.get("/wf/starting")
         assert starting_up.status_code == 503 and starting_up.headers["retry-after"]
         assert (await client.get("/wf/bug")).status_code == 500
+
+
+async def test_a_lazy_temporal_client_that_cannot_connect_answers_503_and_other_runtime_errors_500() -> None:
+    """The SDK's lazy client raises a bare RuntimeError when its first connection fails (an API that
+    started while Temporal was away, seen by the chaos soak): that is Temporal being unavailable."""
+    a = FastAPI()
+    error_table.install(a)
+
+    @a.get("/wf/unreachable")
+    async def unreachable() -> None:
+        raise RuntimeError("Failed client connect: Server connection error: tcp connect error")
+
+    @a.get("/wf/other")
+    async def other() -> None:
+        raise RuntimeError("some bug")
+
+    transport = httpx.ASGITransport(app=a, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        down = await client.get("/wf/unreachable")
+        assert down.status_code == 503 and down.headers["retry-after"]
+        assert (await client.get("/wf/other")).status_code == 500
