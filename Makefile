@@ -36,3 +36,11 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
+
+# The chaos soak (docs/operating.md#chaos-soak): 2 APIs, 2 workers, Temporal and PostgreSQL under mixed
+# load while processes are killed and frozen; exits non-zero on any invariant violation.
+SOAK_SECONDS ?= 120
+SOAK_SEED ?= 1
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED)
