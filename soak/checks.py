@@ -75,8 +75,7 @@ async def check_runs(
         if r.status in OPEN:
             found.append(Violation("settled", str(r.id), f"still {r.status} after the settle"))
             continue
-        temporal = await temporal_status(client, r.id)
-        expected = "PAUSED" if temporal is None else temporal.value
+        expected = await _temporal_agrees(client, r.id, r.status)
         if expected != r.status:
             found.append(
                 Violation(
@@ -87,6 +86,19 @@ async def check_runs(
             )
     found += await _batch_rows(sessions, [r for r in runs if r.id in batch_parents])
     return found
+
+
+async def _temporal_agrees(client: Client, run_id: Any, status: str, within: float = 30.0) -> str:
+    """Temporal's status of the run, read again for a while if it disagrees: a run's terminal write
+    lands before its execution closes, and after a worker was lost that last workflow task may wait
+    for its timeout."""
+    deadline = time.monotonic() + within
+    while True:
+        temporal = await temporal_status(client, run_id)
+        expected = "PAUSED" if temporal is None else temporal.value
+        if expected == status or time.monotonic() > deadline:
+            return expected
+        await asyncio.sleep(1.0)
 
 
 async def _batch_rows(sessions: async_sessionmaker[AsyncSession], parents: list[Any]) -> list[Violation]:
@@ -109,7 +121,10 @@ async def _batch_rows(sessions: async_sessionmaker[AsyncSession], parents: list[
             if children != len(idx) or (p.rows_done is not None and p.rows_done != children):
                 problems.append(f"{children} child runs, {len(idx)} lines, rows_done {p.rows_done}")
             if p.status in ("COMPLETED", "FAILED") and idx != list(range(p.rows_total or 0)):
-                problems.append(f"lines {idx[:5]}... for {p.rows_total} rows")
+                problems.append(
+                    f"{p.status} with lines {idx[:5]}... for {p.rows_total} rows (rows_done "
+                    f"{p.rows_done}, output file {p.output_file_id}, error {p.error!r})"
+                )
             if problems:
                 found.append(Violation("batch_rows_once", str(p.id), "; ".join(problems)))
     return found
@@ -168,7 +183,8 @@ def check_http(log: list[Exchange], faults: list[Fault]) -> list[Violation]:
             why = (
                 "without Retry-After" if e.status == 503 and not e.retry_after else "with no dependency down"
             )
-            found.append(Violation("no_5xx", where, f"{e.status} {why if e.status == 503 else ''}".strip()))
+            detail = f"{e.status} {why if e.status == 503 else ''} {e.error}".strip()
+            found.append(Violation("no_5xx", where, detail))
     return found
 
 

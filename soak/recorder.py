@@ -52,8 +52,9 @@ class Recorder:
         except httpx.HTTPError as exc:
             self.log.append(Exchange(t0, time.time(), api, route, None, False, type(exc).__name__))
             return None
+        said = resp.text[:160] if resp.status_code >= 500 else ""
         self.log.append(
-            Exchange(t0, time.time(), api, route, resp.status_code, "retry-after" in resp.headers)
+            Exchange(t0, time.time(), api, route, resp.status_code, "retry-after" in resp.headers, said)
         )
         return resp
 
