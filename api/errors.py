@@ -114,6 +114,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 async def _rpc(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RPCError)
     status = _RPC_STATUS.get(exc.status, 502)
+    if exc.status == RPCStatusCode.UNKNOWN and "transport error" in exc.message.lower():
+        status = 503  # the connection to Temporal broke mid-call (the server died): it is away, not wrong
     if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.RESOURCE_EXHAUSTED) and (
         "size" in exc.message.lower() or "larger than" in exc.message.lower()
     ):

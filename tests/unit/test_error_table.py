@@ -132,3 +132,25 @@ async def test_a_lazy_temporal_client_that_cannot_connect_answers_503_and_other_
         down = await client.get("/wf/unreachable")
         assert down.status_code == 503 and down.headers["retry-after"]
         assert (await client.get("/wf/other")).status_code == 500
+
+
+async def test_a_connection_to_temporal_broken_mid_call_answers_503_not_502() -> None:
+    """Temporal killed while a call was in flight: UNKNOWN "transport error" (seen by the chaos soak)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    a = FastAPI()
+    error_table.install(a)
+
+    @a.get("/wf/broken")
+    async def broken() -> None:
+        raise RPCError("transport error", RPCStatusCode.UNKNOWN, b"")
+
+    @a.get("/wf/internal")
+    async def internal() -> None:
+        raise RPCError("something else", RPCStatusCode.INTERNAL, b"")
+
+    transport = httpx.ASGITransport(app=a, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        broken_call = await client.get("/wf/broken")
+        assert broken_call.status_code == 503 and broken_call.headers["retry-after"]
+        assert (await client.get("/wf/internal")).status_code == 502
