@@ -40,3 +40,11 @@ bench: $(STAMP)
 # Not in `make bench`: seeding a million runs takes minutes (docs/benchmarks.md, "Costs as data grows").
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# The chaos soak (docs/operating.md#chaos-soak): 2 APIs, 2 workers, Temporal and PostgreSQL under mixed
+# load while processes are killed and frozen; exits non-zero on any invariant violation.
+SOAK_SECONDS ?= 120
+SOAK_SEED ?= 1
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED)

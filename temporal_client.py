@@ -34,3 +34,10 @@ async def connect(settings: Settings, *, lazy: bool = False, runtime: Runtime | 
         interceptors=temporal_interceptors(settings),
         runtime=runtime,
     )
+
+
+def connect_failure(err: BaseException) -> bool:
+    """Whether `err` is a lazy client's failed first connection (the API started while Temporal was
+    away). The SDK raises a bare RuntimeError for it, not the RPCError UNAVAILABLE it raises once
+    connected, so callers that treat Temporal being away as 503 need this test too."""
+    return isinstance(err, RuntimeError) and str(err).startswith("Failed client connect")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,6 +78,13 @@ async def reconcile_once(
 async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
     """Check one run against its execution now (the admin CLI's `reconcile RUN_ID`); 1 if repaired."""
     return await _repair(sessions, client, run_id, WORKFLOW_TASK_FAILURES)
+
+
+async def temporal_status(client: Client, run_id: uuid.UUID) -> RunStatus | None:
+    """The status Temporal's record gives a run (None while its execution is open), repairing and
+    ending nothing: for checks that compare the database with Temporal (the chaos soak)."""
+    verdict = await _verdict(client, run_id, task_failures=sys.maxsize)
+    return None if verdict is None else verdict[0]
 
 
 async def _repair(
@@ -193,13 +201,17 @@ async def cancel_stopped(
     """Cancel the executions of runs stopped in the database that are still open (the cancel sent
     by the stop did not arrive, e.g. Temporal was away); returns how many were sent."""
     async with sessions() as session:
-        run_ids = await run_queries.recently_stopped(session, ended_after=utcnow() - window, limit=limit)
+        stopped = await run_queries.recently_stopped(session, ended_after=utcnow() - window, limit=limit)
     sent = 0
-    for run_id in run_ids:
+    for run_id, stopped_at in stopped:
         handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
         try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.cancel()
+            desc = await handle.describe()
+            # Only the execution the stop was meant for: one started after it is the run's retry or
+            # resume (started between this pass's read and now), which must not be canceled (the
+            # chaos soak saw a retried run end CANCELED so).
+            if desc.status == WorkflowExecutionStatus.RUNNING and desc.start_time < stopped_at:
+                await client.get_workflow_handle(handle.id, run_id=desc.run_id).cancel()
                 sent += 1
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:

@@ -120,9 +120,7 @@ class RunActivities(RunActivitiesContract):
         try:
             if arg.record:
                 # The progress write overlaps the user code instead of delaying it.
-                with _refusals():
-                    async with self._sessions() as session, session.begin():
-                        await repo.record_progress(session, run_id, arg.tasks, arg.attempt)
+                await self._progress(run_id, arg)
             while True:
                 done, _ = await asyncio.wait({job}, timeout=beat)
                 if done:
@@ -138,6 +136,21 @@ class RunActivities(RunActivitiesContract):
             if not job.done():
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)
+
+    async def _progress(self, run_id: uuid.UUID, arg: PythonNodeInput) -> None:
+        """Best effort while the database is away: the run's later writes (retried for about an hour)
+        carry the same rows, and a restart of PostgreSQL must not spend the node's few attempts (the
+        chaos soak saw a run fail so). A refused value still fails the node (`_refusals`)."""
+        try:
+            with _refusals():
+                async with self._sessions() as session, session.begin():
+                    await repo.record_progress(session, run_id, arg.tasks, arg.attempt)
+        except ApplicationError:
+            raise
+        except Exception as err:
+            if not failures.unavailable(err):
+                raise
+            activity.logger.warning("progress of run %s not written: %s", run_id, type(err).__name__)
 
     async def run_python_batch(self, arg: PythonBatchInput) -> PythonBatchResult:
         """Run one Python node for several batch rows in one sandbox process; nothing is written.

@@ -18,13 +18,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 import errors
+from db.failures import unavailable
 from telemetry.logs import bind_ids
+from temporal_client import connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,10 @@ def request_id(request: Request) -> str:
     return rid
 
 
+# A dependency (PostgreSQL, Temporal) that is away usually comes back within seconds (a restart); the
+# caller is told when to try again rather than left to guess whether the 503 is final.
+RETRY_AFTER_SECONDS = 2
+
 # Error bodies quote the input they refuse; a few KB of it is enough to find the fault.
 MAX_DETAIL_CHARS = 2000
 _MAX_ERRORS = 20
@@ -87,6 +93,8 @@ def _body(request: Request, status: int, detail: str) -> JSONResponse:
     if len(detail) > MAX_DETAIL_CHARS:
         detail = detail[:MAX_DETAIL_CHARS] + "... (truncated)"
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if request.url.path.startswith("/v1/"):
         content = {
             "detail": detail,
@@ -106,6 +114,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 async def _rpc(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RPCError)
     status = _RPC_STATUS.get(exc.status, 502)
+    if exc.status == RPCStatusCode.UNKNOWN and "transport error" in exc.message.lower():
+        status = 503  # the connection to Temporal broke mid-call (the server died): it is away, not wrong
     if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.RESOURCE_EXHAUSTED) and (
         "size" in exc.message.lower() or "larger than" in exc.message.lower()
     ):
@@ -117,6 +127,14 @@ async def _rpc(request: Request, exc: Exception) -> JSONResponse:
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
     return _body(request, 503, "Database unavailable")
+
+
+async def _driver_error(request: Request, exc: Exception) -> Response:
+    # asyncpg's errors reach SQLAlchemy mostly as the generic class: the SQLSTATE says whether the
+    # server was away (starting up after a crash, shutting down) or the request met a bug.
+    if unavailable(exc):
+        return await _database(request, exc)
+    return await _unexpected(request, exc)
 
 
 async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
@@ -172,6 +190,9 @@ async def _http(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """A bug: v1 callers still get the envelope (with the request id to quote); others plain text."""
+    if connect_failure(exc):  # not a bug: a lazy Temporal client's first connection failed
+        log.warning("temporal unreachable: %s", exc)
+        return _body(request, 503, "Temporal is unavailable")
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if request.url.path.startswith("/v1/"):
         response = _body(request, 500, "Internal error")
@@ -228,6 +249,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain)
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(DataError, _bad_value)
+    app.add_exception_handler(DBAPIError, _driver_error)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(RecursionError, _too_deep)

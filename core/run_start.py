@@ -27,6 +27,7 @@ from run_status import Cause, RunStatus
 from settings import Settings
 from telemetry.logs import bind_ids
 from telemetry.metrics import get_metrics, tenant
+from temporal_client import connect_failure
 from workflows.contracts import NodePolicy, RunInput, RunResult, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
 from workflows.search_attributes import RUN_TYPE, TENANT_ID, of_new_run, temporal_workflow_id
@@ -150,6 +151,12 @@ async def start_execution(
             static_details=_static_details(run, wf),
             request_eager_start=eager,
         )
+    except RuntimeError as err:
+        if not connect_failure(err):
+            raise
+        # Never connected (the API started while Temporal was away): nothing can have landed.
+        await _fail_start(session, run, str(err)[:500])
+        raise Unavailable(f"Temporal is unavailable; run {run_id} was not started") from err
     except RPCError as err:
         # A timed-out start may still have landed; if the execution exists, the run is started.
         # (Not on a restart: the earlier attempt's execution exists either way.)

@@ -33,3 +33,38 @@ def permanent(err: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# SQLSTATE classes: 08 connection exception, 57 operator intervention (57P01 admin shutdown, 57P02
+# crash shutdown, 57P03 "the database system is starting up").
+_UNAVAILABLE_CLASSES = ("08", "57")
+
+
+def unavailable(err: BaseException) -> bool:
+    """Whether `err` says the server is away (restarting, shutting down, the connection lost) rather
+    than that the statement is wrong: worth trying again shortly, on a fresh connection.
+
+    asyncpg's "cannot switch to state ...; another operation is in progress" is counted too: it is
+    what a pooled connection answers whose last operation was cut off when the server went away
+    (seen by the chaos soak after PostgreSQL was killed), and only a new connection cures it.
+    """
+    todo: list[BaseException] = [err]
+    for _ in range(16):  # the driver's error, its causes and contexts; a chain can loop
+        if not todo:
+            break
+        seen = todo.pop(0)
+        if isinstance(
+            seen,
+            ConnectionError
+            | TimeoutError
+            | asyncpg.exceptions.InternalClientError
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.PostgresConnectionError,
+        ):
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _UNAVAILABLE_CLASSES:
+            return True
+        orig = seen.orig if isinstance(seen, DBAPIError) else None
+        todo += [e for e in (orig, seen.__cause__, seen.__context__) if isinstance(e, BaseException)]
+    return False

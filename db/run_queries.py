@@ -184,12 +184,14 @@ async def open_runs_page(
     return [(run_id, start_time) for run_id, start_time in rows.all()]
 
 
-async def recently_stopped(session: AsyncSession, *, ended_after: datetime, limit: int) -> list[uuid.UUID]:
-    """Ids of runs stopped (CANCELED) since `ended_after`, newest first."""
+async def recently_stopped(
+    session: AsyncSession, *, ended_after: datetime, limit: int
+) -> list[tuple[uuid.UUID, datetime]]:
+    """`(id, end_time)` of runs stopped (CANCELED) since `ended_after`, newest first."""
     q = (
-        select(Run.id)
+        select(Run.id, Run.end_time)
         .where(Run.status == RunStatus.CANCELED.value, Run.end_time > ended_after)
         .order_by(Run.end_time.desc())
         .limit(limit)
     )
-    return list(await session.scalars(q))
+    return [(run_id, end) for run_id, end in (await session.execute(q)).all() if end is not None]

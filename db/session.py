@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -15,9 +16,20 @@ def async_url(url: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+    event.listen(engine.sync_engine, "handle_error", _drop_broken_connections)
+    return engine
+
+
+def _drop_broken_connections(context: ExceptionContext) -> None:
+    """A connection the server dropped (or one left mid-operation when it went away) is discarded
+    with the rest of the pool instead of being handed to the next request (see `failures.unavailable`)."""
+    from db.failures import unavailable
+
+    if not context.is_disconnect and unavailable(context.original_exception):
+        context.is_disconnect = True
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ksapi
@@ -11,6 +11,7 @@ import pytest
 from ksapi.exceptions import ConflictException
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -125,6 +126,39 @@ async def test_a_stop_whose_cancel_never_arrived_is_delivered_by_the_reconciler(
     await wait_until(closed, within=30)
     async with db() as session:
         assert await session.scalar(select(Run.error).where(Run.id == run_id)) == "Stopped by user"
+
+
+async def test_the_reconciler_leaves_alone_an_execution_started_after_the_stop(
+    v1: V1, live_api: str, tenant: Tenant, stack: Stack, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """A stopped run retried between the reconciler's read and its cancel: the running execution is
+    the retry's (it started after the stop), not the one the stop was meant for (the chaos soak saw
+    a retried run end CANCELED so)."""
+    slow = "import time\ntime.sleep(30)\nreturn {'y': 1}"
+    with raw(live_api, tenant.key) as http:
+        wf = http.post(
+            "/wf/", json={"name": f"stop-{uuid.uuid4().hex[:6]}", "definition": double_graph(slow)}
+        )
+        run = http.post(
+            f"/wf/{wf.json()['id']}/start_run/", json={"initial_inputs": {"input_node": {"x": 1}}}
+        )
+    run_id = uuid.UUID(run.json()["id"])
+    settled(v1, run_id, "IN_PROGRESS")
+    client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)))
+    started = (await handle.describe()).start_time
+    async with db() as session, session.begin():  # as the reconciler read it: stopped before this execution
+        await repo.stop(session, run_id, "Stopped by user", cause="test")
+        await session.execute(
+            update(Run).where(Run.id == run_id).values(end_time=started - timedelta(seconds=5))
+        )
+    try:
+        await cancel_stopped(db, client)
+        history = await handle.fetch_history()
+        kinds = {e.event_type for e in history.events}
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED not in kinds
+    finally:
+        await handle.terminate()
 
 
 def test_a_retry_runs_the_subworkflow_versions_its_first_attempt_pinned(

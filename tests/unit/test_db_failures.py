@@ -43,3 +43,29 @@ def test_a_value_the_driver_cannot_encode_is_permanent_though_reported_as_an_int
     err.__cause__ = cause
     assert permanent(err)
     assert not permanent(OperationalError("SELECT 1", {}, Exception("connection refused")))
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "unavailable"),
+    [("57P03", True), ("57P01", True), ("08006", True), ("22021", False), ("23505", False), (None, False)],
+    ids=["starting-up", "admin-shutdown", "connection", "nul-in-text", "unique", "unknown"],
+)
+def test_a_server_starting_up_or_gone_is_unavailable_and_a_refused_statement_is_not(
+    sqlstate: str | None, unavailable: bool
+) -> None:
+    from db.failures import unavailable as is_unavailable
+
+    assert is_unavailable(DBAPIError("SELECT ...", {}, _Orig(sqlstate))) is unavailable
+
+
+def test_a_connection_left_mid_operation_is_unavailable() -> None:
+    """What a pooled connection answered after PostgreSQL was killed under load (the chaos soak)."""
+    from db.failures import unavailable
+
+    cause = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    wrapped = DBAPIError("SELECT ...", {}, _Orig(None))
+    wrapped.__cause__ = cause
+    assert unavailable(wrapped)
+    assert not unavailable(RuntimeError("bug"))
