@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         "text", description="text | json (one JSON object per line, with run and trace ids)"
     )
     log_level: str = "INFO"
+    tracing_sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded (a trace started elsewhere follows its caller's choice)",
+    )
 
     @property
     def tracing_active(self) -> bool:

@@ -1,17 +1,34 @@
 """`python -m bench.run --only tracing`: the blocking run with tracing exported to a local OTLP sink vs off.
 
+Both stacks run at once and take turns (rounds of sequential runs, alternating which goes first), so
+a shared machine's background load falls on both alike. Besides latency it prints the CPU time per
+run of each stack's processes (API, worker, Temporal, PostgreSQL, from /proc), which the load of
+other programs does not disturb the way it does wall-clock time.
+
 The sink is a gRPC OTLP trace receiver in this process that counts the spans it is sent and drops
 them, so the figure is the cost of recording and exporting, not of a collector's storage.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import grpc
+import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from bench.ours import bench_ours
+from bench.http_load import concurrent, create_workflow, make_run_sender, new_client, sequential, verify_run
+from bench.ours import our_stack
 from bench.ports import free_port
-from bench.stats import Measurement
+from bench.stats import OURS, Measurement
+
+_ROUNDS = 10
+_TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 class _Sink(trace_service_pb2_grpc.TraceServiceServicer):
@@ -23,21 +40,128 @@ class _Sink(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, CPU ticks incl. reaped children, command line) for our processes."""
+    table: dict[int, tuple[int, int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            raw = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            rest = raw[raw.rindex(")") + 2 :].split()
+            table[int(entry.name)] = (int(rest[1]), sum(int(v) for v in rest[11:15]), cmd)
+    return table
+
+
+def _role(cmd: str) -> str:
+    for needle, role in (("uvicorn", "api"), ("worker.py", "worker"), ("temporal", "temporal")):
+        if needle in cmd:
+            return role
+    return "postgres"
+
+
+def _stack_cpu_ms(root: int) -> dict[str, float]:
+    """CPU milliseconds so far of each part of one devstack (the subtree of each of its children)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[str, float] = {}
+    for top in children.get(root, []):
+        role, stack, ticks = _role(table[top][2]), [top], 0
+        while stack:
+            pid = stack.pop()
+            ticks += table[pid][1]
+            stack.extend(children.get(pid, []))
+        out[role] = out.get(role, 0.0) + ticks * _TICK_MS
+    return out
+
+
+@dataclass
+class _Arm:
+    label: str
+    client: httpx.AsyncClient
+    root: int
+    send: object = None
+    latencies: list[float] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    runs: int = 0
+
+
+async def _prepare(arm: _Arm, base: str, key: str, warmup: int) -> None:
+    arm.client.headers["Authorization"] = f"Bearer {key}"
+    workflow_id = await create_workflow(arm.client, base)
+    await verify_run(arm.client, base, workflow_id)
+    arm.send = make_run_sender(arm.client, f"{base}/wf/{workflow_id}/run/")
+    await sequential(arm.send, 0, warmup)  # type: ignore[arg-type]
+
+
+async def _round(arm: _Arm, n: int) -> None:
+    before = _stack_cpu_ms(arm.root)
+    arm.latencies += await sequential(arm.send, n, warmup=0)  # type: ignore[arg-type]
+    after = _stack_cpu_ms(arm.root)
+    for role, ms in after.items():
+        arm.cpu_ms[role] = arm.cpu_ms.get(role, 0.0) + ms - before.get(role, 0.0)
+    arm.runs += n
+
+
+def _report(arm: _Arm) -> str:
+    per_run = {role: ms / arm.runs for role, ms in sorted(arm.cpu_ms.items())}
+    parts = " ".join(f"{role} {ms:.1f}" for role, ms in per_run.items())
+    return (
+        f"[bench] tracing {arm.label}: p50 {statistics.median(arm.latencies):.1f} ms over {arm.runs} runs; "
+        f"CPU ms/run total {sum(per_run.values()):.1f} ({parts})"
+    )
+
+
 async def bench_tracing(n_seq: int, n_conc: int, conc: int, warmup: int) -> list[Measurement]:
-    off = await bench_ours(n_seq, n_conc, conc, warmup)
     sink = _Sink()
     server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        on = await bench_ours(
-            n_seq, n_conc, conc, warmup, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}"
-        )
+        async with (
+            our_stack() as (off_base, off_key),
+            our_stack(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint) as (on_base, on_key),
+            new_client(conc) as off_client,
+            new_client(conc) as on_client,
+        ):
+            off = _Arm("off", off_client, _devstack_pid(off_base))
+            on = _Arm("on", on_client, _devstack_pid(on_base))
+            await _prepare(off, off_base, off_key, warmup)
+            await _prepare(on, on_base, on_key, warmup)
+            spans_before, runs_per_round = sink.spans, max(1, n_seq // _ROUNDS)
+            for r in range(_ROUNDS):
+                for arm in (off, on) if r % 2 == 0 else (on, off):
+                    await _round(arm, runs_per_round)
+            time.sleep(6)  # the batch processor's 5 s schedule: the last spans reach the sink
+            print(_report(off), flush=True)
+            print(_report(on), flush=True)
+            print(f"[bench] OTLP sink received {(sink.spans - spans_before) / on.runs:.1f} spans/run")
+            rows = []
+            for arm in (off, on):
+                lat, wall = await concurrent(arm.send, n_conc, conc, warmup=0)  # type: ignore[arg-type]
+                note = "tracing exported to a local OTLP sink" if arm is on else "tracing off"
+                rows += [
+                    Measurement(OURS, arm.latencies, sum(arm.latencies) / 1000, arm.runs, 1, note),
+                    Measurement(OURS, lat, wall, n_conc, conc, note),
+                ]
     finally:
         await server.stop(None)
-    print(f"OTLP sink received {sink.spans} spans")
-    for row in on:
-        row.note = "tracing exported to a local OTLP sink"
-    return [*off, *on]
+    return rows
+
+
+def _devstack_pid(base: str) -> int:
+    """The devstack process serving `base` (its environment names the API's port)."""
+    port = base.rsplit(":", 1)[1].encode()
+    for pid, (_, _, cmd) in _proc_table().items():
+        if "devstack.py" in cmd:
+            with contextlib.suppress(OSError):
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if b"PORT=" + port in env:
+                    return pid
+    raise RuntimeError(f"no devstack process found for {base}")

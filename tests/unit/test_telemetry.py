@@ -18,9 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from settings import Settings
 from telemetry.in_workflow import run_details
 from telemetry.llm import llm_call
-from telemetry.logs import JsonFormatter, TextFormatter, bind_ids
+from telemetry.logs import JsonFormatter, TextFormatter, bind_ids, configure_logging
 from telemetry.metrics import build_metrics, get_metrics, tenant
 from telemetry.temporal_tracing import RunTracingInterceptor
 from telemetry.tracing import span
@@ -91,6 +92,35 @@ def test_text_lines_stay_readable_and_append_the_ids() -> None:
     ctx.run(bind_ids, run_id="r9")
     text = ctx.run(TextFormatter().format, record)
     assert text.endswith("hello [run_id=r9]")
+
+
+def test_api_text_logs_carry_the_request_run_and_trace_ids_on_uvicorn_lines_too(
+    capsys: pytest.CaptureFixture[str], spans: InMemorySpanExporter
+) -> None:
+    """Under uvicorn the root logger has no handler of its own: ours is installed, and uvicorn's
+    loggers (which come with their own handlers and format) go through it."""
+    root, uvicorn_error = logging.getLogger(), logging.getLogger("uvicorn.error")
+    saved = (root.handlers[:], root.level, uvicorn_error.handlers[:], uvicorn_error.propagate)
+    root.handlers[:] = []
+    uvicorn_error.handlers[:] = [logging.StreamHandler()]  # as uvicorn's LOGGING_CONFIG leaves it
+    uvicorn_error.propagate = False
+
+    def request() -> str:
+        bind_ids(request_id="req-7", run_id="run-7")
+        with span("POST /wf/{workflow_id}/run/") as s:
+            uvicorn_error.warning("Exception in ASGI application")
+            return format(s.get_span_context().trace_id, "032x")
+
+    try:
+        configure_logging(Settings(log_format="text"))
+        trace_id = contextvars.copy_context().run(request)
+    finally:
+        root.handlers[:], uvicorn_error.handlers[:] = saved[0], saved[2]
+        root.setLevel(saved[1])
+        uvicorn_error.propagate = saved[3]
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "Exception in ASGI" in x]
+    assert line.endswith(f"[request_id=req-7 run_id=run-7 trace_id={trace_id}]"), line
+    assert " uvicorn.error WARNING " in line
 
 
 def _sample(name: str, **labels: str) -> float:
