@@ -276,6 +276,10 @@ async def test_metrics_count_a_known_mix_of_runs_exactly(traced: httpx.AsyncClie
     assert _delta(before, after, node, node_type="PythonFuncNode", status="COMPLETED") == 2
     assert _delta(before, after, node, node_type="PythonFuncNode", status="FAILED") == 1
     assert _delta(before, after, node, node_type="InputNode", status="COMPLETED") == 4
+    # Inline nodes take no workflow time; their evaluation is timed by the worker's clock instead.
+    spent = p + "node_duration_seconds_sum"
+    assert _delta(before, after, spent, node_type="InputNode", status="COMPLETED") > 0
+    assert _delta(before, after, spent, node_type="OutputNode", status="COMPLETED") > 0
     assert _delta(before, after, p + "sandbox_spawns_total") == 3
     route = "/wf/{workflow_id}/run/"
     runs_ok = _delta(before, after, p + "http_requests_total", method="POST", route=route, status="200")
