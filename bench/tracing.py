@@ -1,7 +1,7 @@
 """`python -m bench.run --only tracing`: the blocking run with tracing exported to a local OTLP sink vs off.
 
-Both stacks run at once and take turns (rounds of sequential runs, alternating which goes first), so
-a shared machine's background load falls on both alike. Besides latency it prints the CPU time per
+Both stacks run at once and take turns (rounds of runs, sequential then at the given concurrency,
+alternating which goes first), so a shared machine's background load falls on both alike. Besides latency it prints the CPU time per
 run of each stack's processes (API, worker, Temporal, PostgreSQL, from /proc), which the load of
 other programs does not disturb the way it does wall-clock time.
 
@@ -11,6 +11,7 @@ them, so the figure is the cost of recording and exporting, not of a collector's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import statistics
@@ -22,7 +23,15 @@ import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from bench.http_load import concurrent, create_workflow, make_run_sender, new_client, sequential, verify_run
+from bench.http_load import (
+    Send,
+    concurrent,
+    create_workflow,
+    make_run_sender,
+    new_client,
+    sequential,
+    verify_run,
+)
 from bench.ours import our_stack
 from bench.ports import free_port
 from bench.stats import OURS, Measurement
@@ -79,14 +88,22 @@ def _stack_cpu_ms(root: int) -> dict[str, float]:
 
 
 @dataclass
+class _Leg:
+    """One arm's runs at one concurrency, summed over its rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    runs: int = 0
+
+
+@dataclass
 class _Arm:
     label: str
     client: httpx.AsyncClient
     root: int
-    send: object = None
-    latencies: list[float] = field(default_factory=list)
-    cpu_ms: dict[str, float] = field(default_factory=dict)
-    runs: int = 0
+    send: Send | None = None
+    legs: dict[int, _Leg] = field(default_factory=dict)
 
 
 async def _prepare(arm: _Arm, base: str, key: str, warmup: int) -> None:
@@ -94,25 +111,41 @@ async def _prepare(arm: _Arm, base: str, key: str, warmup: int) -> None:
     workflow_id = await create_workflow(arm.client, base)
     await verify_run(arm.client, base, workflow_id)
     arm.send = make_run_sender(arm.client, f"{base}/wf/{workflow_id}/run/")
-    await sequential(arm.send, 0, warmup)  # type: ignore[arg-type]
+    await sequential(arm.send, 0, warmup)
 
 
-async def _round(arm: _Arm, n: int) -> None:
-    before = _stack_cpu_ms(arm.root)
-    arm.latencies += await sequential(arm.send, n, warmup=0)  # type: ignore[arg-type]
+async def _round(arm: _Arm, n: int, conc: int) -> None:
+    assert arm.send is not None
+    leg = arm.legs.setdefault(conc, _Leg())
+    before, start = _stack_cpu_ms(arm.root), time.perf_counter()
+    if conc == 1:
+        leg.latencies += await sequential(arm.send, n, warmup=0)
+    else:
+        leg.latencies += (await concurrent(arm.send, n, conc, warmup=0))[0]
+    leg.wall_s += time.perf_counter() - start
     after = _stack_cpu_ms(arm.root)
     for role, ms in after.items():
-        arm.cpu_ms[role] = arm.cpu_ms.get(role, 0.0) + ms - before.get(role, 0.0)
-    arm.runs += n
+        leg.cpu_ms[role] = leg.cpu_ms.get(role, 0.0) + ms - before.get(role, 0.0)
+    leg.runs += n
 
 
-def _report(arm: _Arm) -> str:
-    per_run = {role: ms / arm.runs for role, ms in sorted(arm.cpu_ms.items())}
+def _report(arm: _Arm, conc: int) -> str:
+    leg = arm.legs[conc]
+    per_run = {role: ms / leg.runs for role, ms in sorted(leg.cpu_ms.items())}
     parts = " ".join(f"{role} {ms:.1f}" for role, ms in per_run.items())
     return (
-        f"[bench] tracing {arm.label}: p50 {statistics.median(arm.latencies):.1f} ms over {arm.runs} runs; "
-        f"CPU ms/run total {sum(per_run.values()):.1f} ({parts})"
+        f"[bench] tracing {arm.label} at concurrency {conc}: p50 {statistics.median(leg.latencies):.1f} ms, "
+        f"{leg.runs / leg.wall_s:.1f} runs/s over {leg.runs} runs; "
+        f"CPU ms/run {sum(per_run.values()):.1f} ({parts})"
     )
+
+
+async def _interleaved(off: _Arm, on: _Arm, n: int, conc: int) -> None:
+    """`n` runs per arm in rounds, alternating which arm goes first."""
+    per_round = max(conc, n // _ROUNDS)
+    for r in range(max(1, n // per_round)):
+        for arm in (off, on) if r % 2 == 0 else (on, off):
+            await _round(arm, per_round, conc)
 
 
 async def bench_tracing(n_seq: int, n_conc: int, conc: int, warmup: int) -> list[Measurement]:
@@ -134,22 +167,20 @@ async def bench_tracing(n_seq: int, n_conc: int, conc: int, warmup: int) -> list
             on = _Arm("on", on_client, _devstack_pid(on_base))
             await _prepare(off, off_base, off_key, warmup)
             await _prepare(on, on_base, on_key, warmup)
-            spans_before, runs_per_round = sink.spans, max(1, n_seq // _ROUNDS)
-            for r in range(_ROUNDS):
-                for arm in (off, on) if r % 2 == 0 else (on, off):
-                    await _round(arm, runs_per_round)
-            time.sleep(6)  # the batch processor's 5 s schedule: the last spans reach the sink
-            print(_report(off), flush=True)
-            print(_report(on), flush=True)
-            print(f"[bench] OTLP sink received {(sink.spans - spans_before) / on.runs:.1f} spans/run")
+            spans_before = sink.spans
+            await _interleaved(off, on, n_seq, 1)
+            await asyncio.sleep(6)  # the batch processor's 5 s schedule: the last spans reach the sink
+            spans_per_run = (sink.spans - spans_before) / on.legs[1].runs
+            await _interleaved(off, on, n_conc, conc)
+            for conc_ in (1, conc):
+                print(_report(off, conc_), flush=True)
+                print(_report(on, conc_), flush=True)
+            print(f"[bench] OTLP sink received {spans_per_run:.1f} spans per sequential run")
             rows = []
             for arm in (off, on):
-                lat, wall = await concurrent(arm.send, n_conc, conc, warmup=0)  # type: ignore[arg-type]
                 note = "tracing exported to a local OTLP sink" if arm is on else "tracing off"
-                rows += [
-                    Measurement(OURS, arm.latencies, sum(arm.latencies) / 1000, arm.runs, 1, note),
-                    Measurement(OURS, lat, wall, n_conc, conc, note),
-                ]
+                for conc_, leg in sorted(arm.legs.items()):
+                    rows.append(Measurement(OURS, leg.latencies, leg.wall_s, leg.runs, conc_, note))
     finally:
         await server.stop(None)
     return rows

@@ -133,6 +133,9 @@ async def test_a_blocking_run_is_one_trace_from_the_request_through_each_node_to
     py = next(s for s in trace if s.name == "node PythonFuncNode")
     assert py.attributes is not None
     assert (py.attributes["node.id"], py.attributes["node.title"]) == ("py1", "py1")
+    # The request is one span: no per-message send/receive or per-operation spans beside it.
+    http_layer = [s.name for s in trace if s.name.startswith(("POST", "fastapi."))]
+    assert http_layer == ["POST /wf/{workflow_id}/run/"]
 
 
 async def test_an_llm_call_is_a_genai_span_of_the_run_without_its_prompt_and_counts_its_tokens(
