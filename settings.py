@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         description="A blocking run whose terminal write this API process made (eager start) answers "
         "from that write, without waiting for Temporal to close the execution and its long poll",
     )
+    tracing_sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded (a trace started elsewhere follows its caller's choice)",
+    )
 
     @property
     def tracing_active(self) -> bool:

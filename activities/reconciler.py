@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,8 @@ class Cursor:
     """Where the next pass resumes, so runs paused for weeks cannot crowd out newer ones."""
 
     after: tuple[datetime, uuid.UUID] | None = None
+    # Runs seen with their workflow task being retried during the current pass over all open runs.
+    retrying: set[uuid.UUID] = field(default_factory=set)
 
 
 async def reconcile_once(
@@ -69,15 +71,18 @@ async def reconcile_once(
     repaired = 0
     for run_id, _ in rows:
         try:
-            repaired += await _repair(sessions, client, run_id, task_failures)
+            repaired += await _repair(sessions, client, run_id, task_failures, cursor.retrying)
         except Exception:  # one unreachable run must not stop the pass
             log.exception("could not reconcile run %s", run_id)
+    if cursor.after is None:  # every open run has been looked at since the last time
+        get_metrics().workflow_tasks_retrying.set(len(cursor.retrying))
+        cursor.retrying.clear()
     return repaired
 
 
 async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID) -> int:
     """Check one run against its execution now (the admin CLI's `reconcile RUN_ID`); 1 if repaired."""
-    return await _repair(sessions, client, run_id, WORKFLOW_TASK_FAILURES)
+    return await _repair(sessions, client, run_id, WORKFLOW_TASK_FAILURES, set())
 
 
 async def temporal_status(client: Client, run_id: uuid.UUID) -> RunStatus | None:
@@ -88,9 +93,13 @@ async def temporal_status(client: Client, run_id: uuid.UUID) -> RunStatus | None
 
 
 async def _repair(
-    sessions: async_sessionmaker[AsyncSession], client: Client, run_id: uuid.UUID, task_failures: int
+    sessions: async_sessionmaker[AsyncSession],
+    client: Client,
+    run_id: uuid.UUID,
+    task_failures: int,
+    retrying: set[uuid.UUID],
 ) -> int:
-    verdict = await _verdict(client, run_id, task_failures)
+    verdict = await _verdict(client, run_id, task_failures, retrying)
     if verdict is None:
         return 0
     status, error, outputs = verdict
@@ -116,7 +125,7 @@ async def _repair(
 
 
 async def _verdict(
-    client: Client, run_id: uuid.UUID, task_failures: int
+    client: Client, run_id: uuid.UUID, task_failures: int, retrying: set[uuid.UUID]
 ) -> tuple[RunStatus, str, dict[str, Any] | None] | None:
     handle = client.get_workflow_handle(temporal_workflow_id(str(run_id)), result_type=RunResult)
     try:
@@ -128,6 +137,8 @@ async def _verdict(
     if desc.status is None or desc.status == WorkflowExecutionStatus.RUNNING:
         stuck = await _stuck(client, handle, desc, task_failures)
         if stuck is None:
+            if desc.raw_description.pending_workflow_task.attempt > 1:
+                retrying.add(run_id)
             return None
         return RunStatus.FAILED, stuck, None
     if desc.status == WorkflowExecutionStatus.COMPLETED:
@@ -167,6 +178,7 @@ async def _stuck(
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
+    get_metrics().workflow_task_failures_ended.inc()
     return reason
 
 

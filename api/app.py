@@ -33,7 +33,7 @@ from telemetry import db_gauges
 from telemetry import metrics as prom
 from telemetry.asgi import ObserveRequests
 from telemetry.logs import configure_logging
-from telemetry.tracing import configure_tracing, instrument_app
+from telemetry.tracing import configure_tracing, fastapi_telemetry
 from temporal_client import connect
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.log_format == "json":  # text keeps uvicorn's (and pytest's) handlers as they are
-            configure_logging(settings)
+        configure_logging(settings)
         configure_tracing(settings, "api")
         prom.get_metrics(settings)
         await upgrade_async(settings.effective_database_url)
@@ -81,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.gather(embedded, return_exceptions=True)
             await engine.dispose()
 
-    app = FastAPI(title="Durable Runs API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Durable Runs API", version="0.1.0", lifespan=lifespan, telemetry=fastapi_telemetry(settings)
+    )
     # Innermost of the middlewares (added first), so its refusals carry the request id too.
     app.add_middleware(RequestGuard, settings=settings)
     errors.install(app)
@@ -116,7 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(login.router)
     app.router.default = ui.WebUi(ui.find_build())
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    instrument_app(app, settings)
     return app
 
 

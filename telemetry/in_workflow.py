@@ -9,6 +9,7 @@ Imported by workflow code: opentelemetry, prometheus_client, temporalio and our 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import opentelemetry.context
@@ -39,9 +40,23 @@ def event_span(name: str, attributes: dict[str, str | float]) -> None:
 
 
 def node_settled(node_type: str, status: str, seconds: float) -> None:
-    """A node's duration by type and outcome (workflow time: inline nodes take 0 s)."""
+    """A node's duration by type and outcome.
+
+    Nodes run as activities, child runs or pauses are timed by the workflow clock (their start and
+    end times as stored). A node evaluated inline, within one workflow task, takes no workflow time
+    at all: the driver times it with `inline_clock()` instead."""
     if not workflow.unsafe.is_replaying():
         get_metrics().node_duration.labels(node_type, status).observe(max(0.0, seconds))
+
+
+def inline_clock() -> float:
+    """A monotonic clock for timing inline node evaluation, in seconds.
+
+    Not deterministic, which is why workflow code may use it only this way: the reading goes to a
+    metric (skipped on replay) and never into the run's state or a command, so histories replay
+    the same. The sandbox forbids `time.perf_counter` to workflow code, hence the exemption."""
+    with workflow.unsafe.sandbox_unrestricted():
+        return time.perf_counter()
 
 
 def run_details(

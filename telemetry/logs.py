@@ -82,17 +82,22 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """The root handler of a process (the API under uvicorn, the worker)."""
+    """The root handler of a process (the API under uvicorn, the worker), uvicorn's lines included.
+
+    In text mode a process whose root logger already has handlers (a test runner's) keeps them:
+    the embedding program decides where its logs go."""
+    root = logging.getLogger()
+    if settings.log_format != "json" and root.handlers:
+        return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
-    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # uvicorn's loggers have handlers of their own: in JSON mode their lines go through ours too.
-    if settings.log_format == "json":
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-            logging.getLogger(name).handlers.clear()
-            logging.getLogger(name).propagate = True
+    # uvicorn's loggers have handlers of their own, whose lines would lack the ids: ours format them
+    # too (the levels uvicorn set from --log-level stay).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
 
 
 class ActivityLogIds(Interceptor):

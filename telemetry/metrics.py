@@ -41,6 +41,8 @@ class Metrics:
     llm_latency: Histogram
     reconciler_repairs: Counter
     tenant_labels: bool
+    workflow_task_failures_ended: Counter
+    workflow_tasks_retrying: Gauge
 
 
 def build_metrics(registry: CollectorRegistry, *, tenant_labels: bool = False) -> Metrics:
@@ -140,6 +142,17 @@ def build_metrics(registry: CollectorRegistry, *, tenant_labels: bool = False) -
             registry=registry,
         ),
         tenant_labels=tenant_labels,
+        workflow_task_failures_ended=Counter(
+            name("workflow_task_failures_ended"),
+            "Executions the reconciler ended because their workflow task kept failing",
+            registry=registry,
+        ),
+        workflow_tasks_retrying=Gauge(
+            name("workflow_tasks_retrying"),
+            "Open runs whose workflow task is being retried (attempt 2 or more) at the reconciler's last"
+            " full pass over open runs; a run it ended is not counted",
+            registry=registry,
+        ),
     )
 
 

@@ -1,23 +1,27 @@
 """Turning tracing on in a process: the tracer provider, the Temporal interceptor, FastAPI spans.
 
 Off (the default: no `OTEL_EXPORTER_OTLP_ENDPOINT`, `TRACING_ENABLED` false) nothing is installed:
-no interceptor on the Temporal client, no ASGI middleware, and `span()` is OpenTelemetry's no-op.
+no interceptor on the Temporal client, FastAPI's tracing off, and `span()` is OpenTelemetry's no-op.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import opentelemetry.trace
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from settings import Settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.sampling import Sampler
+
 _TRACER = "durable_runs"
+_UNTRACED_PATHS = frozenset({"/health", "/metrics"})
 _configured: list[str] = []
 
 
@@ -34,12 +38,21 @@ def configure_tracing(settings: Settings, role: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create({"service.name": settings.otel_service_name, "service.component": role})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=sampler(settings.tracing_sample_ratio))
     provider.add_span_processor(
         BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint))
     )
     opentelemetry.trace.set_tracer_provider(provider)
     _configured.append(role)
+
+
+def sampler(ratio: float) -> Sampler:
+    """Record `ratio` of the traces this process starts; a trace begun elsewhere (the run's HTTP
+    request, a workflow's activity) keeps its caller's decision, so a trace is whole or absent.
+    Unrecorded spans are cheap no-op spans."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    return ParentBased(TraceIdRatioBased(ratio))
 
 
 def temporal_interceptors(settings: Settings) -> list[Any]:
@@ -51,13 +64,22 @@ def temporal_interceptors(settings: Settings) -> list[Any]:
     return [RunTracingInterceptor()]
 
 
-def instrument_app(app: FastAPI, settings: Settings) -> None:
-    """One server span per HTTP request, named by route template; health and metrics scrapes excluded."""
-    if not settings.tracing_active:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def fastapi_telemetry(settings: Settings) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry support: one server span per HTTP request, named by route
+    template; health and metrics scrapes excluded. Its metrics and log records stay off
+    (`telemetry.asgi` counts requests for Prometheus; logs go through `telemetry.logs`), and so do
+    its per-request dependency/endpoint/serialization spans, to keep a run's trace small and cheap."""
+    return TelemetryConfig(
+        tracing=settings.tracing_active,
+        metrics=False,
+        logs=False,
+        operation_spans=False,
+        exclude=_untraced,
+    )
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/metrics")
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS
 
 
 @contextlib.contextmanager

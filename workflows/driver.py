@@ -225,9 +225,11 @@ def _enter(state: graph.RunState, payload: dict[str, Any], precomputed: dict[str
     if state.records[plan.input_node_id].status not in graph.SETTLED:
         entry = plan.by_id[plan.input_node_id]
         in_workflow.node_span(entry.node_type, entry.id, entry.title, current=False)
+        started = in_workflow.inline_clock()
         state.start(plan.input_node_id, {}, now)
         state.complete(plan.input_node_id, nodes.input_node_output(entry, payload), now)
-        in_workflow.node_settled(entry.node_type, state.records[entry.id].status, 0.0)
+        seconds = in_workflow.inline_clock() - started
+        in_workflow.node_settled(entry.node_type, state.records[entry.id].status, seconds)
 
 
 def _evaluate_inline(
@@ -235,16 +237,20 @@ def _evaluate_inline(
 ) -> bool:
     """Settle a PURE node; False when it failed (and with it the run)."""
     in_workflow.node_span(node.node_type, node.id, node.title, current=False)
+    started = in_workflow.inline_clock()
     try:
         out = nodes.evaluate_pure(node, inputs)
     except Exception as exc:
         state.fail(node.id, f"{type(exc).__name__}: {exc}", now)
+        seconds = in_workflow.inline_clock() - started
+        in_workflow.node_settled(node.node_type, state.records[node.id].status, seconds)
         return False
     if out is None:
         state.skip(node.id, now)
     else:
         state.complete(node.id, out, now)
-    in_workflow.node_settled(node.node_type, state.records[node.id].status, 0.0)
+    seconds = in_workflow.inline_clock() - started
+    in_workflow.node_settled(node.node_type, state.records[node.id].status, seconds)
     return True
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.reconciler import reconcile_once
 from db.session import make_engine, make_session_factory
+from telemetry.metrics import get_metrics
 from tests.builders import double_graph
 from tests.conftest import Stack, Tenant, api_process, free_port, reaches, wait_until
 from workflows.search_attributes import temporal_workflow_id
@@ -192,7 +194,7 @@ async def test_batch_completes_after_the_worker_is_killed_midway_without_losing_
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 
-async def test_reconciler_ends_an_execution_whose_workflow_task_keeps_failing_and_fails_its_run(
+async def test_reconciler_ends_an_execution_whose_workflow_task_keeps_failing_fails_its_run_and_counts_it(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
     """A workflow task that fails the same way every time (here: an input the workflow code raises on)
@@ -220,11 +222,23 @@ async def test_reconciler_ends_an_execution_whose_workflow_task_keeps_failing_an
         return attempt if attempt >= 3 else 0
 
     await wait_until(attempts, within=60, interval=0.5)
+    get_metrics()  # the reconciler counts on this process's registry
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(f"durable_runs_{name}") or 0.0
+
+    ended_before = sample("workflow_task_failures_ended_total")
     engine = make_engine(stack.database_url, pool_size=1)
     try:
-        await reconcile_once(make_session_factory(engine), client, grace=timedelta(0), task_failures=3)
+        sessions = make_session_factory(engine)
+        # Below the limit it is left alone, but counted as retrying.
+        await reconcile_once(sessions, client, grace=timedelta(0), task_failures=1000, limit=100_000)
+        assert sample("workflow_tasks_retrying") >= 1
+        assert (await api.get(f"/run/{run['id']}/")).json()["status"] in ("PENDING", "RUNNING")
+        await reconcile_once(sessions, client, grace=timedelta(0), task_failures=3, limit=100_000)
     finally:
         await engine.dispose()
+    assert sample("workflow_task_failures_ended_total") == ended_before + 1
     body = (await api.get(f"/run/{run['id']}/")).json()
     assert body["status"] == "FAILED"
     assert "workflow task failed" in body["error"] and "no-such-node" in body["error"], body["error"]

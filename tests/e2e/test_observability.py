@@ -133,6 +133,9 @@ async def test_a_blocking_run_is_one_trace_from_the_request_through_each_node_to
     py = next(s for s in trace if s.name == "node PythonFuncNode")
     assert py.attributes is not None
     assert (py.attributes["node.id"], py.attributes["node.title"]) == ("py1", "py1")
+    # The request is one span: no per-message send/receive or per-operation spans beside it.
+    http_layer = [s.name for s in trace if s.name.startswith(("POST", "fastapi."))]
+    assert http_layer == ["POST /wf/{workflow_id}/run/"]
 
 
 async def test_an_llm_call_is_a_genai_span_of_the_run_without_its_prompt_and_counts_its_tokens(
@@ -276,6 +279,10 @@ async def test_metrics_count_a_known_mix_of_runs_exactly(traced: httpx.AsyncClie
     assert _delta(before, after, node, node_type="PythonFuncNode", status="COMPLETED") == 2
     assert _delta(before, after, node, node_type="PythonFuncNode", status="FAILED") == 1
     assert _delta(before, after, node, node_type="InputNode", status="COMPLETED") == 4
+    # Inline nodes take no workflow time; their evaluation is timed by the worker's clock instead.
+    spent = p + "node_duration_seconds_sum"
+    assert _delta(before, after, spent, node_type="InputNode", status="COMPLETED") > 0
+    assert _delta(before, after, spent, node_type="OutputNode", status="COMPLETED") > 0
     assert _delta(before, after, p + "sandbox_spawns_total") == 3
     route = "/wf/{workflow_id}/run/"
     runs_ok = _delta(before, after, p + "http_requests_total", method="POST", route=route, status="200")

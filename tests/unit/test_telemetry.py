@@ -10,20 +10,26 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
 from prometheus_client import REGISTRY, CollectorRegistry
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from settings import Settings
 from telemetry.in_workflow import run_details
 from telemetry.llm import llm_call
-from telemetry.logs import JsonFormatter, TextFormatter, bind_ids
+from telemetry.logs import JsonFormatter, TextFormatter, bind_ids, configure_logging
 from telemetry.metrics import build_metrics, get_metrics, tenant
 from telemetry.temporal_tracing import RunTracingInterceptor
-from telemetry.tracing import span
+from telemetry.tracing import fastapi_telemetry, sampler, span
 from tests.spans import memory_exporter
 from tests.unit.test_replay import HISTORIES, WORKFLOWS
 
@@ -91,6 +97,35 @@ def test_text_lines_stay_readable_and_append_the_ids() -> None:
     ctx.run(bind_ids, run_id="r9")
     text = ctx.run(TextFormatter().format, record)
     assert text.endswith("hello [run_id=r9]")
+
+
+def test_api_text_logs_carry_the_request_run_and_trace_ids_on_uvicorn_lines_too(
+    capsys: pytest.CaptureFixture[str], spans: InMemorySpanExporter
+) -> None:
+    """Under uvicorn the root logger has no handler of its own: ours is installed, and uvicorn's
+    loggers (which come with their own handlers and format) go through it."""
+    root, uvicorn_error = logging.getLogger(), logging.getLogger("uvicorn.error")
+    saved = (root.handlers[:], root.level, uvicorn_error.handlers[:], uvicorn_error.propagate)
+    root.handlers[:] = []
+    uvicorn_error.handlers[:] = [logging.StreamHandler()]  # as uvicorn's LOGGING_CONFIG leaves it
+    uvicorn_error.propagate = False
+
+    def request() -> str:
+        bind_ids(request_id="req-7", run_id="run-7")
+        with span("POST /wf/{workflow_id}/run/") as s:
+            uvicorn_error.warning("Exception in ASGI application")
+            return format(s.get_span_context().trace_id, "032x")
+
+    try:
+        configure_logging(Settings(log_format="text"))
+        trace_id = contextvars.copy_context().run(request)
+    finally:
+        root.handlers[:], uvicorn_error.handlers[:] = saved[0], saved[2]
+        root.setLevel(saved[1])
+        uvicorn_error.propagate = saved[3]
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "Exception in ASGI" in x]
+    assert line.endswith(f"[request_id=req-7 run_id=run-7 trace_id={trace_id}]"), line
+    assert " uvicorn.error WARNING " in line
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -170,3 +205,41 @@ def test_current_details_name_open_pauses_with_message_and_who_may_decide() -> N
     assert "user `u-7` (who started the run) or a tenant OWNER/ADMIN" in text
     assert "**Running:** `py1` (PythonFuncNode)" in text
     assert run_details([], [], None) == ""
+
+
+def test_the_sample_ratio_decides_where_a_trace_starts_and_a_started_trace_stays_whole() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler(0.0))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("new request") as root:
+        assert not root.is_recording()
+    caller = SpanContext(trace_id=7, span_id=9, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with tracer.start_as_current_span("activity", context=set_span_in_context(NonRecordingSpan(caller))):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["activity"]
+    everything = TracerProvider(sampler=sampler(1.0)).get_tracer("t")
+    with everything.start_as_current_span("new request") as root:
+        assert root.is_recording()
+
+
+@pytest.mark.parametrize("on", [True, False])
+async def test_http_requests_get_one_server_span_when_tracing_is_on_and_none_when_off_or_probed(
+    spans: InMemorySpanExporter, on: bool
+) -> None:
+    app = FastAPI(telemetry=fastapi_telemetry(Settings(tracing_enabled=on)))
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    spans.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/items/3")).status_code == 200
+        assert (await client.get("/health")).status_code == 200
+    names = [(s.name, s.kind) for s in spans.get_finished_spans()]
+    assert names == ([("GET /items/{item_id}", SpanKind.SERVER)] if on else [])
