@@ -88,7 +88,7 @@ async def repair(sessions: async_sessionmaker[AsyncSession], client: Client, run
 async def temporal_status(client: Client, run_id: uuid.UUID) -> RunStatus | None:
     """The status Temporal's record gives a run (None while its execution is open), repairing and
     ending nothing: for checks that compare the database with Temporal (the chaos soak)."""
-    verdict = await _verdict(client, run_id, task_failures=sys.maxsize)
+    verdict = await _verdict(client, run_id, task_failures=sys.maxsize, retrying=set())
     return None if verdict is None else verdict[0]
 
 
