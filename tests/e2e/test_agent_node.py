@@ -1,0 +1,389 @@
+"""AgentNode end to end: real worker, Temporal and PostgreSQL, the provider stub scripting the model's
+turns (tool calls included) and Python tools in the sandbox that log each call to a file, so the
+tests can count what the model and the tools saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import agent_graph, tool_node
+from tests.conftest import Stack, Tenant, wait_until
+from tests.e2e.test_llm_nodes import create, keyed_tenant, start
+from tests.llm_stub import LlmStub, final_turn, tool_turn
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[LlmStub]:
+    with LlmStub().running() as s:
+        yield s
+
+
+@pytest.fixture
+def provider(stub: LlmStub) -> LlmStub:
+    stub.reset()
+    return stub
+
+
+@pytest.fixture
+def log() -> Iterator[Path]:
+    """A file the tools append to (outside /tmp: sandboxed code has a private one)."""
+    folder = Path(__file__).resolve().parents[2] / ".artifacts" / "agent-tools"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.log"
+    path.touch()
+    path.chmod(0o666)  # the sandbox runs the code as another user
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def weather(log: Path, sleep: float = 0.0, **config: Any) -> dict[str, Any]:
+    code = (
+        "import json, time\n"
+        f"time.sleep({sleep})\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'tool': 'weather', 'city': input_model.city}) + '\\n')\n"
+        "return {'result': 'sunny in ' + input_model.city}"
+    )
+    return tool_node("weather", code, {"city": "string"}, **config)
+
+
+def add(log: Path) -> dict[str, Any]:
+    code = (
+        "import json\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'tool': 'add', 'a': input_model.a}) + '\\n')\n"
+        "return {'result': input_model.a + input_model.b}"
+    )
+    return tool_node("add", code, {"a": "integer", "b": "integer"})
+
+
+def broken() -> dict[str, Any]:
+    return tool_node("broken", "raise ValueError('no network')", {})
+
+
+def logged(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+async def tenant_with(stack: Stack, app: httpx.AsyncClient, stub: LlmStub) -> Tenant:
+    return await keyed_tenant(stack, app, stub, f"sk-agent-{uuid.uuid4().hex[:8]}")
+
+
+async def launch(app: httpx.AsyncClient, tenant: Tenant, defn: dict[str, Any]) -> str:
+    wf = await create(app, tenant, defn)
+    return await start(app, tenant, wf, "weather?")
+
+
+async def start_agent(
+    app: httpx.AsyncClient, stack: Stack, stub: LlmStub, tools: list[dict[str, Any]], **config: Any
+) -> tuple[Tenant, str]:
+    tenant = await tenant_with(stack, app, stub)
+    wf = await create(app, tenant, agent_graph(tools, **config))
+    resp = await app.post(
+        f"/wf/{wf}/start_run/",
+        json={"initial_inputs": {"input_node": {"question": "weather?"}}},
+        headers=tenant.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    return tenant, str(resp.json()["id"])
+
+
+async def final(app: httpx.AsyncClient, tenant: Tenant, run_id: str, status: str) -> dict[str, Any]:
+    """The run once it reaches `status`; fails showing the run's tasks when it settles otherwise."""
+    settled = {"COMPLETED", "FAILED", "CANCELED", status}
+
+    async def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await app.get(f"/run/{run_id}/", headers=tenant.headers)).json()
+        return body if body["status"] in settled else None
+
+    run: dict[str, Any] = await wait_until(check, within=60)
+    shown = [(t["node_id"], t["iteration"], t["status"], t["error"]) for t in run["tasks"]]
+    assert run["status"] == status, shown
+    return run
+
+
+def tool_messages(seen: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in seen["messages"] if m["role"] == "tool"]
+
+
+async def tasks(app: httpx.AsyncClient, tenant: Tenant, run_id: str) -> list[dict[str, Any]]:
+    body: list[dict[str, Any]] = (await app.get(f"/run/{run_id}/tasks/", headers=tenant.headers)).json()
+    return body
+
+
+async def _status_of(app: httpx.AsyncClient, tenant: Tenant, run_id: str, node: str, status: str) -> bool:
+    return any(t["node_id"] == node and t["status"] == status for t in await tasks(app, tenant, run_id))
+
+
+async def test_three_turn_loop_with_two_tools_feeds_answers_back_and_records_each_call(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [
+        tool_turn(("weather", {"city": "Paris"}), turn=1),
+        tool_turn(("add", {"a": 2, "b": 3}), turn=2),
+        final_turn("sunny, and 5"),
+    ]
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log), add(log)])
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    out = run["outputs"]["output_node"]
+    assert out["answer"] == "sunny, and 5"
+    assert [json.loads(t)["role"] for t in out["calls"]] == ["assistant", "tool", "assistant", "tool", "assistant"]
+
+    first, second, third = provider.tool_requests()
+    names = [t["function"]["name"] for t in first.body["tools"]]
+    assert names == ["weather", "add"]
+    assert first.body["tools"][1]["function"]["parameters"]["properties"] == {
+        "a": {"type": "integer"},
+        "b": {"type": "integer"},
+    }
+    assert first.body["messages"][-1] == {"role": "user", "content": "Question: weather?"}
+    assert tool_messages(second.body) == [
+        {"role": "tool", "tool_call_id": "call_1_0", "content": json.dumps({"result": "sunny in Paris"})}
+    ]
+    assert [json.loads(m["content"]) for m in tool_messages(third.body)] == [
+        {"result": "sunny in Paris"},
+        {"result": 5},
+    ]
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}, {"tool": "add", "a": 2}]
+
+    by_node = {(t["node_id"], t["iteration"]): t for t in run["tasks"]}
+    agent = by_node[("agent", None)]
+    assert agent["usage"]["calls"] == 3 and agent["usage"]["prompt_tokens"] == 33
+    assert by_node[("weather", 1)]["parent_task_id"] == agent["id"]
+    assert by_node[("weather", 1)]["inputs"] == {"city": "Paris"}
+    assert by_node[("add", 2)]["outputs"] == {"result": 5}
+
+
+async def test_parallel_tool_calls_run_together_and_answer_in_the_models_order(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [
+        tool_turn(("weather", {"city": "Slow"}), ("add", {"a": 1, "b": 1}), ("weather", {"city": "Rome"})),
+        final_turn("done"),
+    ]
+    slow = tool_node(
+        "weather",
+        "import time\ntime.sleep(1.5 if input_model.city == 'Slow' else 0)\nreturn {'result': input_model.city}",
+        {"city": "string"},
+    )
+    tenant, run_id = await start_agent(app_client, stack, provider, [slow, add(log)])
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    _, second = provider.tool_requests()
+    answers = tool_messages(second.body)
+    assert [a["tool_call_id"] for a in answers] == ["call_1_0", "call_1_1", "call_1_2"]
+    assert [json.loads(a["content"])["result"] for a in answers] == ["Slow", 2, "Rome"]
+    calls = {t["iteration"]: t for t in run["tasks"] if t["iteration"] is not None}
+    assert [calls[i]["node_id"] for i in (1, 2, 3)] == ["weather", "add", "weather"]
+    # The fast calls finished while the slow one still ran: they ran at the same time.
+    assert calls[3]["end_time"] < calls[1]["end_time"]
+
+
+async def test_invented_tool_and_bad_arguments_go_back_to_the_model_as_tool_errors(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [
+        tool_turn(("teleport", {"to": "Mars"}), ("weather", {"town": "Oslo"}), ("add", "{not json")),
+        tool_turn(("weather", {"city": "Oslo"}), turn=2),
+        final_turn("recovered"),
+    ]
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log), add(log)])
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"]["answer"] == "recovered"
+    second = provider.tool_requests()[1]
+    errors = [m["content"] for m in tool_messages(second.body)]
+    assert errors[0] == "Error: there is no tool 'teleport' (tools: weather, add)"
+    assert errors[1] == "Error: tool 'weather': argument 'city' is missing"
+    assert errors[2].startswith("Error: tool 'add': the arguments are not JSON")
+    assert logged(log) == [{"tool": "weather", "city": "Oslo"}]
+
+
+async def test_model_asking_for_tools_past_max_iterations_fails_the_node_saying_so(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [tool_turn(("weather", {"city": "Loop"}))]
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log)], max_iterations=3)
+    run = await final(app_client, tenant, run_id, "FAILED")
+    agent = next(t for t in run["tasks"] if t["node_id"] == "agent")
+    assert agent["status"] == "FAILED"
+    assert "still asked for tools after max_iterations (3) turns" in agent["error"]
+    assert len(provider.tool_requests()) == 3
+    assert len(logged(log)) == 2  # the last turn's calls are not run: nothing could read their answers
+
+
+async def test_failing_tool_fails_the_agent_naming_the_tool_as_pyspur_does(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    provider.turns = [tool_turn(("broken", {})), final_turn("never")]
+    tenant, run_id = await start_agent(app_client, stack, provider, [broken()])
+    run = await final(app_client, tenant, run_id, "FAILED")
+    agent = next(t for t in run["tasks"] if t["node_id"] == "agent")
+    assert "tool 'broken' failed" in agent["error"] and "no network" in agent["error"]
+    assert len(provider.tool_requests()) == 1
+
+
+def decision(action: str, **extra: Any) -> dict[str, Any]:
+    return {"inputs": extra.pop("inputs", {}), "user_id": "alice", "action": action, **extra}
+
+
+async def paused_on_tool(
+    app: httpx.AsyncClient, stack: Stack, stub: LlmStub, log: Path, **tool_config: Any
+) -> tuple[Tenant, str]:
+    stub.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("after approval")]
+    tenant, run_id = await start_agent(app, stack, stub, [weather(log, requires_approval=True, **tool_config)])
+    app.headers.update(tenant.headers)
+    await final(app, tenant, run_id, "PAUSED")
+    return tenant, run_id
+
+
+async def test_tool_needing_approval_pauses_like_a_human_step_and_approve_runs_it(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    tenant, run_id = await paused_on_tool(app_client, stack, provider, log)
+    listed = (await app_client.get("/wf/paused_workflows/", params={"page_size": 100})).json()
+    mine = next(p for p in listed if p["run"]["id"] == run_id)
+    pause = mine["current_pause"]
+    assert pause["node_id"] == "weather"
+    assert "'weather'" in pause["pause_message"] and '{"city": "Paris"}' in pause["pause_message"]
+    assert pause["input_data"] == {"agent": "Agent", "tool": "weather", "arguments": {"city": "Paris"}}
+    assert logged(log) == []
+    resp = await app_client.post(f"/wf/process_pause_action/{run_id}/", json=decision("APPROVE"))
+    assert resp.status_code == 200, resp.text
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"]["answer"] == "after approval"
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}]
+    (entry,) = (await app_client.get(f"/wf/pause_history/{run_id}/")).json()
+    assert entry["resume_action"] == "APPROVE" and entry["node_id"] == "weather"
+
+
+async def test_declined_tool_call_tells_the_model_which_can_answer_without_it(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    tenant, run_id = await paused_on_tool(app_client, stack, provider, log)
+    resp = await app_client.post(
+        f"/wf/process_pause_action/{run_id}/", json=decision("DECLINE", comments="not today")
+    )
+    assert resp.status_code == 200, resp.text
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    (answer,) = tool_messages(provider.tool_requests()[1].body)
+    assert answer["content"] == "The user declined this call of 'weather'. Declined by alice: not today"
+    assert logged(log) == []
+    assert next(t for t in run["tasks"] if t["node_id"] == "weather")["status"] == "CANCELED"
+
+
+async def test_override_supplies_the_tools_answer_without_running_it(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    tenant, run_id = await paused_on_tool(app_client, stack, provider, log)
+    resp = await app_client.post(
+        f"/wf/process_pause_action/{run_id}/", json=decision("OVERRIDE", inputs={"result": "rain"})
+    )
+    assert resp.status_code == 200, resp.text
+    await final(app_client, tenant, run_id, "COMPLETED")
+    (answer,) = tool_messages(provider.tool_requests()[1].body)
+    assert json.loads(answer["content"]) == {"result": "rain"}
+    assert logged(log) == []
+
+
+async def test_approval_timeout_declines_by_default_and_fails_when_told_to(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("gave up")]
+    tenant, run_id = await start_agent(
+        app_client, stack, provider, [weather(log, requires_approval=True, approval_timeout_seconds=1)]
+    )
+    await final(app_client, tenant, run_id, "COMPLETED")
+    (answer,) = tool_messages(provider.tool_requests()[1].body)
+    assert answer["content"].startswith("The user declined this call of 'weather'. Declined by timeout")
+    (entry,) = (await app_client.get(f"/wf/pause_history/{run_id}/")).json()
+    assert entry["resume_action"] is None and entry["resume_time"] is not None
+
+    provider.reset()
+    provider.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("never")]
+    tenant, run_id = await start_agent(
+        app_client,
+        stack,
+        provider,
+        [weather(log, requires_approval=True, approval_timeout_seconds=1, on_approval_timeout="fail")],
+    )
+    run = await final(app_client, tenant, run_id, "FAILED")
+    agent = next(t for t in run["tasks"] if t["node_id"] == "agent")
+    assert "No decision within 1 s (on_approval_timeout: fail)" in agent["error"]
+    assert logged(log) == []
+
+
+async def test_cancel_while_a_tool_runs_and_while_the_model_thinks_ends_canceled(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [tool_turn(("weather", {"city": "Slow"})), final_turn("never")]
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log, sleep=30)])
+    await wait_until(lambda: _status_of(app_client, tenant, run_id, "weather", "RUNNING"), within=60)
+    resp = await app_client.post(f"/wf/cancel_workflow/{run_id}/", headers=tenant.headers)
+    assert resp.status_code == 200, resp.text
+    run = await final(app_client, tenant, run_id, "CANCELED")
+    assert {t["node_id"]: t["status"] for t in run["tasks"]}["weather"] == "CANCELED"
+    assert len(provider.tool_requests()) == 1
+
+    provider.reset()
+    provider.latency = 60.0
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log)])
+    await wait_until(lambda: _async(bool(provider.calls())), within=60)
+    resp = await app_client.post(f"/wf/cancel_workflow/{run_id}/", headers=tenant.headers)
+    assert resp.status_code == 200, resp.text
+    await wait_until(lambda: _async(provider.calls()[0].disconnected), within=30)
+    run = await final(app_client, tenant, run_id, "CANCELED")
+    assert next(t for t in run["tasks"] if t["node_id"] == "agent")["status"] == "CANCELED"
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_worker_killed_during_a_model_turn_a_tool_call_and_a_pause_repeats_no_finished_step(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    """Turn 1 asks for a slow tool (killed while it runs), turn 2 for a tool needing approval (killed
+    while paused), turn 3 is slow (killed while the model thinks); the run completes with each
+    finished turn answered once and each tool run once."""
+    slow = weather(log, sleep=4)
+    gated = add(log)
+    gated["config"]["requires_approval"] = True
+    provider.turns = [
+        tool_turn(("weather", {"city": "Paris"}), turn=1),
+        tool_turn(("add", {"a": 2, "b": 2}), turn=2),
+        final_turn("all done"),
+    ]
+    tenant, run_id = await start_agent(app_client, stack, provider, [slow, gated])
+    app_client.headers.update(tenant.headers)
+
+    async def restart() -> None:
+        stack.kill_workers()
+        await asyncio.sleep(0.5)
+        stack.start_worker()
+
+    await wait_until(lambda: _status_of(app_client, tenant, run_id, "weather", "RUNNING"), within=60)
+    await restart()
+    await final(app_client, tenant, run_id, "PAUSED")
+    await restart()
+    provider.latency = 8.0
+    resp = await app_client.post(f"/wf/process_pause_action/{run_id}/", json=decision("APPROVE"))
+    assert resp.status_code == 200, resp.text
+    await wait_until(lambda: _async(len(provider.calls()) >= 3), within=60)
+    await restart()
+    provider.latency = 0.0
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"]["answer"] == "all done"
+    answered = provider.tool_requests()
+    turns = [sum(1 for m in s.body["messages"] if m.get("tool_calls")) for s in answered]
+    assert turns == [0, 1, 2]
+    # The tool killed mid-run (it logs only once it is done) ran again; no finished tool did.
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}, {"tool": "add", "a": 2}]
