@@ -304,7 +304,7 @@ async def test_approval_timeout_declines_by_default_and_fails_when_told_to(
     await final(app_client, tenant, run_id, "COMPLETED")
     (answer,) = tool_messages(provider.tool_requests()[1].body)
     assert answer["content"].startswith("The user declined this call of 'weather'. Declined by timeout")
-    (entry,) = (await app_client.get(f"/wf/pause_history/{run_id}/")).json()
+    (entry,) = (await app_client.get(f"/wf/pause_history/{run_id}/", headers=tenant.headers)).json()
     assert entry["resume_action"] is None and entry["resume_time"] is not None
 
     provider.reset()
