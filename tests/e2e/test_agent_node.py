@@ -137,7 +137,13 @@ async def test_three_turn_loop_with_two_tools_feeds_answers_back_and_records_eac
     run = await final(app_client, tenant, run_id, "COMPLETED")
     out = run["outputs"]["output_node"]
     assert out["answer"] == "sunny, and 5"
-    assert [json.loads(t)["role"] for t in out["calls"]] == ["assistant", "tool", "assistant", "tool", "assistant"]
+    assert [json.loads(t)["role"] for t in out["calls"]] == [
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
 
     first, second, third = provider.tool_requests()
     names = [t["function"]["name"] for t in first.body["tools"]]
@@ -239,7 +245,9 @@ async def paused_on_tool(
     app: httpx.AsyncClient, stack: Stack, stub: LlmStub, log: Path, **tool_config: Any
 ) -> tuple[Tenant, str]:
     stub.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("after approval")]
-    tenant, run_id = await start_agent(app, stack, stub, [weather(log, requires_approval=True, **tool_config)])
+    tenant, run_id = await start_agent(
+        app, stack, stub, [weather(log, requires_approval=True, **tool_config)]
+    )
     app.headers.update(tenant.headers)
     await final(app, tenant, run_id, "PAUSED")
     return tenant, run_id

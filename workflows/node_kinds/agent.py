@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import functools
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -102,6 +105,22 @@ class AgentNodeConfig(SingleLLMCallNodeConfig):
         description="Maximum number of tool calls the agent can make in a single run",
     )
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """PySpur's schema: `subworkflow` is its WorkflowDefinitionSchema (taken from PySpur 0.1.18),
+        although the tools are normally the agent's child nodes."""
+        schema = super().model_json_schema(*args, **kwargs)
+        pyspur = _subworkflow_schema()
+        schema["properties"]["subworkflow"] = copy.deepcopy(pyspur["property"])
+        schema["$defs"] = dict(sorted({**schema["$defs"], **copy.deepcopy(pyspur["$defs"])}.items()))
+        return schema
+
+
+@functools.cache
+def _subworkflow_schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(__file__).with_name("agent_subworkflow_schema.json").read_text())
+    return data
+
 
 class ToolSettings(BaseModel):
     """What the agent reads of a tool node's config (keys beside the node kind's own)."""
@@ -173,11 +192,6 @@ class AgentHandler(NodeHandler[AgentNodeConfig]):
         self, node: WorkflowNode, config: AgentNodeConfig, predecessor_titles: set[str]
     ) -> None:
         check_template_titles(node, config, predecessor_titles)
-
-    def catalogue_extra(self) -> dict[str, Any]:
-        from workflows.node_kinds.single_llm_call import model_constraints
-
-        return {"model_constraints": model_constraints()}
 
     def tool_problems(self, node: WorkflowNode, tools: WorkflowDefinition) -> list[str]:
         where = f"Agent '{node.id}'"
