@@ -146,6 +146,7 @@ class LlmStub:
             body = await request.json()
             with self._lock:
                 self.latency = float(body.get("latency", self.latency))
+                self.turns = list(body.get("turns", self.turns))
                 self.requests.clear()
                 self.peak = self.in_flight
         with self._lock:

@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.builders import agent_graph, tool_node
 from tests.conftest import Stack, Tenant, wait_until
 from tests.e2e.test_llm_nodes import create, keyed_tenant, start
 from tests.llm_stub import LlmStub, final_turn, tool_turn
+from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
 
@@ -234,6 +237,8 @@ async def test_failing_tool_fails_the_agent_naming_the_tool_as_pyspur_does(
     run = await final(app_client, tenant, run_id, "FAILED")
     agent = next(t for t in run["tasks"] if t["node_id"] == "agent")
     assert "tool 'broken' failed" in agent["error"] and "no network" in agent["error"]
+    tool = next(t for t in run["tasks"] if t["node_id"] == "broken")
+    assert tool["status"] == "FAILED" and tool["parent_task_id"] == agent["id"]
     assert len(provider.tool_requests()) == 1
 
 
@@ -395,3 +400,37 @@ async def test_worker_killed_during_a_model_turn_a_tool_call_and_a_pause_repeats
     assert turns == [0, 1, 2]
     # The tool killed mid-run (it logs only once it is done) ran again; no finished tool did.
     assert logged(log) == [{"tool": "weather", "city": "Paris"}, {"tool": "add", "a": 2}]
+
+
+async def temporal_history(stack: Stack, run_id: str) -> tuple[int, int]:
+    """(bytes of the run's Temporal history as JSON, its event count)."""
+    client = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    history = await client.get_workflow_handle(temporal_workflow_id(run_id)).fetch_history()
+    return len(history.to_json()), len(history.events)
+
+
+async def test_longest_allowed_loop_with_large_tool_answers_stays_within_temporal_limits(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    """50 turns (the most max_iterations allows), each asking for a tool that answers 10 KB: the
+    conversation stays under its cap and the history far under Temporal's 50 MB; a tool answering
+    70 KB is cut at 64 KB, and the conversation cap ends the loop early, saying why."""
+    big = tool_node("big", "return {'result': 'x' * input_model.size}", {"size": "integer"})
+    provider.turns = [tool_turn(("big", {"size": 10_000}), turn=i) for i in range(49)] + [final_turn("long")]
+    tenant, run_id = await start_agent(app_client, stack, provider, [big], max_iterations=50)
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"]["answer"] == "long"
+    size, events = await temporal_history(stack, run_id)
+    print(f"\n[agent] 50 turns, 49 tool answers of 10 KB: history {size / 1e6:.1f} MB, {events} events")
+    assert size < 50_000_000
+
+    provider.reset()
+    provider.turns = [tool_turn(("big", {"size": 70_000}), turn=i) for i in range(50)]
+    tenant, run_id = await start_agent(app_client, stack, provider, [big], max_iterations=50)
+    run = await final(app_client, tenant, run_id, "FAILED")
+    agent = next(t for t in run["tasks"] if t["node_id"] == "agent")
+    assert "the conversation reached" in agent["error"] and "tool answers are too large" in agent["error"]
+    (answer,) = tool_messages(provider.tool_requests()[1].body)
+    assert answer["content"].endswith("more characters]") and len(answer["content"]) < 66_000
+    size, events = await temporal_history(stack, run_id)
+    print(f"[agent] 70 KB answers until the conversation cap: history {size / 1e6:.1f} MB, {events} events")
