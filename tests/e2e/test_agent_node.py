@@ -16,9 +16,18 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tests.builders import agent_graph, tool_node
+from tests.builders import (
+    agent_graph,
+    definition,
+    input_node,
+    link,
+    node,
+    output_node,
+    python_node,
+    tool_node,
+)
 from tests.conftest import Stack, Tenant, wait_until
-from tests.e2e.test_llm_nodes import create, keyed_tenant, start
+from tests.e2e.test_llm_nodes import create, keyed_tenant
 from tests.llm_stub import LlmStub, final_turn, tool_turn
 from workflows.search_attributes import temporal_workflow_id
 
@@ -82,9 +91,14 @@ async def tenant_with(stack: Stack, app: httpx.AsyncClient, stub: LlmStub) -> Te
     return await keyed_tenant(stack, app, stub, f"sk-agent-{uuid.uuid4().hex[:8]}")
 
 
-async def launch(app: httpx.AsyncClient, tenant: Tenant, defn: dict[str, Any]) -> str:
-    wf = await create(app, tenant, defn)
-    return await start(app, tenant, wf, "weather?")
+async def start_question(app: httpx.AsyncClient, tenant: Tenant, wf: str) -> str:
+    resp = await app.post(
+        f"/wf/{wf}/start_run/",
+        json={"initial_inputs": {"input_node": {"question": "weather?"}}},
+        headers=tenant.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["id"])
 
 
 async def start_agent(
@@ -92,13 +106,7 @@ async def start_agent(
 ) -> tuple[Tenant, str]:
     tenant = await tenant_with(stack, app, stub)
     wf = await create(app, tenant, agent_graph(tools, **config))
-    resp = await app.post(
-        f"/wf/{wf}/start_run/",
-        json={"initial_inputs": {"input_node": {"question": "weather?"}}},
-        headers=tenant.headers,
-    )
-    assert resp.status_code == 200, resp.text
-    return tenant, str(resp.json()["id"])
+    return tenant, await start_question(app, tenant, wf)
 
 
 async def final(app: httpx.AsyncClient, tenant: Tenant, run_id: str, status: str) -> dict[str, Any]:
@@ -240,6 +248,51 @@ async def test_failing_tool_fails_the_agent_naming_the_tool_as_pyspur_does(
     tool = next(t for t in run["tasks"] if t["node_id"] == "broken")
     assert tool["status"] == "FAILED" and tool["parent_task_id"] == agent["id"]
     assert len(provider.tool_requests()) == 1
+
+
+async def test_an_llm_call_and_a_subworkflow_serve_as_tools_each_run_as_its_kind_runs(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub
+) -> None:
+    tenant = await tenant_with(stack, app_client, provider)
+    child = definition(
+        [
+            input_node({"city": "string"}),
+            python_node("shout", "return {'loud': input_model.input_node.city.upper()}", {"loud": "string"}),
+            output_node({"loud": "shout.loud"}),
+        ],
+        [link("input_node", "shout"), link("shout", "output_node")],
+    )
+    child_id = await create(app_client, tenant, child)
+    writer = {
+        "id": "writer",
+        "title": "writer",
+        "node_type": "SingleLLMCallNode",
+        "parent_id": "agent",
+        "config": {
+            "llm_info": {"model": "openai/gpt-4o", "max_tokens": 64},
+            "system_message": "You write poems.",
+            "user_message": "A poem about {{ city }}",
+            "input_schema": {"city": "string"},
+        },
+    }
+    shout = {
+        **node("shouter", "SubworkflowNode", workflow_id=child_id, input_map={"city": "city"}),
+        "parent_id": "agent",
+    }
+    shout["config"]["input_schema"] = {"city": "string"}
+    provider.turns = [
+        tool_turn(("writer", {"city": "Oslo"}), ("shouter", {"city": "Oslo"})),
+        final_turn("ok"),
+    ]
+    wf = await create(app_client, tenant, agent_graph([writer, shout]))
+    run_id = await start_question(app_client, tenant, wf)
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    poem_request = next(s for s in provider.calls() if "tools" not in s.body)
+    assert poem_request.body["messages"][-1] == {"role": "user", "content": "A poem about Oslo"}
+    answers = [json.loads(m["content"]) for m in tool_messages(provider.tool_requests()[1].body)]
+    assert answers == [{"output": "stub"}, {"loud": "OSLO"}]
+    writer_task = next(t for t in run["tasks"] if t["node_id"] == "writer")
+    assert writer_task["usage"]["prompt_tokens"] == 11
 
 
 def decision(action: str, **extra: Any) -> dict[str, Any]:
