@@ -383,13 +383,15 @@ def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
     that nobody can answer, such as batch rows and partial runs, must not reach one)."""
     for d in defns:
         for node in d.nodes:
-            if nodes.kind_of(node.node_type).pauses:
-                return node.id
-            if nodes.kind_of(node.node_type).has_tools and nodes.kind_of(node.node_type).waits_for_approval(
-                loop_body(d, node)
-            ):
+            if waits_for_person(d, node):
                 return node.id
     return None
+
+
+def waits_for_person(defn: WorkflowDefinition, node: WorkflowNode) -> bool:
+    """Whether the node may wait for a person: a pausing kind, or an agent with a tool needing approval."""
+    kind = nodes.kind_of(node.node_type)
+    return kind.pauses or (kind.has_tools and kind.waits_for_approval(loop_body(defn, node)))
 
 
 def node_by_reference(defn: WorkflowDefinition, ref: str, what: str) -> str:

@@ -487,3 +487,18 @@ async def test_longest_allowed_loop_with_large_tool_answers_stays_within_tempora
     assert answer["content"].endswith("more characters]") and len(answer["content"]) < 66_000
     size, events = await temporal_history(stack, run_id)
     print(f"[agent] 70 KB answers until the conversation cap: history {size / 1e6:.1f} MB, {events} events")
+
+
+async def test_partial_run_of_an_agent_whose_tool_needs_approval_is_refused_naming_it(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    tenant = await tenant_with(stack, app_client, provider)
+    wf = await create(app_client, tenant, agent_graph([weather(log, requires_approval=True)]))
+    resp = await app_client.post(
+        f"/wf/{wf}/run_partial/",
+        json={"node_id": "agent", "initial_inputs": {"input_node": {"question": "weather?"}}},
+        headers=tenant.headers,
+    )
+    assert resp.status_code in (400, 422), resp.text
+    assert "cannot wait for a person" in resp.text and "'agent'" in resp.text
+    assert provider.calls() == []
