@@ -28,7 +28,7 @@ from tests.builders import (
 )
 from tests.conftest import Stack, Tenant, wait_until
 from tests.e2e.test_llm_nodes import create, keyed_tenant
-from tests.llm_stub import LlmStub, final_turn, tool_turn
+from tests.llm_stub import Fault, LlmStub, final_turn, tool_turn
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -414,45 +414,56 @@ async def _async(value: bool) -> bool:
     return value
 
 
-async def test_worker_killed_during_a_model_turn_a_tool_call_and_a_pause_repeats_no_finished_step(
+async def restart(stack: Stack) -> None:
+    stack.kill_workers()
+    await asyncio.sleep(0.5)
+    stack.start_worker()
+
+
+def answered_turns(stub: LlmStub) -> list[int]:
+    """For each turn the stub answered, how many tool-call turns its conversation already held."""
+    return [sum(1 for m in s.body["messages"] if m.get("tool_calls")) for s in stub.tool_requests()]
+
+
+async def test_worker_killed_during_a_tool_call_runs_it_again_and_repeats_no_model_turn(
     app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
 ) -> None:
-    """Turn 1 asks for a slow tool (killed while it runs), turn 2 for a tool needing approval (killed
-    while paused), turn 3 is slow (killed while the model thinks); the run completes with each
-    finished turn answered once and each tool run once."""
-    slow = weather(log, sleep=4)
-    gated = add(log)
-    gated["config"]["requires_approval"] = True
-    provider.turns = [
-        tool_turn(("weather", {"city": "Paris"}), turn=1),
-        tool_turn(("add", {"a": 2, "b": 2}), turn=2),
-        final_turn("all done"),
-    ]
-    tenant, run_id = await start_agent(app_client, stack, provider, [slow, gated])
-    app_client.headers.update(tenant.headers)
-
-    async def restart() -> None:
-        stack.kill_workers()
-        await asyncio.sleep(0.5)
-        stack.start_worker()
-
+    provider.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("done")]
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log, sleep=4)])
     await wait_until(lambda: _status_of(app_client, tenant, run_id, "weather", "RUNNING"), within=60)
-    await restart()
-    await final(app_client, tenant, run_id, "PAUSED")
-    await restart()
-    provider.latency = 8.0
+    await restart(stack)
+    run = await final(app_client, tenant, run_id, "COMPLETED")
+    assert run["outputs"]["output_node"]["answer"] == "done"
+    assert answered_turns(provider) == [0, 1]
+    # The killed tool logs only once it is done: it finished once, in its second run.
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}]
+
+
+async def test_worker_killed_while_a_tool_waits_for_approval_keeps_the_pause_and_runs_the_tool_once(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    tenant, run_id = await paused_on_tool(app_client, stack, provider, log)
+    await restart(stack)
     resp = await app_client.post(f"/wf/process_pause_action/{run_id}/", json=decision("APPROVE"))
     assert resp.status_code == 200, resp.text
-    await wait_until(lambda: _async(len(provider.calls()) >= 3), within=60)
-    await restart()
-    provider.latency = 0.0
+    await final(app_client, tenant, run_id, "COMPLETED")
+    assert answered_turns(provider) == [0, 1]
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}]
+
+
+async def test_worker_killed_while_the_model_thinks_asks_again_and_runs_no_finished_tool_again(
+    app_client: httpx.AsyncClient, stack: Stack, provider: LlmStub, log: Path
+) -> None:
+    provider.turns = [tool_turn(("weather", {"city": "Paris"})), final_turn("done")]
+    provider.faults = [Fault(), Fault(delay=30.0)]  # the second turn thinks for 30 s
+    tenant, run_id = await start_agent(app_client, stack, provider, [weather(log)])
+    await wait_until(lambda: _async(len(provider.calls()) >= 2), within=60)
+    await restart(stack)
     run = await final(app_client, tenant, run_id, "COMPLETED")
-    assert run["outputs"]["output_node"]["answer"] == "all done"
-    answered = provider.tool_requests()
-    turns = [sum(1 for m in s.body["messages"] if m.get("tool_calls")) for s in answered]
-    assert turns == [0, 1, 2]
-    # The tool killed mid-run (it logs only once it is done) ran again; no finished tool did.
-    assert logged(log) == [{"tool": "weather", "city": "Paris"}, {"tool": "add", "a": 2}]
+    assert run["outputs"]["output_node"]["answer"] == "done"
+    assert answered_turns(provider) == [0, 1]
+    assert provider.calls()[1].disconnected
+    assert logged(log) == [{"tool": "weather", "city": "Paris"}]
 
 
 async def temporal_history(stack: Stack, run_id: str) -> tuple[int, int]:
