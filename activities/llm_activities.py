@@ -80,7 +80,10 @@ class LlmActivities(LlmActivitiesContract):
             raw = config.model_dump()
             messages = msgs.build_messages(raw, arg.inputs)
             msgs.attach_urls(messages, raw, arg.inputs)
+            messages += [dict(m) for m in arg.messages]
             schema = msgs.output_schema(raw)
+            if arg.tools is not None:
+                schema = msgs.without_tool_calls(schema)
         except msgs.LlmNodeError as err:
             raise ApplicationError(
                 f"Node '{arg.node_id}': {err.message}", type=err.kind, non_retryable=True
@@ -102,6 +105,8 @@ class LlmActivities(LlmActivitiesContract):
                 f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
             ) from None
         request = self._request(config, target, messages, schema)
+        if arg.tools:
+            request["tools"] = arg.tools
         capture = self._settings.tracing_capture_content
         with llm_call(provider=target.provider, model=model_id, capture_content=capture) as call:
             call.prompt(messages)
@@ -111,7 +116,9 @@ class LlmActivities(LlmActivitiesContract):
                 raise providers.classify(
                     err, target.provider, target.secrets, config.max_total_seconds
                 ) from None
-            result = self._result(arg.node_id, model_id, response, schema)
+            result = (_tool_turn(model_id, response) if arg.tools else None) or self._result(
+                arg.node_id, model_id, response, schema
+            )
             _observe(call, response, result)
         return result
 
@@ -254,6 +261,44 @@ class LlmActivities(LlmActivitiesContract):
                 "cost_usd": providers.cost(model_id, prompt, completion),
             },
         )
+
+
+def _usage(model_id: str, response: Any) -> dict[str, Any]:
+    usage = getattr(response, "usage", None)
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    return {
+        "model": model_id,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cost_usd": providers.cost(model_id, prompt, completion),
+    }
+
+
+def _tool_turn(model_id: str, response: Any) -> LlmCallResult | None:
+    """An agent's turn that asked for tools: the assistant message in the chat wire format (the
+    arguments left as the model wrote them: the workflow checks them); None for a final answer."""
+    choices = getattr(response, "choices", None) or []
+    message = choices[0].message if choices else None
+    calls = getattr(message, "tool_calls", None) or []
+    if not calls:
+        return None
+    return LlmCallResult(
+        output={},
+        usage=_usage(model_id, response),
+        message={
+            "role": "assistant",
+            "content": getattr(message, "content", None),
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ],
+        },
+    )
 
 
 def _observe(call: LlmCall, response: Any, result: LlmCallResult) -> None:

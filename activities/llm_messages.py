@@ -164,6 +164,17 @@ def output_schema(config: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def without_tool_calls(schema: dict[str, Any]) -> dict[str, Any]:
+    """An agent's output schema as the model answers it: `tool_calls` is filled by the node (PySpur
+    overwrites it with the conversation), so the reply need not carry it."""
+    schema = copy.deepcopy(schema)
+    if isinstance(schema.get("properties"), dict):
+        schema["properties"].pop("tool_calls", None)
+    if isinstance(schema.get("required"), list):
+        schema["required"] = [r for r in schema["required"] if r != "tool_calls"]
+    return schema
+
+
 def schema_in_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> None:
     """PySpur's JSON mode for providers without strict schemas: the schema joins the system message."""
     messages[0]["content"] += (

@@ -5,6 +5,7 @@
     python -m bench.run --only batch [--batch-rows 10000 --batch-sizes 10,25,50 --pyspur-batch-rows 1000]
     python -m bench.run --only v1 [--n-seq 100]
     python -m bench.run --only llm [--n-seq 100 --llm-conc 1000]
+    python -m bench.run --only agent [--n-seq 100]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
    with and without eager start, on a dev server tuned like ours;
@@ -25,6 +26,8 @@ calls and its time to render in Chromium (bench/dashboard.py); it prints its own
 PostgreSQL transactions per run and one run's Temporal history (bench/cpu.py); with `--levers`, per lever.
 `llm` (not in the default set): input -> SingleLLMCallNode -> output against an OpenAI-compatible stub
 answering after 200 ms (overhead) and 2 s (runs started at once) (bench/llm.py); it prints its own figures.
+`agent` (not in the default set): a 10-iteration AgentNode loop with a Python tool against the stub answering
+after 100 ms; orchestration time per iteration (bench/agent.py); it prints its own figure.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import argparse
 import asyncio
 import sys
 
+from bench.agent import bench_agent
 from bench.batch import bench_batch
 from bench.cpu import bench_cpu, print_cpu
 from bench.dashboard import bench_dashboard
@@ -44,7 +48,7 @@ from bench.stats import Measurement, print_table
 from bench.tracing import bench_tracing
 from bench.v1 import bench_v1
 
-PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm", "tracing", "cpu")
+PARTS = ("floor", "ours", "pyspur", "hitl", "batch", "v1", "dashboard", "llm", "tracing", "cpu", "agent")
 DEFAULT_PARTS = ("floor", "ours", "pyspur", "batch", "v1")
 LEVERS = {
     "no fast path (Python node as a regular activity)": {"PYTHON_FAST_PATH_SECONDS": "0"},
@@ -110,6 +114,8 @@ async def main(argv: list[str]) -> None:
         await bench_dashboard()
     if "llm" in parts:
         await bench_llm(args.n_seq, args.llm_conc, args.warmup)
+    if "agent" in parts:
+        await bench_agent(args.n_seq, args.warmup)
     if "batch" in parts:
         sizes = tuple(int(v) for v in args.batch_sizes.split(",") if v.strip())
         await bench_batch(args.batch_rows, sizes, args.pyspur_batch_rows, args.pyspur_batch_timeout)

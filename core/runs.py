@@ -141,7 +141,7 @@ async def run_partial(
             raise InvalidInput(f"partial_outputs['{ref}'] must be an object of output fields")
         precomputed[nid] = output
     include = graph.partial_run_nodes(defn, node_id, set(precomputed))
-    waits = [nid for nid in include if nid not in precomputed and nodes.kind_of(top[nid].node_type).pauses]
+    waits = [nid for nid in include if nid not in precomputed and graph.waits_for_person(defn, top[nid])]
     if waits:
         raise InvalidInput(
             f"A partial run cannot wait for a person: give precomputed outputs for '{waits[0]}'"

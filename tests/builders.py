@@ -59,3 +59,35 @@ def double_graph(code: str = 'return {"y": input_model.input_node.x * 2}') -> di
         [input_node(), python_node("py1", code, {"y": "integer"}), output_node({"y": "py1.y"})],
         [link("input_node", "py1"), link("py1", "output_node")],
     )
+
+
+def agent_node(node_id: str = "agent", **config: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "llm_info": {"model": "openai/gpt-4o", "max_tokens": 256, "temperature": 0.2},
+        "system_message": "You answer with tools.",
+        "user_message": "Question: {{input_node.question}}",
+        "max_attempts": 2,
+    }
+    base.update(config)
+    return {"id": node_id, "title": "Agent", "node_type": "AgentNode", "config": base}
+
+
+def tool_node(
+    node_id: str, code: str, input_schema: dict[str, str], parent: str = "agent", **config: Any
+) -> dict[str, Any]:
+    """A Python tool of an agent: a child node whose arguments are its input (`input_model.<arg>`)."""
+    tool = python_node(node_id, code, {"result": "any"}, input_schema=input_schema, **config)
+    return {**tool, "parent_id": parent}
+
+
+def agent_graph(tools: list[dict[str, Any]], **config: Any) -> dict[str, Any]:
+    """input -> AgentNode (with these tools as children) -> output {answer, calls}."""
+    return definition(
+        [
+            input_node({"question": "string"}),
+            agent_node(**config),
+            *tools,
+            output_node({"answer": "Agent.output", "calls": "Agent.tool_calls"}),
+        ],
+        [link("input_node", "agent"), link("agent", "output_node")],
+    )

@@ -53,6 +53,10 @@ class LlmStub:
         # Given a request body, the reply's content (None: the default answer).
         self.responder: Callable[[dict[str, Any]], str | None] | None = None
         self.usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        # An agent's scripted turns (`tool_turn`, `final_turn`): a request carrying `tools` gets the
+        # turn numbered by the assistant tool-call messages it already holds, so a retried turn gets
+        # the same answer (the last turn repeats).
+        self.turns: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.in_flight = 0
         self.peak = 0  # most requests held at once since the last reset
@@ -74,6 +78,7 @@ class LlmStub:
             self.latency = 0.0
             self.content = None
             self.responder = None
+            self.turns = []
 
     def calls(self, key: str | None = None) -> list[Seen]:
         """The chat requests so far (those carrying `key`, when given)."""
@@ -158,9 +163,12 @@ class LlmStub:
         if done is not None:
             return done
         body = seen.body
-        content = self._content(fault, body)
-        if content is None:
-            content = json.dumps(_fitting(body))
+        message = self._turn(body)
+        if message is None:
+            content = self._content(fault, body)
+            if content is None:
+                content = json.dumps(_fitting(body))
+            message = {"role": "assistant", "content": content}
         return JSONResponse(
             {
                 "id": "chatcmpl-stub",
@@ -170,13 +178,23 @@ class LlmStub:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
                     }
                 ],
                 "usage": self.usage,
             }
         )
+
+    def _turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.turns or "tools" not in body:
+            return None
+        done = sum(1 for m in body.get("messages") or [] if m.get("tool_calls"))
+        return self.turns[min(done, len(self.turns) - 1)]
+
+    def tool_requests(self) -> list[Seen]:
+        """The requests of agent turns that the stub answered."""
+        return [s for s in self.calls() if "tools" in s.body and s.answered]
 
     async def _control(self, request: Request) -> Response:
         """Benchmarks drive a stub in another process: set the latency, read and reset the counts."""
@@ -184,6 +202,7 @@ class LlmStub:
             body = await request.json()
             with self._lock:
                 self.latency = float(body.get("latency", self.latency))
+                self.turns = list(body.get("turns", self.turns))
                 self.requests.clear()
                 self.peak = self.in_flight
         with self._lock:
@@ -238,6 +257,26 @@ class LlmStub:
             self._server.should_exit = True
             thread.join(10)
             sock.close()
+
+
+def tool_turn(*calls: tuple[str, Any], turn: int = 1) -> dict[str, Any]:
+    """An assistant message asking for these tools (name, arguments: a dict, or raw text sent as is)."""
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{turn}_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(calls)
+        ],
+    }
+
+
+def final_turn(output: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": json.dumps({"output": output})}
 
 
 async def _client_left(request: Request, delay: float) -> bool:

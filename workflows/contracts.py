@@ -319,11 +319,19 @@ class LlmCallInput(BaseModel):
     run_id: str | None = None
     attempt: int | None = None
     tasks: list[TaskRecord] = Field(default_factory=list)
+    # An agent's turn: the function schemas it may call, and the conversation after the prompt (the
+    # assistant's tool calls and the tools' answers); the prompt itself is rendered again from
+    # `config` and `inputs`, so the history holds it once.
+    tools: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class LlmCallResult(BaseModel):
     output: dict[str, Any]
     usage: dict[str, Any]
+    # An agent's turn: the assistant's message as the provider sent it (`tool_calls` when it asked
+    # for tools; then `output` is empty).
+    message: dict[str, Any] | None = None
 
 
 # -- interfaces ------------------------------------------------------------------------------------

@@ -101,6 +101,27 @@ class GraphRunner:
         self.states.append(state)
         return state
 
+    def node_plan(self, definition: WorkflowDefinition, node_id: str) -> graph.GraphPlan:
+        return graph.GraphPlan.single(definition, node_id)
+
+    async def run_node(self, state: graph.RunState, node_id: str, inputs: dict[str, Any]) -> None:
+        node = state.plan.by_id[node_id]
+        kind = nodes.kind_of(node.node_type)
+        now = workflow.now()
+        state.start(node_id, inputs, now)
+        if kind.kind is NodeKind.PURE:
+            _evaluate_inline(state, node, inputs, now)
+            return
+        in_flight: InFlight = {
+            node_id: asyncio.create_task(_traced(node, kind.start(self, state, node_id, inputs)))
+        }
+        try:
+            await workflow.wait(list(in_flight.values()))
+        except (asyncio.CancelledError, CancelledError):
+            await _cancel_all(in_flight)
+            raise
+        _settle_done(state, in_flight)
+
     # -- the run as a whole ----------------------------------------------------------------------
     @property
     def root(self) -> graph.RunState:

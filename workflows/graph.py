@@ -137,7 +137,10 @@ def definition_problems(
             links.append(link)
     found += _graph_problems(defn, links)
     for node in defn.nodes:
-        if nodes.kind_of(node.node_type).has_body and node.parent_id is None:
+        kind = nodes.kind_of(node.node_type)
+        if kind.has_tools and node.parent_id is None:
+            found += [Problem(node.id, p) for p in kind.tool_problems(node, loop_body(defn, node))]
+        elif kind.has_body and node.parent_id is None:
             found += _body_problems(defn, node, _depth + 1)
     return found
 
@@ -362,6 +365,13 @@ class GraphPlan:
         outputs = [nid for nid in order if nodes.kind_of(by_id[nid].node_type).is_output]
         return cls(defn, order, by_id, preds, succs, input_id, outputs)
 
+    @classmethod
+    def single(cls, defn: WorkflowDefinition, node_id: str) -> GraphPlan:
+        """A plan of one node of `defn` alone, fed directly (an agent's tool call): it has no entry
+        of its own, so it is never driven, only run node by node."""
+        node = next(n for n in defn.nodes if n.id == node_id)
+        return cls(defn, [node_id], {node_id: node}, {node_id: []}, {node_id: []}, node_id, [])
+
     def descendants(self, node_id: str) -> set[str]:
         found: set[str] = set()
         stack = list(self.succs[node_id])
@@ -378,9 +388,15 @@ def human_step(defns: Iterable[WorkflowDefinition]) -> str | None:
     that nobody can answer, such as batch rows and partial runs, must not reach one)."""
     for d in defns:
         for node in d.nodes:
-            if nodes.kind_of(node.node_type).pauses:
+            if waits_for_person(d, node):
                 return node.id
     return None
+
+
+def waits_for_person(defn: WorkflowDefinition, node: WorkflowNode) -> bool:
+    """Whether the node may wait for a person: a pausing kind, or an agent with a tool needing approval."""
+    kind = nodes.kind_of(node.node_type)
+    return kind.pauses or (kind.has_tools and kind.waits_for_approval(loop_body(defn, node)))
 
 
 def node_by_reference(defn: WorkflowDefinition, ref: str, what: str) -> str:

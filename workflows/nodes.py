@@ -14,6 +14,7 @@ from typing import Any
 from errors import InvalidDefinition
 from workflows.definition import WorkflowNode
 from workflows.node_configs import NodeConfig
+from workflows.node_kinds.agent import AgentHandler
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput
 from workflows.node_kinds.best_of_n import BestOfNHandler
 from workflows.node_kinds.coalesce import CoalesceHandler
@@ -41,6 +42,7 @@ HANDLERS: tuple[NodeHandler[Any], ...] = (
     InputHandler(),
     OutputHandler(),
     SingleLLMCallHandler(),
+    AgentHandler(),
     BestOfNHandler(),
     PythonFuncHandler(),
     RouterHandler(),

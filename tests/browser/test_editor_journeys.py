@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 # the title the palette shows (the catalogue's display name).
 PALETTE = [
     ("SingleLLMCallNode", "Single LLM Call"),
+    ("AgentNode", "Agent"),
     ("BestOfNNode", "Best of N"),
     ("PythonFuncNode", "Python Function"),
     ("RouterNode", "Router"),

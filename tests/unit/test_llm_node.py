@@ -212,3 +212,22 @@ def test_provider_errors_carry_only_the_providers_own_message() -> None:
         == "openai rejected the request (HTTP 400): bad model"
     )
     assert providers.classify(other, "openai", (), 60).message == "openai rejected the request (HTTP 400)"
+
+
+def test_agent_catalogue_entry_is_pyspurs_schema_plus_the_retry_bounds() -> None:
+    ours, theirs = entry("AgentNode"), PYSPUR["AgentNode"]
+    assert ours["config"]["$defs"] == theirs["config"]["$defs"]
+    properties = {k: dict(v) for k, v in ours["config"]["properties"].items() if k not in OURS_ONLY}
+    # Ours bounds max_iterations (the conversation must fit Temporal's history); PySpur does not.
+    assert (properties["max_iterations"].pop("minimum"), properties["max_iterations"].pop("maximum")) == (
+        1,
+        50,
+    )
+    assert properties == theirs["config"]["properties"]
+    assert ours["config"]["description"] == theirs["config"]["description"]
+    assert (ours["input"], ours["output"], ours["visual_tag"]) == (
+        theirs["input"],
+        theirs["output"],
+        theirs["visual_tag"],
+    )
+    assert "model_constraints" not in ours  # PySpur adds it to the single-call node only

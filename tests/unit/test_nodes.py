@@ -45,7 +45,7 @@ def test_supported_types_groups_nodes_like_pyspur() -> None:
     body = nodes.supported_types()
     assert {group: [n["name"] for n in entries] for group, entries in body.items()} == {
         "Input/Output": ["InputNode", "OutputNode"],
-        "AI": ["SingleLLMCallNode", "BestOfNNode"],
+        "AI": ["SingleLLMCallNode", "AgentNode", "BestOfNNode"],
         "Code Execution": ["PythonFuncNode"],
         "Logic": [
             "RouterNode",
@@ -66,6 +66,7 @@ def test_supported_types_entries_have_pyspur_keys_and_display_titles() -> None:
         "InputNode": "Input",
         "OutputNode": "Output",
         "SingleLLMCallNode": "Single LLM Call",
+        "AgentNode": "Agent",
         "BestOfNNode": "Best of N",
         "PythonFuncNode": "Python Function",
         "RouterNode": "Router",
@@ -96,9 +97,13 @@ def test_visual_tags_follow_pyspur_md5_colour_rule() -> None:
     palette = ["#007BFF", "#28A745", "#FFC107", "#DC3545", "#6F42C1", "#FD7E14", "#20C997", "#E83E8C", "#17A2B8",
                "#6610F2", "#8CC63F", "#FF00FF", "#FFD700", "#FF7F50", "#40E0D0", "#00BFFF", "#FF5522", "#FA8072",
                "#8A2BE2"]  # fmt: skip
+    explicit = {"AgentNode": "#fb8500"}  # PySpur gives AgentNode its own visual tag
     for group in nodes.supported_types().values():
         for entry in group:
-            expected = palette[int(md5(entry["name"].encode()).hexdigest(), 16) % len(palette)]
+            expected = (
+                explicit.get(entry["name"])
+                or palette[int(md5(entry["name"].encode()).hexdigest(), 16) % len(palette)]
+            )
             assert entry["visual_tag"]["color"] == expected
     assert NODE_CATALOGUE["StaticValueNode"].acronym == "CVN"  # PySpur's class name is constant_value_node
 

@@ -21,7 +21,7 @@ def test_the_bundled_templates_are_listed_with_their_metadata() -> None:
 
 def test_a_template_for_a_kind_this_service_cannot_run_yet_is_not_listed(tmp_path: Path) -> None:
     llm = double_graph()
-    llm["nodes"].append(node("agent", "AgentNode", llm_info={"model": "openai/gpt-4o"}))
+    llm["nodes"].append(node("retriever", "RetrieverNode", top_k=5))
     write(tmp_path, "llm.json", {"metadata": {"name": "Writer"}, "definition": llm})
     write(tmp_path, "double.json", {"metadata": {"name": "Double"}, "definition": double_graph()})
     assert [t.name for t in templates.available(tmp_path)] == ["Double"]

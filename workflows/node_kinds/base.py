@@ -89,6 +89,15 @@ class RunScope(Protocol):
 
     async def drive(self, state: RunState, payload: dict[str, Any]) -> None: ...
 
+    def node_plan(self, definition: WorkflowDefinition, node_id: str) -> GraphPlan:
+        """A plan of one node of `definition` alone (an agent's tool call)."""
+        ...
+
+    async def run_node(self, state: RunState, node_id: str, inputs: dict[str, Any]) -> None:
+        """Run one node of `state` on these inputs as the scheduler runs any node (inline, as an
+        activity, a child run), settling its record."""
+        ...
+
 
 def object_schema(title: str, description: str | None = None, *, open_: bool = False) -> dict[str, Any]:
     """The JSON schema pydantic gives PySpur's (empty) node input/output model classes."""
@@ -129,6 +138,8 @@ class NodeHandler(Generic[ConfigT]):
     has_body: ClassVar[bool] = False  # the nodes whose parent_id it is form a body it drives
     # Its activity writes the run's unflushed progress as it starts (no separate progress write).
     flushes_progress: ClassVar[bool] = False
+    # Its children are tools it calls (AgentNode), not a body it drives: checked by `tool_problems`.
+    has_tools: ClassVar[bool] = False
 
     def config(self, node: WorkflowNode) -> ConfigT:
         """The node's typed config (pydantic may coerce stored values such as "5" or "false").
@@ -151,6 +162,14 @@ class NodeHandler(Generic[ConfigT]):
         Raises:
             InvalidDefinition: naming the node and the fault.
         """
+
+    def tool_problems(self, node: WorkflowNode, tools: WorkflowDefinition) -> list[str]:
+        """Faults of the tools of a kind with `has_tools` (its children, or its config's subworkflow)."""
+        return []
+
+    def waits_for_approval(self, tools: WorkflowDefinition) -> bool:
+        """Whether a kind with `has_tools` may wait for a person to approve a tool call."""
+        return False
 
     def catalogue_extra(self) -> dict[str, Any]:
         """Keys a kind adds to its `GET /node/supported_types/` entry (PySpur's LLM node: `model_constraints`)."""

@@ -297,9 +297,12 @@ async def llm_call(
     config: dict[str, Any],
     inputs: dict[str, Any],
     tasks: list[TaskRecord] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    messages: list[dict[str, Any]] | None = None,
 ) -> LlmCallResult:
     """One durable LLM call of a node (its retry bounds from the node's config); `tasks`: the run's
-    unflushed progress, written by the activity beside the call."""
+    unflushed progress, written by the activity beside the call; `tools` and `messages`: an agent's
+    turn (its function schemas, the conversation after the prompt)."""
     parsed = SingleLLMCallNodeConfig.model_validate(config)
     arg = LlmCallInput(
         tenant_id=run.inp.tenant_id,
@@ -309,6 +312,8 @@ async def llm_call(
         run_id=run.inp.run_id,
         attempt=run.inp.attempt,
         tasks=tasks or [],
+        tools=tools,
+        messages=messages or [],
     )
     return await workflow.execute_activity_method(
         LlmActivitiesContract.call_llm,
