@@ -96,6 +96,12 @@ class LlmActivities(LlmActivitiesContract):
         provider = model_id.partition("/")[0]
         values = await self._values(arg.tenant_id, providers.NAMES.get(provider, []))
         await self._check_base(arg.node_id, provider, values)
+        if provider == "anthropic" and arg.tools is not None:  # saved before the agent's check existed
+            raise ApplicationError(
+                f"Node '{arg.node_id}': tool calls through anthropic/ models are not supported yet",
+                type="bad_request",
+                non_retryable=True,
+            )
         if provider == "anthropic":
             return await self._call_anthropic(arg.node_id, config, model_id, values, messages, schema)
         try:

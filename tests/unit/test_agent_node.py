@@ -79,3 +79,14 @@ def test_arguments_that_do_not_fit_the_tool_are_told_to_the_model() -> None:
         parse_arguments('{"city": "Oslo", "days": true}', settings)[1]
         == "argument 'days' should be integer, got bool"
     )
+
+
+def test_an_agent_on_an_anthropic_model_is_a_draft_problem_not_a_run_without_tools() -> None:
+    found = problems(
+        agent_graph(
+            [weather()],
+            llm_info={"model": "anthropic/claude-3-5-sonnet-latest", "max_tokens": 256, "temperature": 0.2},
+        )
+    )
+    assert len(found) == 1
+    assert "Agent 'agent': tool calls through anthropic/ models are not supported yet" in found[0]

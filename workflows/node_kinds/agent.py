@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from errors import InvalidDefinition
 from run_status import PauseAction, RunStatus, TaskStatus
 from telemetry import in_workflow
 from workflows.contracts import (
@@ -187,6 +188,13 @@ class AgentHandler(NodeHandler[AgentNodeConfig]):
 
     def check(self, node: WorkflowNode, config: AgentNodeConfig) -> None:
         check_llm_config(node, config)
+        if str(config.llm_info.model).startswith("anthropic/"):
+            # The anthropic/ route speaks the Messages API, whose tool turns are not mapped yet: refused
+            # here rather than answered without tools.
+            raise InvalidDefinition(
+                f"Agent '{node.id}': tool calls through anthropic/ models are not supported yet; "
+                "pick a model on an OpenAI-compatible route (openai/, azure/, gemini/, deepseek/, ollama/)"
+            )
 
     def check_in_graph(
         self, node: WorkflowNode, config: AgentNodeConfig, predecessor_titles: set[str]
