@@ -24,6 +24,7 @@ from db.models import Pause, Run, utcnow
 from db.run_state import SETTLED_TASKS, Transition, record_creation, set_run_state
 from run_status import (
     RETRYABLE_FROM,
+    TERMINAL,
     ApprovalState,
     Cause,
     DraftState,
@@ -83,9 +84,14 @@ ON CONFLICT (run_id, scope, node_id) DO UPDATE SET
 # start another one for the same run): a late write of an earlier attempt matches nothing. A null
 # attempt (one-attempt runs) always matches.
 _CURRENT = "(CAST(:attempt AS int) IS NULL OR attempt = CAST(:attempt AS int))"
+# A progress write that lands after the run's terminal write (an execution terminated in Temporal
+# whose activity still ran; the reconciler wrote CANCELED) must not add RUNNING task rows to it.
+_OPEN = f"status NOT IN ({_sql_in(TERMINAL)})"
 _PROGRESS = f"""{
     _UPSERT_TASKS.format(
-        run=":run_id", source="", where=f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND {_CURRENT})"
+        run=":run_id",
+        source="",
+        where=f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND {_CURRENT} AND {_OPEN})",
     )
 }
 WHERE tasks.status NOT IN ({_sql_in(SETTLED_TASKS)})

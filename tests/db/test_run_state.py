@@ -218,6 +218,22 @@ async def test_engine_progress_moves_a_pending_run_once(db: Sessions, tenant: Te
     assert (await _run(db, run_id)).status == "RUNNING"
 
 
+async def test_a_progress_write_after_the_terminal_write_adds_no_task_rows(
+    db: Sessions, tenant: Tenant
+) -> None:
+    # The reconciler ends a run whose execution was terminated while its activity still ran; the
+    # activity's progress write lands afterwards and must not leave a RUNNING task on a CANCELED run.
+    run_id = await make_run(db, tenant, RunStatus.PENDING)
+    async with db() as session, session.begin():
+        await repo.finalize(session, _final(run_id, RunStatus.CANCELED, error="Terminated in Temporal"))
+    rec = TaskRecord(node_id="py1", seq=1, status="RUNNING", start_time=datetime.now(UTC))
+    async with db() as session, session.begin():
+        await repo.record_progress(session, run_id, [rec])
+    async with db() as session:
+        assert (await session.scalars(select(Task).where(Task.run_id == run_id))).all() == []
+    assert (await _run(db, run_id)).status == "CANCELED"
+
+
 async def test_a_write_fenced_to_an_earlier_attempt_changes_nothing(db: Sessions, tenant: Tenant) -> None:
     run_id = await make_run(db, tenant, attempt=2)
     async with db() as session, session.begin():

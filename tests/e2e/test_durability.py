@@ -107,7 +107,7 @@ async def test_reconciler_repairs_a_run_terminated_in_temporal(api: httpx.AsyncC
     body = (await api.get(f"/run/{run['id']}/")).json()
     assert body["status"] == "CANCELED"
     assert body["error"] == "Terminated in Temporal"
-    assert all(t["status"] in ("COMPLETED", "CANCELED") for t in body["tasks"])
+    assert all(t["status"] in ("COMPLETED", "CANCELED") for t in body["tasks"]), body["tasks"]
 
 
 async def test_operators_find_runs_by_search_attributes_and_see_node_titles(
