@@ -24,7 +24,7 @@ from db import repo, run_state, v1_draft_repo
 from db import v1_repo as v1
 from db.accounts import Principal
 from db.models import Document, Folder, Run, V1Definition, Workflow, utcnow
-from errors import BadRequest, Conflict, InvalidInput, Unavailable
+from errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
 from run_status import Cause, DocumentOrigin, DraftState, IngestStatus, RunStatus, V1Operation
 from settings import Settings
 
@@ -71,7 +71,8 @@ async def _check_scope(session: AsyncSession, who: Principal, ids: list[uuid.UUI
     readable = await v1_draft_repo.readable_scope(session, who.tenant_id, ids)
     for pp in ids:
         if pp not in readable:
-            raise BadRequest(f"input_scope: {pp} is not a document or folder you can read")
+            # 404 as for any other id of another tenant (or none): the caller learns nothing about it.
+            raise NotFound(f"input_scope: {pp} is not a document or folder you can read")
     return [str(i) for i in ids]
 
 
@@ -89,7 +90,8 @@ async def create_run(
     Raises:
         NotFound: unknown definition. Conflict: a template, a taken name.
         InvalidDefinition: the graph, or one it runs, has a problem (a stored draft).
-        InvalidInput / BadRequest: malformed or unreadable `input_scope` / `selected_skill_ids`.
+        InvalidInput: malformed `input_scope`. NotFound: an `input_scope` id the caller cannot read.
+        BadRequest: `selected_skill_ids`.
     """
     wf, d = await get_definition(session, who, definition_id)
     if d.is_template:

@@ -339,7 +339,9 @@ def test_create_run_with_idempotency_key_returns_the_same_run_with_201(v1: V1, r
     assert v1.defs.list_workflow_runs(d.id).total == 1
 
 
-def test_create_run_refuses_a_taken_name_and_bad_input_scope(v1: V1, root: uuid.UUID) -> None:
+def test_create_run_refuses_a_taken_name_bad_input_scope_and_unknown_scope_ids_with_404(
+    v1: V1, root: uuid.UUID
+) -> None:
     d = new_definition(v1, root)
     v1.defs.create_workflow_run(d.id, name="same")
     with pytest.raises(ConflictException):
@@ -348,7 +350,7 @@ def test_create_run_refuses_a_taken_name_and_bad_input_scope(v1: V1, root: uuid.
         v1.defs.create_workflow_run(d.id, input_scope="not json")
     with pytest.raises(UnprocessableEntityException):
         v1.defs.create_workflow_run(d.id, input_scope='{"a": 1}')
-    with pytest.raises(BadRequestException):
+    with pytest.raises(NotFoundException):
         v1.defs.create_workflow_run(d.id, input_scope=f'["{uuid.uuid4()}"]')
     assert v1.defs.list_workflow_runs(d.id).total == 1
 

@@ -1,0 +1,123 @@
+"""`python -m bench.health`: how long `/health` waits while one large or hostile request is handled.
+
+A probe asks `/health` every 10 ms while a request of each kind below runs, alone, against a fresh
+`make run` stack; it prints the request's own time and answer and the probe's worst and p95 wait.
+Issue 14's aim: `/health` within 100 ms under any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from bench.definitions import workflow_definition
+from bench.ours import our_stack
+from bench.stats import percentile
+
+PROBE_EVERY_S = 0.01
+
+
+def chain(n: int) -> dict[str, Any]:
+    """input -> n Python nodes in a line -> output: a large valid graph (~250 bytes per node)."""
+    base = workflow_definition()
+    inp, py, out = base["nodes"]
+    nodes = [inp]
+    links = []
+    prev = "input_node"
+    for i in range(n):
+        node = {**py, "id": f"p{i}", "title": f"p{i}", "coordinates": {"x": 300.0 * (i + 1), "y": 0.0}}
+        nodes.append(node)
+        links.append({"source_id": prev, "target_id": node["id"]})
+        prev = node["id"]
+    nodes.append({**out, "config": {**out["config"], "output_map": {"y": f"{prev}.y"}}})
+    links.append({"source_id": prev, "target_id": "output_node"})
+    return {**base, "nodes": nodes, "links": links}
+
+
+async def _probe(client: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
+    waits: list[float] = []
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await client.get("/health")
+        waits.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(PROBE_EVERY_S)
+    return waits
+
+
+async def _one(base: str, key: str, label: str, send: Callable[[httpx.AsyncClient], Awaitable[int]]) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as probe,
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client,
+    ):
+        stop = asyncio.Event()
+        probing = asyncio.create_task(_probe(probe, stop))
+        await asyncio.sleep(0.1)
+        t0 = time.perf_counter()
+        status = await send(client)
+        took = (time.perf_counter() - t0) * 1000
+        stop.set()
+        waits = await probing
+    print(
+        f"{label:<38} {status:>4} {took:>9.0f} {max(waits):>9.1f} {percentile(waits, 95):>9.1f} {len(waits):>6}",
+        flush=True,
+    )
+
+
+async def bench_health(nodes: int) -> None:
+    async with our_stack() as (base, key):
+        headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as c:
+            small = (await c.post("/wf/", json={"name": "h", "definition": workflow_definition()})).json()[
+                "id"
+            ]
+        big_graph = json.dumps({"name": "chain", "definition": chain(nodes)}).encode()
+        rows = [{"a": i, "b": [i, str(i)]} for i in range(50_000)]
+        big_inputs = json.dumps({"initial_inputs": {"input_node": {"x": 1, "rows": rows}}}).encode()
+        deep = b'{"initial_inputs": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001
+        huge = b'{"name": "' + b"x" * (50 * 1024 * 1024) + b'"}'
+
+        def post(path: str, body: bytes) -> Callable[[httpx.AsyncClient], Awaitable[int]]:
+            async def send(client: httpx.AsyncClient) -> int:
+                resp = await client.post(path, content=body, headers={"content-type": "application/json"})
+                return resp.status_code
+
+            return send
+
+        print(
+            f"{'request (one at a time)':<38} {'code':>4} {'took ms':>9} {'max ms':>9} {'p95 ms':>9} {'probes':>6}"
+        )
+        await _one(base, key, "nothing (baseline, 1 s)", _idle)
+        await _one(
+            base, key, f"save a {nodes}-node chain ({len(big_graph) // 1024} KB)", post("/wf/", big_graph)
+        )
+        await _one(
+            base,
+            key,
+            f"start with {len(big_inputs) // 1024} KB of inputs",
+            post(f"/wf/{small}/start_run/", big_inputs),
+        )
+        await _one(base, key, "100,000-deep nesting", post(f"/wf/{small}/start_run/", deep))
+        await _one(base, key, "50 MB body", post("/wf/", huge))
+
+
+async def _idle(_client: httpx.AsyncClient) -> int:
+    await asyncio.sleep(1.0)
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=1000, help="nodes of the chain that is saved")
+    args = parser.parse_args()
+    asyncio.run(bench_health(args.nodes))
+
+
+if __name__ == "__main__":
+    main()
