@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     api_embedded_worker: bool = Field(
         True, description="Host a worker in the API process so starts are eager (saves a round trip)"
     )
+    api_embedded_worker_activities: bool = Field(
+        True,
+        description="The API's embedded worker also takes regular activities (LLM calls, slow Python "
+        "nodes); off, it runs only workflow tasks and local activities and leaves the rest to workers",
+    )
 
     # Worker
     worker_max_concurrent_activities: int = 64

@@ -53,8 +53,12 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
     pool: SandboxPool,
     starts: RunStarts,
+    *,
+    remote_activities: bool = True,
 ) -> Worker:
-    """The one worker configuration, shared by the worker process, the API's embedded worker and tests."""
+    """The one worker configuration, shared by the worker process, the API's embedded worker and tests.
+
+    `remote_activities=False` makes a worker that runs workflow tasks and local activities only."""
     acts = RunActivities(sessions, pool, sandbox_limits(settings))
     return Worker(
         client,
@@ -73,6 +77,7 @@ def build_worker(
             *ScheduleActivities(sessions, client, settings, starts).activities(),
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        no_remote_activities=not remote_activities,
         # Paused runs wait in Temporal's history, not in memory: past this many, cached executions
         # are evicted and replayed (a few ms) when they next have work.
         max_cached_workflows=settings.worker_max_cached_workflows,

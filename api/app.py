@@ -138,7 +138,14 @@ async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
             # be the worker's own, so once connected this client serves the whole API.
             client = await connect(settings)
             async with sandbox_pool(settings) as pool:
-                worker = build_worker(client, settings, app.state.sessions, pool, run_starts())
+                worker = build_worker(
+                    client,
+                    settings,
+                    app.state.sessions,
+                    pool,
+                    run_starts(),
+                    remote_activities=settings.api_embedded_worker_activities,
+                )
                 async with worker:
                     app.state.temporal = client
                     app.state.embedded_worker = worker
