@@ -59,9 +59,10 @@ class Settings(BaseSettings):
         True, description="Host a worker in the API process so starts are eager (saves a round trip)"
     )
     api_embedded_worker_activities: bool = Field(
-        True,
+        False,
         description="The API's embedded worker also takes regular activities (LLM calls, slow Python "
-        "nodes); off, it runs only workflow tasks and local activities and leaves the rest to workers",
+        "nodes); off, it runs only workflow tasks and local activities and leaves the rest to workers "
+        "(on, a burst of 1,000 LLM runs starved the API's loop and calls failed their heartbeat timeout)",
     )
 
     # Worker

@@ -48,8 +48,12 @@ async def traced(
 ) -> AsyncIterator[httpx.AsyncClient]:
     from api.app import create_app
 
+    # The embedded worker is this queue's only worker, so it takes the LLM activities too.
     settings = stack.settings(
-        tracing_enabled=True, api_embedded_worker=True, temporal_task_queue=f"obs-{uuid.uuid4().hex[:8]}"
+        tracing_enabled=True,
+        api_embedded_worker=True,
+        api_embedded_worker_activities=True,
+        temporal_task_queue=f"obs-{uuid.uuid4().hex[:8]}",
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
