@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,29 +42,36 @@ def chain(n: int) -> dict[str, Any]:
     return {**base, "nodes": nodes, "links": links}
 
 
-def _probe(base: str, stop: threading.Event, waits: list[float]) -> None:
-    # A thread of its own, so the wait measured is the API's and not this process's own event loop
-    # busy sending the large body.
+def probe_main(base: str) -> None:
+    """The probe process: GET /health every 10 ms until a line arrives on stdin, then print the waits."""
+    waits: list[float] = []
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
     with httpx.Client(base_url=base, timeout=120) as client:
         while not stop.is_set():
             t0 = time.perf_counter()
             client.get("/health")
             waits.append((time.perf_counter() - t0) * 1000)
             time.sleep(PROBE_EVERY_S)
+    print(json.dumps(waits), flush=True)
 
 
 async def _one(base: str, key: str, label: str, send: Callable[[httpx.AsyncClient], Awaitable[int]]) -> None:
+    # The probe is a process of its own, so the wait measured is the API's, not this process's (its loop
+    # and GIL are busy sending the large body).
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.health", "--probe", base,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert probe.stdin is not None and probe.stdout is not None
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as client:
-        stop, waits = threading.Event(), []
-        probing = threading.Thread(target=_probe, args=(base, stop, waits))
-        probing.start()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # the probe process starts and sends its first requests
         t0 = time.perf_counter()
         status = await send(client)
         took = (time.perf_counter() - t0) * 1000
-        stop.set()
-        await asyncio.to_thread(probing.join)
+    out, _ = await probe.communicate(b"stop\n")
+    waits: list[float] = json.loads(out)
     print(
         f"{label:<38} {status:>4} {took:>9.0f} {max(waits):>9.1f} {percentile(waits, 95):>9.1f} {len(waits):>6}",
         flush=True,
@@ -115,8 +123,12 @@ async def _idle(_client: httpx.AsyncClient) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=998, help="nodes of the chain that is saved")
+    parser.add_argument("--probe", metavar="BASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(bench_health(args.nodes))
+    if args.probe:
+        probe_main(args.probe)
+    else:
+        asyncio.run(bench_health(args.nodes))
 
 
 if __name__ == "__main__":
