@@ -6,8 +6,7 @@ Sequential `POST /wf/{id}/run/`: the run's time minus the stub's 10 x 100 ms, di
 iterations, is what the service adds per iteration (a model turn as an activity, the tool call as
 its node kind's activity in the sandbox, their task records and the Temporal round trips).
 
-PySpur 0.1.18 is not measured: its agent calls the provider through litellm, which its venv
-(bench/pyspur.py) does not install.
+PySpur 0.1.18's AgentNode runs the same loop against the same stub afterwards (bench/agent_pyspur.py).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bench.agent_pyspur import bench_pyspur_agent
 from bench.llm import stub_process
 from bench.ours import our_stack
 from bench.stats import percentile
@@ -81,3 +81,4 @@ async def bench_agent(n_seq: int, warmup: int) -> None:
                 f"{ITERATIONS} x {STUB_SECONDS * 1000:.0f} ms, per iteration, n={n_seq}: "
                 f"p50 {percentile(per_iteration, 50):.1f} ms, p95 {percentile(per_iteration, 95):.1f} ms"
             )
+        await bench_pyspur_agent(stub, ITERATIONS, STUB_SECONDS, n_seq, warmup)
