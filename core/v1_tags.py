@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import v1_tags as repo
 from db.accounts import Principal
 from db.models import V1Tag, utcnow
-from errors import BadRequest, Conflict, NotFound
+from errors import Conflict, NotFound
 
 # A path tree deeper than this is a cycle (it cannot be made through the API).
 _MAX_DEPTH = 256
@@ -89,11 +89,12 @@ async def path_part_tags(
 async def set_path_part_tags(
     session: AsyncSession, who: Principal, path_part_id: uuid.UUID, tag_ids: Sequence[uuid.UUID]
 ) -> list[V1Tag]:
-    """Replace the path part's own tags. Raises BadRequest naming a tag the tenant does not have."""
+    """Replace the path part's own tags. Raises NotFound naming a tag the tenant does not have (as for any
+    id of another tenant)."""
     await _ancestry(session, who, path_part_id)
     unknown = set(tag_ids) - await repo.known_tags(session, who.tenant_id, tag_ids)
     if unknown:
-        raise BadRequest(f"No such tag: {', '.join(sorted(str(t) for t in unknown))}")
+        raise NotFound(f"No such tag: {', '.join(sorted(str(t) for t in unknown))}")
     await repo.set_tags(session, who.tenant_id, path_part_id, list(dict.fromkeys(tag_ids)))
     return await repo.tags_of(session, [path_part_id])
 

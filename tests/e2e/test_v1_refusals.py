@@ -7,7 +7,7 @@ import uuid
 
 import ksapi
 import pytest
-from ksapi.exceptions import BadRequestException
+from ksapi.exceptions import BadRequestException, NotFoundException
 
 from tests.e2e.v1_client import V1, new_definition
 
@@ -21,7 +21,7 @@ def test_an_upload_with_tag_ids_is_tagged(v1: V1, root: uuid.UUID) -> None:
     doc = v1.docs.get_document(made.document_id)
     got = ksapi.PathPartsApi(v1.client).get_path_part_tags(doc.path_part_id).tags
     assert {t.id for t in got} == {one.id, two.id}
-    with pytest.raises(BadRequestException) as unknown:
+    with pytest.raises(NotFoundException) as unknown:
         v1.docs.ingest_document(file=("b.txt", b"b"), path_part_id=root, tag_ids=[uuid.uuid4()])
     assert "No such tag" in (unknown.value.body or "")
 

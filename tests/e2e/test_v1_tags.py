@@ -10,7 +10,7 @@ from typing import Any
 
 import ksapi
 import pytest
-from ksapi.exceptions import BadRequestException, ConflictException, NotFoundException
+from ksapi.exceptions import ConflictException, NotFoundException
 
 from tests.conftest import Stack, Tenant, make_tenant
 from tests.e2e.v1_client import V1, connect, new_definition
@@ -133,7 +133,7 @@ def test_tag_crud_refuses_taken_names_and_unknown_tags(v1: V1, root: uuid.UUID) 
     assert (renamed.name, renamed.description, renamed.color) == (tag.name + "x", None, "00FF00")
 
     d = new_definition(v1, root)
-    with pytest.raises(BadRequestException) as unknown:
+    with pytest.raises(NotFoundException) as unknown:
         set_tags(v1, d.path_part_id, tag, uuid.uuid4())
     assert "No such tag" in (unknown.value.body or "")
     set_tags(v1, d.path_part_id, tag)
@@ -152,6 +152,6 @@ def test_another_tenant_cannot_see_or_use_the_tags_or_tag_the_path_parts(
     with pytest.raises(NotFoundException):
         theirs.api(ksapi.PathPartsApi).get_path_part_tags(tree.defs["d1"].path_part_id)
     their_def = new_definition(theirs, theirs.folders.list_folders().items[0].path_part_id)
-    with pytest.raises(BadRequestException):
+    with pytest.raises(NotFoundException):
         set_tags(theirs, their_def.path_part_id, tree.red)
     assert tree.red.id not in {t.id for t in theirs.api(ksapi.TagsApi).list_tags(limit=100).items}
