@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import Stack, Tenant, add_user
 from tests.e2e.v1_client import V1, connect, root_folder
+from tests.llm_stub import LlmStub
 
 
 @pytest.fixture
@@ -25,3 +27,17 @@ def root(v1: V1) -> uuid.UUID:
 async def member(stack: Stack, tenant: Tenant) -> Tenant:
     """A USER of the same tenant (not the owner)."""
     return await add_user(stack.database_url, tenant, "USER")
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[LlmStub]:
+    """The loopback LLM provider (OpenAI and Anthropic wire formats), one per test module."""
+    with LlmStub().running() as s:
+        yield s
+
+
+@pytest.fixture
+def provider(stub: LlmStub) -> LlmStub:
+    """The module's stub with its requests, faults and scripted turns cleared."""
+    stub.reset()
+    return stub

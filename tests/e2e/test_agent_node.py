@@ -34,18 +34,6 @@ from workflows.search_attributes import temporal_workflow_id
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[LlmStub]:
-    with LlmStub().running() as s:
-        yield s
-
-
-@pytest.fixture
-def provider(stub: LlmStub) -> LlmStub:
-    stub.reset()
-    return stub
-
-
 @pytest.fixture
 def log() -> Iterator[Path]:
     """A file the tools append to (outside /tmp: sandboxed code has a private one)."""

@@ -4,7 +4,6 @@ and cost) on its task, as a single run does."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,12 +14,6 @@ from tests.e2e.test_llm_nodes import keyed_tenant, llm_graph
 from tests.llm_stub import LlmStub
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[LlmStub]:
-    with LlmStub().running() as s:
-        yield s
 
 
 async def test_batch_rows_record_the_llm_usage_of_their_tasks(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from tests.llm_stub import LlmStub
 pytestmark = pytest.mark.e2e
 
 HISTORY = Path(__file__).parent.parent / "histories" / "llm_nodes.json"
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[LlmStub]:
-    with LlmStub().running() as s:
-        yield s
 
 
 def graph() -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,18 +23,6 @@ from workflows.search_attributes import temporal_workflow_id
 pytestmark = pytest.mark.e2e
 
 SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}, "words": {"type": "integer"}}}
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[LlmStub]:
-    with LlmStub().running() as s:
-        yield s
-
-
-@pytest.fixture
-def provider(stub: LlmStub) -> LlmStub:
-    stub.reset()
-    return stub
 
 
 async def keyed_tenant(stack: Stack, app: httpx.AsyncClient, stub: LlmStub, key: str | None) -> Tenant:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -32,18 +31,6 @@ STRICT = {
     "required": ["title", "words"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[LlmStub]:
-    with LlmStub().running() as s:
-        yield s
-
-
-@pytest.fixture
-def provider(stub: LlmStub) -> LlmStub:
-    stub.reset()
-    return stub
 
 
 async def tenant_with(app: httpx.AsyncClient, stack: Stack, values: dict[str, str]) -> Tenant:

@@ -20,12 +20,10 @@ reprs. As in PySpur, a failing tool fails the node, and a model that still asks 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import functools
 import json
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,13 +36,12 @@ from run_status import PauseAction, RunStatus, TaskStatus
 from telemetry import in_workflow
 from workflows.contracts import (
     Decision,
-    PauseRecord,
     RecordDecisionInput,
-    RecordPauseInput,
     RunActivitiesContract,
 )
 from workflows.definition import WorkflowDefinition, WorkflowNode
 from workflows.node_kinds.base import NodeHandler, NodeKind, NodeOutput, RunScope, object_schema
+from workflows.node_kinds.human_intervention import wait_for_decision
 from workflows.node_kinds.single_llm_call import (
     SingleLLMCallNodeConfig,
     check_llm_config,
@@ -391,27 +388,14 @@ class _Loop:
         state.pause(tool.id, details, now)
         timeout = settings.approval_timeout_seconds
         message = settings.approval_message or f"Agent '{self.node.title}' wants to call tool '{tool.title}'"
-        publish_status(RunStatus.PAUSED)
-        await run.write(
-            RunActivitiesContract.record_pause,
-            RecordPauseInput(
-                run_id=run.inp.run_id,
-                attempt=run.inp.attempt,
-                pause=PauseRecord(
-                    node_id=tool.id,
-                    seq=pause.seq,
-                    message=f"{message} with arguments {json.dumps(args)}",
-                    input_data=details,
-                    pause_time=now,
-                    timeout_at=now + timedelta(seconds=timeout) if timeout else None,
-                ),
-                tasks=run.unflushed(),
-            ),
+        await wait_for_decision(
+            run,
+            pause,
+            f"{message} with arguments {json.dumps(args)}",
+            details,
+            timeout,
             f"approve {tool.title}",
         )
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: pause.decision is not None, timeout=timeout)
-        run.close_pause(tool.id)
         now = workflow.now()
         decision = pause.decision
         failure = None

@@ -61,29 +61,8 @@ class HumanInterventionHandler(NodeHandler[HumanInterventionNodeConfig]):
         """
         node = state.plan.by_id[pause.node_id]
         config = self.config(node)
-        now = workflow.now()
         timeout = config.timeout_seconds
-        publish_status(RunStatus.PAUSED)
-        await run.write(
-            RunActivitiesContract.record_pause,
-            RecordPauseInput(
-                run_id=run.inp.run_id,
-                attempt=run.inp.attempt,
-                pause=PauseRecord(
-                    node_id=pause.node_id,
-                    seq=pause.seq,
-                    message=config.message,
-                    input_data=passthrough,
-                    pause_time=now,
-                    timeout_at=now + timedelta(seconds=timeout) if timeout else None,
-                ),
-                tasks=run.unflushed(),
-            ),
-            f"pause {node.title}",
-        )
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: pause.decision is not None, timeout=timeout)
-        run.close_pause(pause.node_id)
+        await wait_for_decision(run, pause, config.message, passthrough, timeout, f"pause {node.title}")
         now = workflow.now()
         decision, failure = _decision_or_failure(pause.decision, config)
         in_workflow.event_span(
@@ -154,3 +133,38 @@ def _apply(
         return {}
     state.complete(node_id, output, now)
     return output
+
+
+async def wait_for_decision(
+    run: RunScope,
+    pause: Pause,
+    message: str,
+    input_data: dict[str, Any],
+    timeout_seconds: float | None,
+    summary: str,
+) -> Decision | None:
+    """The one pause mechanism (a HumanInterventionNode, an agent's tool awaiting approval): record the
+    open pause, wait for a person's decision or the timeout, close it. None when the timeout decided."""
+    now = workflow.now()
+    publish_status(RunStatus.PAUSED)
+    await run.write(
+        RunActivitiesContract.record_pause,
+        RecordPauseInput(
+            run_id=run.inp.run_id,
+            attempt=run.inp.attempt,
+            pause=PauseRecord(
+                node_id=pause.node_id,
+                seq=pause.seq,
+                message=message,
+                input_data=input_data,
+                pause_time=now,
+                timeout_at=now + timedelta(seconds=timeout_seconds) if timeout_seconds else None,
+            ),
+            tasks=run.unflushed(),
+        ),
+        summary,
+    )
+    with contextlib.suppress(TimeoutError):
+        await workflow.wait_condition(lambda: pause.decision is not None, timeout=timeout_seconds)
+    run.close_pause(pause.node_id)
+    return pause.decision
