@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from activities.ingest_activities import RunStarts
-from core.run_start import engine_input
+from core.run_start import engine_input, start_execution
 from core.workflow_versions import resolve_subworkflows, version_for_run
 from db import folders_repo, repo, v1_definition_repo, v1_queries, v1_threads, workflow_repo
 from db.models import Document, Run, Workflow
@@ -23,6 +24,7 @@ from settings import Settings
 from workflows import graph
 from workflows.contracts import RunInput, SubworkflowSnapshot
 from workflows.definition import WorkflowDefinition
+from workflows.run_workflow import RunWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,39 @@ async def again(session: AsyncSession, run: Run, settings: Settings) -> tuple[Ru
     pinned = await _pinned_subworkflows(session, run)
     return await run_input(session, run, wf, defn, payload, settings, pinned), timedelta(
         seconds=d.max_run_duration_seconds
+    )
+
+
+async def start_again(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    run: Run,
+    *,
+    eager: bool,
+    restart: bool,
+    precomputed: dict[str, Any] | None = None,
+) -> None:
+    """Start a dispatched run's execution from its pinned snapshot: a retry or resume (`restart`), or a
+    schedule firing whose earlier attempt stored the run but did not get to start it."""
+    run_input, timeout = await again(session, run, settings)
+    # Versions it created (a subworkflow resolved afresh) must be visible to the execution's writes.
+    await session.commit()
+    if precomputed:
+        run_input = run_input.model_copy(update={"precomputed": precomputed})
+    wf = await workflow_repo.workflow(session, run.workflow_id)
+    assert wf is not None
+    await start_execution(
+        session,
+        client,
+        settings,
+        run,
+        wf,
+        RunWorkflow.run,
+        run_input,
+        eager=eager,
+        execution_timeout=timeout,
+        restart=restart,
     )
 
 

@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from core import access, runs
 from core.run_start import start_execution
-from core.v1_dispatch import InputProblem, again, dispatch
+from core.v1_dispatch import InputProblem, dispatch, start_again
 from db import repo, run_queries, v1_definition_repo, workflow_repo
 from db import v1_repo as v1
 from db.accounts import Principal
@@ -182,24 +182,7 @@ async def retry_run(
     await session.commit()
     run = await get_run(session, who, run_id)
     if started:
-        run_input, timeout = await again(session, run, settings)
-        # Versions it created (a subworkflow resolved afresh) must be visible to the execution's writes.
-        await session.commit()
-        run_input = run_input.model_copy(update={"precomputed": precomputed})
-        wf = await workflow_repo.workflow(session, run.workflow_id)
-        assert wf is not None
-        await start_execution(
-            session,
-            client,
-            settings,
-            run,
-            wf,
-            RunWorkflow.run,
-            run_input,
-            eager=eager,
-            execution_timeout=timeout,
-            restart=True,
-        )
+        await start_again(session, client, settings, run, eager=eager, restart=True, precomputed=precomputed)
         await _stop_if_stopped_meanwhile(session, client, run.id)
         run = await get_run(session, who, run_id)
     return run

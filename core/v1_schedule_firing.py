@@ -13,14 +13,12 @@ from temporalio.client import Client
 from core import v1_drafts as drafts
 from core import v1_runs
 from core import v1_schedules as schedules
-from core.run_start import start_execution
-from core.v1_dispatch import again
-from db import v1_definition_repo, workflow_repo
+from core.v1_dispatch import start_again
+from db import v1_definition_repo
 from db import v1_repo as v1
 from db.v1_schedules import acting_principal
 from run_status import Cause, DraftState, RunStatus
 from settings import Settings
-from workflows.run_workflow import RunWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +45,5 @@ async def fire(
         )
     elif run.draft_state is None and run.status == RunStatus.PENDING and run.snapshot:
         # Dispatched by an earlier attempt that did not get to start it (the start is idempotent).
-        run_input, timeout = await again(session, run, settings)
-        wf = await workflow_repo.workflow(session, run.workflow_id)
-        assert wf is not None
-        await start_execution(
-            session,
-            client,
-            settings,
-            run,
-            wf,
-            RunWorkflow.run,
-            run_input,
-            eager=False,
-            execution_timeout=timeout,
-        )
+        await start_again(session, client, settings, run, eager=False, restart=False)
     return str(run.id)
