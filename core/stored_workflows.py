@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import offload
+from core.editor_layout import place_unplaced
 from core.workflow_versions import tenant_workflow, workflow_problems
 from db import workflow_repo
 from db.accounts import Principal
@@ -29,7 +30,8 @@ async def get_workflow(session: AsyncSession, who: Principal, workflow_id: str) 
 
 
 def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
-    """Fill PySpur's defaults for an empty definition, check its shape, and return the JSON to store.
+    """Fill PySpur's defaults for an empty definition, check its shape, place nodes saved without a
+    position (the editor cannot draw them), and return the JSON to store.
 
     What the editor produces while a user draws (null config values, cycles, dangling links, no
     InputNode) is stored as a draft: `definition_problems` reports it, and runs refuse it.
@@ -41,6 +43,7 @@ def prepare_definition(defn: WorkflowDefinition | None) -> dict[str, Any]:
         spur = defn.spur_type if defn else SpurType.WORKFLOW
         defn = chatbot_definition() if spur == SpurType.CHATBOT else default_definition()
     graph.check_shape(defn)
+    place_unplaced(defn)
     return defn.model_dump(mode="json")
 
 

@@ -147,6 +147,19 @@ async def test_editor_opens_a_workflow_with_finished_runs_without_a_page_error(u
     await ui.done()
 
 
+async def test_a_workflow_saved_through_the_api_without_positions_opens_in_the_editor(ui_page: UI) -> None:
+    ui, page = ui_page, ui_page.page
+    unplaced = greeting()
+    for n in unplaced["nodes"]:
+        del n["coordinates"]
+    wf = await ui.workflow(unplaced)
+    await ui.login()
+    await open_editor(ui, wf)
+    for title in ("input_node", "greet", "output_node"):
+        await expect(page.locator(".react-flow__node", has_text=title).first).to_be_visible()
+    await ui.done()
+
+
 async def test_a_run_started_from_the_editor_completes_and_the_nodes_show_their_outputs(ui_page: UI) -> None:
     ui, page = ui_page, ui_page.page
     wf = await ui.workflow(greeting())
