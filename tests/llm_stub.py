@@ -286,7 +286,8 @@ def final_turn(output: str) -> dict[str, Any]:
 
 def _agent_turn(body: dict[str, Any]) -> bool:
     """A request offering tools to choose from (not Anthropic's forced output tool)."""
-    return "tools" in body and (body.get("tool_choice") or {}).get("type") != "tool"
+    choice = body.get("tool_choice")  # the chat format's may be a word ("auto")
+    return "tools" in body and not (isinstance(choice, dict) and choice.get("type") == "tool")
 
 
 def held(body: dict[str, Any]) -> int:
