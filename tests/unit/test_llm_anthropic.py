@@ -54,13 +54,10 @@ def test_a_model_without_json_output_gets_no_tool() -> None:
     assert "tools" not in body and body["max_tokens"] == 1024
 
 
+PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = {
     "type": "function",
-    "function": {
-        "name": "weather",
-        "description": "The weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
+    "function": {"name": "weather", "description": "The weather of a city", "parameters": PARAMETERS},
 }
 
 
@@ -75,7 +72,7 @@ def test_an_agent_turn_offers_its_tools_unforced_with_the_output_schema_in_the_s
         {
             "name": "weather",
             "description": "The weather of a city",
-            "input_schema": WEATHER["function"]["parameters"],
+            "input_schema": PARAMETERS,
         }
     ]
     assert "tool_choice" not in body and body["temperature"] == 0.5
@@ -83,7 +80,7 @@ def test_an_agent_turn_offers_its_tools_unforced_with_the_output_schema_in_the_s
 
 
 def test_the_runs_conversation_maps_to_tool_use_blocks_and_one_message_of_tool_results() -> None:
-    conversation = [
+    conversation: list[dict[str, Any]] = [
         {"role": "user", "content": "weather?"},
         {
             "role": "assistant",
