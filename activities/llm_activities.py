@@ -96,14 +96,11 @@ class LlmActivities(LlmActivitiesContract):
         provider = model_id.partition("/")[0]
         values = await self._values(arg.tenant_id, providers.NAMES.get(provider, []))
         await self._check_base(arg.node_id, provider, values)
-        if provider == "anthropic" and arg.tools is not None:  # saved before the agent's check existed
-            raise ApplicationError(
-                f"Node '{arg.node_id}': tool calls through anthropic/ models are not supported yet",
-                type="bad_request",
-                non_retryable=True,
-            )
         if provider == "anthropic":
-            return await self._call_anthropic(arg.node_id, config, model_id, values, messages, schema)
+            return await self._call_anthropic(
+                arg.node_id, config, model_id, values, messages, schema, arg.tools
+            )
+        messages = [msgs.chat_message(m) for m in messages]
         try:
             target = providers.route(model_id, values, self._client(), config.timeout_seconds)
         except providers.MissingKey as err:
@@ -149,6 +146,7 @@ class LlmActivities(LlmActivitiesContract):
         values: dict[str, str],
         messages: list[dict[str, Any]],
         schema: dict[str, Any],
+        tools: list[dict[str, Any]] | None,
     ) -> LlmCallResult:
         try:
             key = providers.key_of("anthropic", values)
@@ -168,6 +166,7 @@ class LlmActivities(LlmActivitiesContract):
             messages,
             schema if json_output else None,
             thinking,
+            tools,
         )
         client = await llm_anthropic.client(
             key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
@@ -179,9 +178,14 @@ class LlmActivities(LlmActivitiesContract):
                 reply = await llm_anthropic.complete(client, body)
             except Exception as err:
                 raise providers.classify(err, "anthropic", secrets, config.max_total_seconds) from None
-            result = self._parsed(
-                node_id, model_id, reply.content, schema, reply.prompt_tokens, reply.completion_tokens
-            )
+            if tools is not None:
+                result = _anthropic_turn(node_id, model_id, reply, body["max_tokens"]) or self._parsed(
+                    node_id, model_id, reply.text, schema, reply.prompt_tokens, reply.completion_tokens
+                )
+            else:
+                result = self._parsed(
+                    node_id, model_id, reply.content, schema, reply.prompt_tokens, reply.completion_tokens
+                )
             call.finished(
                 input_tokens=reply.prompt_tokens,
                 output_tokens=reply.completion_tokens,
@@ -305,6 +309,34 @@ def _tool_turn(model_id: str, response: Any) -> LlmCallResult | None:
             ],
         },
     )
+
+
+def _anthropic_turn(
+    node_id: str, model_id: str, reply: llm_anthropic.Reply, max_tokens: int
+) -> LlmCallResult | None:
+    """An agent's turn on the Messages API by its stop_reason: `tool_use`, the tools it asked for;
+    `max_tokens`, an error (a cut `tool_use` block or answer is not something to act on); else
+    (`end_turn`) None: the final answer, parsed from the text.
+
+    Raises:
+        ApplicationError("max_tokens"): the turn was cut at max_tokens (not retried: it would be again).
+    """
+    if reply.finish_reason == "max_tokens":
+        raise ApplicationError(
+            f"Node '{node_id}': the model's turn was cut at max_tokens ({max_tokens}) before it "
+            "finished; raise llm_info.max_tokens",
+            type="max_tokens",
+            non_retryable=True,
+        )
+    if not reply.tool_calls:
+        return None
+    usage = {
+        "model": model_id,
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "cost_usd": providers.cost(model_id, reply.prompt_tokens, reply.completion_tokens),
+    }
+    return LlmCallResult(output={}, usage=usage, message=reply.assistant_message())
 
 
 def _observe(call: LlmCall, response: Any, result: LlmCallResult) -> None:

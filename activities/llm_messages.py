@@ -175,6 +175,15 @@ def without_tool_calls(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Keys the run keeps on its conversation's messages that only the anthropic/ route reads.
+_NOT_CHAT = ("is_error", "thinking_blocks")
+
+
+def chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message of the run's conversation as the chat completions format takes it."""
+    return {k: v for k, v in message.items() if k not in _NOT_CHAT}
+
+
 def schema_in_prompt(messages: list[dict[str, Any]], schema: dict[str, Any]) -> None:
     """PySpur's JSON mode for providers without strict schemas: the schema joins the system message."""
     messages[0]["content"] += (

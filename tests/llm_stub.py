@@ -124,7 +124,8 @@ class LlmStub:
 
     async def _messages(self, request: Request) -> Response:
         """Anthropic's Messages API: a forced tool is answered with a `tool_use` block whose input fits
-        the tool's schema; otherwise a text block (after a thinking block when thinking is on)."""
+        the tool's schema; an agent's turn with the scripted turn as text and `tool_use` blocks;
+        otherwise a text block (each after a thinking block when thinking is on)."""
         seen, fault, done = await self._receive(request)
         if done is not None:
             return done
@@ -132,10 +133,15 @@ class LlmStub:
         content = self._content(fault, body)
         blocks: list[dict[str, Any]] = []
         if body.get("thinking"):
-            blocks.append({"type": "thinking", "thinking": "Considering.", "signature": "c3R1Yg=="})
+            n = held(body) + 1
+            blocks.append({"type": "thinking", "thinking": f"Turn {n}.", "signature": f"sig{n}"})
         forced = (body.get("tool_choice") or {}).get("name")
         tool = next((t for t in body.get("tools") or [] if t.get("name") == forced), None)
-        if tool is not None and content is None:
+        turn = self._turn(body)
+        if turn is not None:
+            blocks += _anthropic_blocks(turn)
+            stop = turn.get("stop_reason") or ("tool_use" if turn.get("tool_calls") else "end_turn")
+        elif tool is not None and content is None:
             value = _example(tool.get("input_schema") or {})
             blocks.append({"type": "tool_use", "id": "toolu_stub", "name": forced, "input": value})
             stop = "tool_use"
@@ -187,14 +193,13 @@ class LlmStub:
         )
 
     def _turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if not self.turns or "tools" not in body:
+        if not self.turns or not _agent_turn(body):
             return None
-        done = sum(1 for m in body.get("messages") or [] if m.get("tool_calls"))
-        return self.turns[min(done, len(self.turns) - 1)]
+        return self.turns[min(held(body), len(self.turns) - 1)]
 
     def tool_requests(self) -> list[Seen]:
         """The requests of agent turns that the stub answered."""
-        return [s for s in self.calls() if "tools" in s.body and s.answered]
+        return [s for s in self.calls() if _agent_turn(s.body) and s.answered]
 
     async def _control(self, request: Request) -> Response:
         """Benchmarks drive a stub in another process: set the latency, read and reset the counts."""
@@ -277,6 +282,41 @@ def tool_turn(*calls: tuple[str, Any], turn: int = 1) -> dict[str, Any]:
 
 def final_turn(output: str) -> dict[str, Any]:
     return {"role": "assistant", "content": json.dumps({"output": output})}
+
+
+def _agent_turn(body: dict[str, Any]) -> bool:
+    """A request offering tools to choose from (not Anthropic's forced output tool)."""
+    choice = body.get("tool_choice")  # the chat format's may be a word ("auto")
+    return "tools" in body and not (isinstance(choice, dict) and choice.get("type") == "tool")
+
+
+def held(body: dict[str, Any]) -> int:
+    """How many tool-asking assistant turns the request's conversation holds (either wire format)."""
+
+    def asked(message: dict[str, Any]) -> bool:
+        content = message.get("content")
+        blocks = content if message.get("role") == "assistant" and isinstance(content, list) else []
+        return bool(message.get("tool_calls")) or any(b.get("type") == "tool_use" for b in blocks)
+
+    return sum(1 for m in body.get("messages") or [] if asked(m))
+
+
+def _anthropic_blocks(turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """A scripted turn (the chat format's assistant message) as Messages API content blocks."""
+    blocks: list[dict[str, Any]] = []
+    if turn.get("content"):
+        blocks.append({"type": "text", "text": turn["content"]})
+    for call in turn.get("tool_calls") or []:
+        function = call["function"]
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": function["name"],
+                "input": json.loads(function["arguments"]),
+            }
+        )
+    return blocks
 
 
 async def _client_left(request: Request, delay: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,15 @@ def provider(stub: LlmStub) -> LlmStub:
     """The module's stub with its requests, faults and scripted turns cleared."""
     stub.reset()
     return stub
+
+
+@pytest.fixture
+def log() -> Iterator[Path]:
+    """A file an agent's Python tools append to (outside /tmp: sandboxed code has a private one)."""
+    folder = Path(__file__).resolve().parents[2] / ".artifacts" / "agent-tools"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.log"
+    path.touch()
+    path.chmod(0o666)  # the sandbox runs the code as another user
+    yield path
+    path.unlink(missing_ok=True)

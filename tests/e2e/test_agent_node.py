@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,6 @@ from tests.llm_stub import Fault, LlmStub, final_turn, tool_turn
 from workflows.search_attributes import temporal_workflow_id
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def log() -> Iterator[Path]:
-    """A file the tools append to (outside /tmp: sandboxed code has a private one)."""
-    folder = Path(__file__).resolve().parents[2] / ".artifacts" / "agent-tools"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.log"
-    path.touch()
-    path.chmod(0o666)  # the sandbox runs the code as another user
-    yield path
-    path.unlink(missing_ok=True)
 
 
 def weather(log: Path, sleep: float = 0.0, **config: Any) -> dict[str, Any]:

@@ -6,6 +6,9 @@ Re-record after an intended change to the interpreter only together with a `work
 for runs already in flight; the committed files are what older in-flight runs look like.
 Histories of runs left in flight (paused_open, batch_midway_*) are written by the cross-version test:
 `RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/e2e/test_upgrade.py`.
+Histories of runs that call a model need the provider stub, so their e2e tests write them the same
+way: tests/e2e/test_llm_history.py (llm_nodes) and tests/e2e/test_agent_history.py
+(agent_tool_and_approval: a tool turn and an approved tool call).
 """
 
 from __future__ import annotations

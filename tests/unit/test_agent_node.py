@@ -81,12 +81,11 @@ def test_arguments_that_do_not_fit_the_tool_are_told_to_the_model() -> None:
     )
 
 
-def test_an_agent_on_an_anthropic_model_is_a_draft_problem_not_a_run_without_tools() -> None:
+def test_an_agent_on_an_anthropic_model_is_a_valid_graph() -> None:
     found = problems(
         agent_graph(
             [weather()],
             llm_info={"model": "anthropic/claude-3-5-sonnet-latest", "max_tokens": 256, "temperature": 0.2},
         )
     )
-    assert len(found) == 1
-    assert "Agent 'agent': tool calls through anthropic/ models are not supported yet" in found[0]
+    assert found == []

@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from errors import InvalidDefinition
 from run_status import PauseAction, RunStatus, TaskStatus
 from telemetry import in_workflow
 from workflows.contracts import (
@@ -185,13 +184,6 @@ class AgentHandler(NodeHandler[AgentNodeConfig]):
 
     def check(self, node: WorkflowNode, config: AgentNodeConfig) -> None:
         check_llm_config(node, config)
-        if str(config.llm_info.model).startswith("anthropic/"):
-            # The anthropic/ route speaks the Messages API, whose tool turns are not mapped yet: refused
-            # here rather than answered without tools.
-            raise InvalidDefinition(
-                f"Agent '{node.id}': tool calls through anthropic/ models are not supported yet; "
-                "pick a model on an OpenAI-compatible route (openai/, azure/, gemini/, deepseek/, ollama/)"
-            )
 
     def check_in_graph(
         self, node: WorkflowNode, config: AgentNodeConfig, predecessor_titles: set[str]
@@ -307,7 +299,11 @@ class _Loop:
             if message is None or not message.get("tool_calls"):
                 final = {"role": "assistant", "content": json.dumps(result.output), "tool_calls": None}
                 conversation = [*self.messages, final]
-                texts = [json.dumps(m) for m in conversation if m["role"] == "tool" or "tool_calls" in m]
+                texts = [
+                    json.dumps(_pyspur_message(m))
+                    for m in conversation
+                    if m["role"] == "tool" or "tool_calls" in m
+                ]
                 return {**result.output, "tool_calls": texts}
             if turn == self.config.max_iterations:
                 break
@@ -342,11 +338,11 @@ class _Loop:
         tool = self.tools.get(name.lower())
         if tool is None:
             known = ", ".join(t.title for t in self.tools.values())
-            return _answer(call, f"Error: there is no tool '{name}' (tools: {known})")
+            return _answer(call, f"Error: there is no tool '{name}' (tools: {known})", error=True)
         settings = tool_settings(tool)
         args, problem = parse_arguments(function.get("arguments"), settings)
         if problem is not None:
-            return _answer(call, f"Error: tool '{tool.title}': {problem}")
+            return _answer(call, f"Error: tool '{tool.title}': {problem}", error=True)
         state = self.run_scope.new_state(self.run_scope.node_plan(self.definition, tool.id), scope)
         if settings.requires_approval:
             async with self.approvals:
@@ -356,7 +352,7 @@ class _Loop:
                     f": {decision.comments}" if decision.comments else ""
                 )
                 state.decline(tool.id, reason, workflow.now())
-                return _answer(call, f"The user declined this call of '{tool.title}'. {reason}")
+                return _answer(call, f"The user declined this call of '{tool.title}'. {reason}", error=True)
             if decision.action == PauseAction.OVERRIDE:
                 state.complete(tool.id, dict(decision.inputs), workflow.now())
                 return _answer(call, json.dumps(decision.inputs))
@@ -447,7 +443,17 @@ class _Loop:
         return decision
 
 
-def _answer(call: dict[str, Any], content: str) -> dict[str, Any]:
+def _answer(call: dict[str, Any], content: str, error: bool = False) -> dict[str, Any]:
+    """The tool message answering `call`; `error`: a refusal or a call that could not run (the
+    anthropic/ route sends it as a `tool_result` with `is_error`, the chat route as its text)."""
     if len(content) > MAX_TOOL_ANSWER:
         content = content[:MAX_TOOL_ANSWER] + f" ... [cut: {len(content) - MAX_TOOL_ANSWER} more characters]"
-    return {"role": "tool", "tool_call_id": call.get("id"), "content": content}
+    answer: dict[str, Any] = {"role": "tool", "tool_call_id": call.get("id"), "content": content}
+    if error:
+        answer["is_error"] = True
+    return answer
+
+
+def _pyspur_message(message: dict[str, Any]) -> dict[str, Any]:
+    # The node's `tool_calls` output keeps PySpur's shape: the chat format's keys only.
+    return {k: v for k, v in message.items() if k not in ("is_error", "thinking_blocks")}
