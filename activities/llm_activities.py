@@ -30,6 +30,7 @@ class LlmActivities(LlmActivitiesContract):
         self._sessions = sessions
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
+        self._clients = providers.Clients()
 
     def _client(self) -> httpx.AsyncClient:
         # One connection pool for every call of this worker (the SDK's clients are per call: keys differ).
@@ -105,7 +106,7 @@ class LlmActivities(LlmActivitiesContract):
         if provider == "anthropic":
             return await self._call_anthropic(arg.node_id, config, model_id, values, messages, schema)
         try:
-            target = providers.route(model_id, values, self._client(), config.timeout_seconds)
+            target = providers.route(model_id, values, self._client(), config.timeout_seconds, self._clients)
         except providers.MissingKey as err:
             raise ApplicationError(
                 f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
@@ -169,9 +170,13 @@ class LlmActivities(LlmActivitiesContract):
             schema if json_output else None,
             thinking,
         )
-        client = await llm_anthropic.client(
-            key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
-        )
+        spec = ("anthropic", values.get("ANTHROPIC_BASE_URL"), key, None, config.timeout_seconds)
+        client = self._clients.get(spec)
+        if client is None:
+            client = await llm_anthropic.client(
+                key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
+            )
+            self._clients.put(spec, client)
         capture = self._settings.tracing_capture_content
         with llm_call(provider="anthropic", model=model_id, capture_content=capture) as call:
             call.prompt(messages)
