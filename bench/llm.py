@@ -37,7 +37,9 @@ from bench.stats import percentile
 SCHEMA = '{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}'
 
 
-def llm_definition() -> dict[str, Any]:
+def llm_definition(timeout_seconds: float | None = None) -> dict[str, Any]:
+    """`timeout_seconds`: the node's time for one attempt (ours only; PySpur has no such field)."""
+    extra = {} if timeout_seconds is None else {"timeout_seconds": timeout_seconds}
     return {
         "nodes": [
             {"id": "input_node", "title": "input_node", "node_type": "InputNode",
@@ -45,7 +47,7 @@ def llm_definition() -> dict[str, Any]:
             {"id": "llm", "title": "Ask", "node_type": "SingleLLMCallNode",
              "config": {"llm_info": {"model": "openai/gpt-4o-mini", "max_tokens": 32},
                         "system_message": "Answer briefly.", "user_message": "{{input_node.q}}",
-                        "output_schema": {"answer": "string"}, "output_json_schema": SCHEMA}},
+                        "output_schema": {"answer": "string"}, "output_json_schema": SCHEMA, **extra}},
             {"id": "output_node", "title": "output_node", "node_type": "OutputNode",
              "config": {"output_map": {"answer": "Ask.answer"}}},
         ],
@@ -181,7 +183,13 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int, hold: float = 120.0) -
             if n_conc > 0:
                 await _concurrent(client, base, wf, stub, n_conc, 2.0)
                 if hold > 0:
-                    await _concurrent(client, base, wf, stub, n_conc, hold)
+                    # An attempt may take longer than the provider's answer (default: 120 s).
+                    defn = llm_definition(timeout_seconds=hold + 120)
+                    resp = await client.post(
+                        f"{base}/wf/", json={"name": "bench-llm-hold", "definition": defn}
+                    )
+                    resp.raise_for_status()
+                    await _concurrent(client, base, resp.json()["id"], stub, n_conc, hold)
         await _pyspur_beside(stub, n_seq, n_conc, warmup)
 
 
