@@ -50,15 +50,15 @@ class LlmActivities(LlmActivitiesContract):
         work = asyncio.create_task(self._call(arg))
         info = activity.info()
         # Heartbeats cover the whole call, waits for a database connection included, and are how a
-        # cancel gets here (the worker sends them throttled), so they go often.
-        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
+        # cancel gets here. The worker sends at most one per throttle interval however often they are
+        # made, so half of it is enough (a thousand waiting calls each wake up twice a second at most).
+        half = self._settings.worker_heartbeat_throttle_seconds / 2
+        beat = min(info.heartbeat_timeout.total_seconds() / 4, half) if info.heartbeat_timeout else half
+        beats = asyncio.create_task(_heartbeats(beat))
         try:
-            while True:
-                done, _ = await asyncio.wait({work}, timeout=beat)
-                if done:
-                    return work.result()
-                activity.heartbeat()
+            return await work
         finally:
+            beats.cancel()
             if not work.done():
                 work.cancel()  # closes the provider connection: it sees the run's cancel
                 await asyncio.gather(work, return_exceptions=True)
@@ -272,6 +272,12 @@ class LlmActivities(LlmActivitiesContract):
                 "cost_usd": providers.cost(model_id, prompt, completion),
             },
         )
+
+
+async def _heartbeats(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        activity.heartbeat()
 
 
 def _usage(model_id: str, response: Any) -> dict[str, Any]:

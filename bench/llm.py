@@ -38,8 +38,13 @@ SCHEMA = '{"type": "object", "properties": {"answer": {"type": "string"}}, "requ
 
 
 def llm_definition(timeout_seconds: float | None = None) -> dict[str, Any]:
-    """`timeout_seconds`: the node's time for one attempt (ours only; PySpur has no such field)."""
-    extra = {} if timeout_seconds is None else {"timeout_seconds": timeout_seconds}
+    """`timeout_seconds`: the node's time for one attempt, and for all of them plus 180 s (ours only;
+    PySpur has no such fields)."""
+    extra = (
+        {}
+        if timeout_seconds is None
+        else {"timeout_seconds": timeout_seconds, "max_total_seconds": timeout_seconds + 180}
+    )
     return {
         "nodes": [
             {"id": "input_node", "title": "input_node", "node_type": "InputNode",
@@ -183,7 +188,7 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int, hold: float = 120.0) -
             if n_conc > 0:
                 await _concurrent(client, base, wf, stub, n_conc, 2.0)
                 if hold > 0:
-                    # An attempt may take longer than the provider's answer (default: 120 s).
+                    # An attempt may take longer than the provider's answer (default: 120 s, 300 s in all).
                     defn = llm_definition(timeout_seconds=hold + 120)
                     resp = await client.post(
                         f"{base}/wf/", json={"name": "bench-llm-hold", "definition": defn}
