@@ -67,6 +67,13 @@ class Settings(BaseSettings):
 
     # Worker
     worker_max_concurrent_activities: int = 64
+    worker_max_concurrent_llm_calls: int = Field(
+        1000,
+        ge=1,
+        description="LLM calls one worker holds at once, on a task queue of their own (TEMPORAL_TASK_QUEUE "
+        "plus '-llm'): a call is a wait on the provider, unlike a sandboxed Python node, which stays "
+        "bounded by WORKER_MAX_CONCURRENT_ACTIVITIES",
+    )
     worker_max_cached_workflows: int = Field(
         200, ge=0, description="Executions kept in worker memory; paused runs beyond it cost only storage"
     )
@@ -181,6 +188,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"postgresql://postgres@/postgres?host={self.resolved_data_dir / 'pg'}"
+
+    @property
+    def llm_task_queue(self) -> str:
+        """The task queue of LLM calls (WORKER_MAX_CONCURRENT_LLM_CALLS slots per worker)."""
+        return f"{self.temporal_task_queue}-llm"
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.reconciler import reconcile_forever
-from activities.registry import build_worker, sandbox_pool
+from activities.registry import build_llm_worker, build_worker, sandbox_pool
 from core.v1_dispatch import run_starts
 from db.migrate import upgrade_async
 from db.session import make_engine, make_session_factory
@@ -34,10 +34,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings, runtime=_temporal_runtime(settings))
     async with sandbox_pool(settings) as pool:
         worker = build_worker(client, settings, sessions, pool, run_starts())
+        llm_worker = build_llm_worker(client, settings, sessions)
         reconciler = asyncio.create_task(
             reconcile_forever(sessions, client, settings.reconcile_interval_seconds, timedelta(seconds=30))
         )
-        async with worker:
+        async with worker, llm_worker:
             log.info("worker serving task queue %s", settings.temporal_task_queue)
             await stop.wait()
         reconciler.cancel()

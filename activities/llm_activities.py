@@ -30,6 +30,7 @@ class LlmActivities(LlmActivitiesContract):
         self._sessions = sessions
         self._settings = settings
         self._http: httpx.AsyncClient | None = None
+        self._clients = providers.Clients()
 
     def _client(self) -> httpx.AsyncClient:
         # One connection pool for every call of this worker (the SDK's clients are per call: keys differ).
@@ -49,15 +50,15 @@ class LlmActivities(LlmActivitiesContract):
         work = asyncio.create_task(self._call(arg))
         info = activity.info()
         # Heartbeats cover the whole call, waits for a database connection included, and are how a
-        # cancel gets here (the worker sends them throttled), so they go often.
-        beat = min(info.heartbeat_timeout.total_seconds() / 4, 0.5) if info.heartbeat_timeout else 0.5
+        # cancel gets here. The worker sends at most one per throttle interval however often they are
+        # made, so half of it is enough (a thousand waiting calls each wake up twice a second at most).
+        half = self._settings.worker_heartbeat_throttle_seconds / 2
+        beat = min(info.heartbeat_timeout.total_seconds() / 4, half) if info.heartbeat_timeout else half
+        beats = asyncio.create_task(_heartbeats(beat))
         try:
-            while True:
-                done, _ = await asyncio.wait({work}, timeout=beat)
-                if done:
-                    return work.result()
-                activity.heartbeat()
+            return await work
         finally:
+            beats.cancel()
             if not work.done():
                 work.cancel()  # closes the provider connection: it sees the run's cancel
                 await asyncio.gather(work, return_exceptions=True)
@@ -102,7 +103,7 @@ class LlmActivities(LlmActivitiesContract):
             )
         messages = [msgs.chat_message(m) for m in messages]
         try:
-            target = providers.route(model_id, values, self._client(), config.timeout_seconds)
+            target = providers.route(model_id, values, self._client(), config.timeout_seconds, self._clients)
         except providers.MissingKey as err:
             raise ApplicationError(
                 f"Node '{arg.node_id}': {err}", type="missing_key", non_retryable=True
@@ -168,9 +169,13 @@ class LlmActivities(LlmActivitiesContract):
             thinking,
             tools,
         )
-        client = await llm_anthropic.client(
-            key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
-        )
+        spec = ("anthropic", values.get("ANTHROPIC_BASE_URL"), key, None, config.timeout_seconds)
+        client = self._clients.get(spec)
+        if client is None:
+            client = await llm_anthropic.client(
+                key, values.get("ANTHROPIC_BASE_URL"), config.timeout_seconds, self._client()
+            )
+            self._clients.put(spec, client)
         capture = self._settings.tracing_capture_content
         with llm_call(provider="anthropic", model=model_id, capture_content=capture) as call:
             call.prompt(messages)
@@ -271,6 +276,12 @@ class LlmActivities(LlmActivitiesContract):
                 "cost_usd": providers.cost(model_id, prompt, completion),
             },
         )
+
+
+async def _heartbeats(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        activity.heartbeat()
 
 
 def _usage(model_id: str, response: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import functools
 import json
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -72,8 +73,36 @@ class MissingKey(Exception):
     pass
 
 
-def route(model_id: str, values: dict[str, str], http: httpx.AsyncClient, timeout: float) -> Route:
-    """The client of the model's provider, built with the tenant's (or the instance's) values.
+class Clients:
+    """A worker's SDK clients by everything one is built from (provider, base URL, key, Azure's
+    version, timeout), so calls with the same values share one; the least recently used is dropped
+    past `size` (the connection pool they use is the worker's, not theirs)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._made: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._size = size
+
+    def get(self, spec: tuple[Any, ...]) -> Any | None:
+        client = self._made.get(spec)
+        if client is not None:
+            self._made.move_to_end(spec)
+        return client
+
+    def put(self, spec: tuple[Any, ...], client: Any) -> None:
+        self._made[spec] = client
+        if len(self._made) > self._size:
+            self._made.popitem(last=False)
+
+
+def route(
+    model_id: str,
+    values: dict[str, str],
+    http: httpx.AsyncClient,
+    timeout: float,
+    clients: Clients | None = None,
+) -> Route:
+    """The client of the model's provider, built with the tenant's (or the instance's) values
+    (or the one `clients` already holds for them).
 
     Raises:
         MissingKey: naming the setting that is missing and where to set it.
@@ -90,17 +119,24 @@ def route(model_id: str, values: dict[str, str], http: httpx.AsyncClient, timeou
     if key_name and not key:
         raise MissingKey(_missing(key_name, provider))
     assert key is not None
-    common: dict[str, Any] = {"api_key": key, "http_client": http, "max_retries": 0, "timeout": timeout}
     if provider == "azure":
         for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION"):
             if not values.get(name):
                 raise MissingKey(_missing(name, provider))
-        endpoint, version = values["AZURE_OPENAI_ENDPOINT"], values["AZURE_OPENAI_API_VERSION"]
-        client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
-            azure_endpoint=endpoint, api_version=version, **common
-        )
-    else:
-        client = openai.AsyncOpenAI(base_url=base, **common)
+    spec = (provider, base, key, values.get("AZURE_OPENAI_API_VERSION"), timeout)
+    client: openai.AsyncOpenAI | None = clients.get(spec) if clients is not None else None
+    if client is None:
+        common: dict[str, Any] = {"api_key": key, "http_client": http, "max_retries": 0, "timeout": timeout}
+        if provider == "azure":
+            client = openai.AsyncAzureOpenAI(
+                azure_endpoint=values["AZURE_OPENAI_ENDPOINT"],
+                api_version=values["AZURE_OPENAI_API_VERSION"],
+                **common,
+            )
+        else:
+            client = openai.AsyncOpenAI(base_url=base, **common)
+        if clients is not None:
+            clients.put(spec, client)
     return Route(provider, model, client, secrets(values))
 
 

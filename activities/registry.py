@@ -60,6 +60,7 @@ def build_worker(
 
     `remote_activities=False` makes a worker that runs workflow tasks and local activities only."""
     acts = RunActivities(sessions, pool, sandbox_limits(settings))
+    llm = LlmActivities(sessions, settings)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -73,7 +74,8 @@ def build_worker(
         activities=[
             *acts.activities(),
             *IngestActivities(sessions, settings, starts).activities(),
-            *LlmActivities(sessions, settings).activities(),
+            # Also here for runs started before LLM calls had a queue of their own.
+            *llm.activities(),
             *ScheduleActivities(sessions, client, settings, starts).activities(),
         ],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
@@ -97,4 +99,21 @@ def build_worker(
         )
         if settings.worker_sandboxed_workflows
         else UnsandboxedWorkflowRunner(),
+    )
+
+
+def build_llm_worker(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> Worker:
+    """The worker of the LLM-call queue: activities only, many slots. A call is a wait on the
+    provider (a connection, a heartbeat every WORKER_HEARTBEAT_THROTTLE_SECONDS), so one worker
+    holds hundreds, while sandboxed Python nodes keep the main queue's smaller limit."""
+    return Worker(
+        client,
+        task_queue=settings.llm_task_queue,
+        activities=LlmActivities(sessions, settings).activities(),
+        max_concurrent_activities=settings.worker_max_concurrent_llm_calls,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.worker_heartbeat_throttle_seconds),
+        interceptors=[ActivityLogIds()],
     )

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from activities.registry import build_worker, sandbox_pool
+from activities.registry import build_llm_worker, build_worker, sandbox_pool
 from api import errors
 from api.guard import RequestGuard
 from api.pyspur.routes import datasets, env_mgmt, files, meta, pauses, runs, templates, workflows
@@ -146,7 +146,12 @@ async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
                     run_starts(),
                     remote_activities=settings.api_embedded_worker_activities,
                 )
-                async with worker:
+                llm_worker = (
+                    build_llm_worker(client, settings, app.state.sessions)
+                    if settings.api_embedded_worker_activities
+                    else None
+                )
+                async with worker, llm_worker or contextlib.nullcontext():
                     app.state.temporal = client
                     app.state.embedded_worker = worker
                     await asyncio.Event().wait()

@@ -6,7 +6,9 @@ stub on loopback (tests/llm_stub.py) that answers after a fixed delay.
    key lookup and decryption, the SDK), shown beside the same graph with a Python node instead;
 2. cancel: a run cancelled while its call is in flight, until the provider sees the connection close;
 3. concurrency: `--llm-conc` runs started at once with the stub answering after 2 s; runs/s, the
-   most calls the stub saw in flight at once, and the peak RSS of the worker process.
+   most calls the stub saw in flight at once, and the peak RSS of the worker process; then the same
+   with the stub answering after `--llm-hold` s (longer than starting them all takes), so every
+   call waits at once: what one worker holds, not how fast runs are started.
 
 Then PySpur 0.1.18 (installed with litellm into bench/.pyspur-venv by bench/pyspur.py) against the
 same stub process, measured the same way (bench/llm_pyspur.py). The host's load average is printed
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bench.llm_phases import print_phases
 from bench.ours import ROOT, our_stack
 from bench.ports import free_port
 from bench.stats import percentile
@@ -34,7 +37,14 @@ from bench.stats import percentile
 SCHEMA = '{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}'
 
 
-def llm_definition() -> dict[str, Any]:
+def llm_definition(timeout_seconds: float | None = None) -> dict[str, Any]:
+    """`timeout_seconds`: the node's time for one attempt, and for all of them plus 180 s (ours only;
+    PySpur has no such fields)."""
+    extra = (
+        {}
+        if timeout_seconds is None
+        else {"timeout_seconds": timeout_seconds, "max_total_seconds": timeout_seconds + 180}
+    )
     return {
         "nodes": [
             {"id": "input_node", "title": "input_node", "node_type": "InputNode",
@@ -42,7 +52,7 @@ def llm_definition() -> dict[str, Any]:
             {"id": "llm", "title": "Ask", "node_type": "SingleLLMCallNode",
              "config": {"llm_info": {"model": "openai/gpt-4o-mini", "max_tokens": 32},
                         "system_message": "Answer briefly.", "user_message": "{{input_node.q}}",
-                        "output_schema": {"answer": "string"}, "output_json_schema": SCHEMA}},
+                        "output_schema": {"answer": "string"}, "output_json_schema": SCHEMA, **extra}},
             {"id": "output_node", "title": "output_node", "node_type": "OutputNode",
              "config": {"output_map": {"answer": "Ask.answer"}}},
         ],
@@ -90,6 +100,13 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _cwd(proc: Path) -> Path | None:
+    try:
+        return (proc / "cwd").resolve(strict=True)
+    except OSError:
+        return None
+
+
 def _worker_pids() -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
@@ -98,7 +115,8 @@ def _worker_pids() -> list[int]:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(part.endswith(b"worker.py") for part in cmd):
+            # Ours only: other checkouts on a shared machine run their own worker.py.
+            if any(part.endswith(b"worker.py") for part in cmd) and _cwd(proc) == ROOT:
                 pids.append(int(proc.name))
     return pids
 
@@ -142,13 +160,11 @@ async def _cancel_latency(client: httpx.AsyncClient, base: str, wf: str, stub: s
     )
 
 
-async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
+async def bench_llm(n_seq: int, n_conc: int, warmup: int, hold: float = 120.0) -> None:
     with stub_process() as stub:
-        env = {
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_API_BASE": f"{stub}/v1",
-            "WORKER_MAX_CONCURRENT_ACTIVITIES": str(max(64, n_conc)),
-        }
+        temporal = f"127.0.0.1:{free_port()}"
+        # The worker's own slot limits as configured: what one worker holds is part of the figure.
+        env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_API_BASE": f"{stub}/v1", "TEMPORAL_ADDRESS": temporal}
         async with our_stack(**env) as (base, key), httpx.AsyncClient(timeout=600) as client:
             client.headers["Authorization"] = f"Bearer {key}"
             ids = []
@@ -165,10 +181,20 @@ async def bench_llm(n_seq: int, n_conc: int, warmup: int) -> None:
                 f"p95 {percentile(llm, 95):.1f} ms; the same graph with a Python node instead: "
                 f"p50 {percentile(same, 50):.1f} ms, p95 {percentile(same, 95):.1f} ms"
             )
+            await print_phases(temporal, wf, "the LLM graph")
+            await print_phases(temporal, py, "the Python graph")
             await _cancel_latency(client, base, wf, stub)
             print(f"[llm] load average: {_load()}")
             if n_conc > 0:
-                await _concurrent(client, base, wf, stub, n_conc)
+                await _concurrent(client, base, wf, stub, n_conc, 2.0)
+                if hold > 0:
+                    # An attempt may take longer than the provider's answer (default: 120 s, 300 s in all).
+                    defn = llm_definition(timeout_seconds=hold + 120)
+                    resp = await client.post(
+                        f"{base}/wf/", json={"name": "bench-llm-hold", "definition": defn}
+                    )
+                    resp.raise_for_status()
+                    await _concurrent(client, base, resp.json()["id"], stub, n_conc, hold)
         await _pyspur_beside(stub, n_seq, n_conc, warmup)
 
 
@@ -187,8 +213,13 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def _concurrent(client: httpx.AsyncClient, base: str, wf: str, stub: str, n_conc: int) -> None:
-    await client.post(f"{stub}/_control", json={"latency": 2.0})
+async def _concurrent(
+    client: httpx.AsyncClient, base: str, wf: str, stub: str, n_conc: int, latency: float
+) -> None:
+    """`n_conc` runs started at once; the stub answering after `latency` s. With a short latency the
+    figure is the pipeline's (starts, workflow tasks, completions); with a latency longer than it
+    takes to start them all, every call is waiting at once, which is what one worker holds."""
+    await client.post(f"{stub}/_control", json={"latency": latency})
     pids = _worker_pids()
     peak_rss = {pid: _rss_kb(pid) for pid in pids}
     t0 = time.perf_counter()
@@ -196,7 +227,10 @@ async def _concurrent(client: httpx.AsyncClient, base: str, wf: str, stub: str, 
         client.post(f"{base}/wf/{wf}/start_run/", json={"initial_inputs": {"input_node": {"q": str(uuid.uuid4())}}})
         for _ in range(n_conc)
     ))  # fmt: skip
-    pending = {r.json()["id"] for r in started}
+    starts_took = time.perf_counter() - t0
+    refused = [f"HTTP {r.status_code} {r.text[:200]}" for r in started if r.status_code != 200]
+    pending = {r.json()["id"] for r in started if r.status_code == 200}
+    failed: list[str] = []
     pages = (n_conc + 99) // 100 + 1
     while pending:
         for pid in pids:
@@ -206,13 +240,19 @@ async def _concurrent(client: httpx.AsyncClient, base: str, wf: str, stub: str, 
             listed = await client.get(f"{base}/wf/{wf}/runs/", params={"page": page, "page_size": 100})
             for body in listed.json():
                 if body["id"] in pending and body["status"] in ("COMPLETED", "FAILED", "CANCELED"):
-                    assert body["status"] == "COMPLETED", body.get("error")
+                    if body["status"] != "COMPLETED":
+                        failed.append(str(body.get("error"))[:200])
                     pending.discard(body["id"])
         await asyncio.sleep(0.5)
     wall = time.perf_counter() - t0
     stats = (await client.get(f"{stub}/_control")).json()
     rss = max(peak_rss.values(), default=0) / 1024
     print(
-        f"[llm] {n_conc} runs started at once, provider 2 s: {n_conc / wall:.1f} runs/s "
-        f"(wall {wall:.1f} s), peak calls in flight {stats['peak']}, peak worker RSS {rss:.0f} MB"
+        f"[llm] {n_conc} runs started at once, provider {latency:g} s: "
+        f"{(n_conc - len(refused) - len(failed)) / wall:.1f} runs/s "
+        f"(wall {wall:.1f} s, all started in {starts_took:.1f} s), {n_conc - len(refused) - len(failed)} "
+        f"completed, {len(failed)} failed{' (' + failed[0] + ')' if failed else ''}, {len(refused)} starts "
+        f"refused{' (' + refused[0] + ')' if refused else ''}; the provider got "
+        f"{stats['requests']} calls, at most {stats['peak']} in flight; peak worker RSS {rss:.0f} MB; "
+        f"load average {_load()}"
     )

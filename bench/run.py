@@ -4,7 +4,7 @@
     python -m bench.run --only hitl [--n-paused 1000]
     python -m bench.run --only batch [--batch-rows 10000 --batch-sizes 10,25,50 --pyspur-batch-rows 1000]
     python -m bench.run --only v1 [--n-seq 100]
-    python -m bench.run --only llm [--n-seq 100 --llm-conc 1000]
+    python -m bench.run --only llm [--n-seq 100 --llm-conc 1000 --llm-hold 120]
     python -m bench.run --only agent [--n-seq 100]
 
 1. floor: a bare Temporal workflow doing the same work through one activity (no API, no database);
@@ -78,6 +78,12 @@ async def main(argv: list[str]) -> None:
         "--pyspur-batch-timeout", type=float, default=300.0, help="batch: PySpur time limit, s"
     )
     parser.add_argument("--llm-conc", type=int, default=1000, help="llm: runs started at once (0: skip)")
+    parser.add_argument(
+        "--llm-hold",
+        type=float,
+        default=120.0,
+        help="llm: provider latency, s, of the second burst (0: skip)",
+    )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     rows: list[Measurement] = []
@@ -113,7 +119,7 @@ async def main(argv: list[str]) -> None:
     if "dashboard" in parts:
         await bench_dashboard()
     if "llm" in parts:
-        await bench_llm(args.n_seq, args.llm_conc, args.warmup)
+        await bench_llm(args.n_seq, args.llm_conc, args.warmup, args.llm_hold)
     if "agent" in parts:
         await bench_agent(args.n_seq, args.warmup)
     if "batch" in parts:

@@ -45,6 +45,7 @@ def node_policy(settings: Settings) -> NodePolicy:
         wall_seconds=settings.sandbox_wall_seconds,
         fast_path_seconds=settings.python_fast_path_seconds,
         llm_heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
+        llm_task_queue=settings.llm_task_queue,
     )
 
 

@@ -32,6 +32,9 @@ class NodePolicy(BaseModel):
     # An LLM call silent this long is retried elsewhere. Generous, since a retried call is paid twice; a
     # cancel still reaches it within the worker's heartbeat throttle (WORKER_HEARTBEAT_THROTTLE_SECONDS).
     llm_heartbeat_timeout_seconds: float = 10.0
+    # Where LLM calls are scheduled: a queue whose workers hold many waiting calls (None: the run's own
+    # queue, as for runs started before it existed).
+    llm_task_queue: str | None = None
 
 
 class SubworkflowSnapshot(BaseModel):

@@ -175,6 +175,18 @@ def test_routes_strip_the_provider_prefix_and_use_the_tenant_base_url() -> None:
     assert isinstance(azure.client, openai.AsyncAzureOpenAI)
 
 
+def test_calls_with_the_same_values_share_one_client_and_a_new_key_gets_its_own() -> None:
+    http, clients = httpx.AsyncClient(), providers.Clients(size=2)
+    values = {"OPENAI_API_KEY": "k1", "OPENAI_API_BASE": "http://h/v1"}
+    first = providers.route("openai/gpt-4o", values, http, 5, clients).client
+    assert providers.route("openai/gpt-4o-mini", values, http, 5, clients).client is first
+    other = providers.route("openai/gpt-4o", {**values, "OPENAI_API_KEY": "k2"}, http, 5, clients).client
+    assert other is not first and other.api_key == "k2"
+    assert providers.route("openai/gpt-4o", values, http, 60, clients).client is not first  # timeout
+    # Past `size`, the least recently used is dropped and built again when next needed.
+    assert providers.route("openai/gpt-4o", values, http, 5, clients).client is not first
+
+
 def test_cost_comes_from_the_price_table_and_unknown_models_have_none() -> None:
     assert providers.cost("openai/gpt-4o", 1_000_000, 0) == 2.5
     assert providers.cost("openai/my-vllm-model", 10, 10) is None

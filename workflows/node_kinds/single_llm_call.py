@@ -321,6 +321,7 @@ async def llm_call(
         start_to_close_timeout=timedelta(seconds=parsed.timeout_seconds),
         schedule_to_close_timeout=timedelta(seconds=parsed.max_total_seconds),
         heartbeat_timeout=timedelta(seconds=run.inp.policy.llm_heartbeat_timeout_seconds),
+        task_queue=run.inp.policy.llm_task_queue,
         retry_policy=RetryPolicy(
             initial_interval=timedelta(seconds=1),
             maximum_interval=timedelta(seconds=30),
