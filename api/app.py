@@ -145,6 +145,8 @@ async def _embedded_worker(app: FastAPI, settings: Settings) -> None:
                     pool,
                     run_starts(),
                     remote_activities=settings.api_embedded_worker_activities,
+                    # Not the shared queue: its tasks may be any run's, however large (see start_queue).
+                    task_queue=settings.eager_task_queue,
                 )
                 async with worker:
                     app.state.temporal = client
