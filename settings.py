@@ -173,6 +173,21 @@ class Settings(BaseSettings):
         le=1,
         description="Share of new traces recorded (a trace started elsewhere follows its caller's choice)",
     )
+    api_eager_max_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="Largest run input (encoded bytes: definition, inputs, subworkflows) an API starts "
+        "eagerly in its embedded worker; a larger run goes to the shared task queue and the worker "
+        "processes (one queue round trip later, but decoding it and running its nodes never stall the "
+        "API's requests: a 1.7 MB start held /health for ~1 s on the API's GIL)",
+    )
+
+    @property
+    def eager_task_queue(self) -> str:
+        """The task queue of runs an API starts eagerly: its embedded worker polls only this one, so it
+        never takes the shared queue's (maybe large) workflow tasks; worker processes poll both, so a run
+        goes on when the API that started it dies."""
+        return f"{self.temporal_task_queue}-eager"
 
     @property
     def tracing_active(self) -> bool:

@@ -6,6 +6,7 @@ Start more of these to scale out; they share the task queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import timedelta
@@ -33,13 +34,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     sessions = make_session_factory(engine)
     client = await connect(settings, runtime=_temporal_runtime(settings))
     async with sandbox_pool(settings) as pool:
-        worker = build_worker(client, settings, sessions, pool, run_starts())
-        llm_worker = build_llm_worker(client, settings, sessions)
+        # The eager queue too: runs an API started there go on here once that API is gone (and their
+        # activities are scheduled there). LLM calls wait on a queue of their own with many slots.
+        queues = (settings.temporal_task_queue, settings.eager_task_queue)
+        starts = run_starts()
         reconciler = asyncio.create_task(
             reconcile_forever(sessions, client, settings.reconcile_interval_seconds, timedelta(seconds=30))
         )
-        async with worker, llm_worker:
-            log.info("worker serving task queue %s", settings.temporal_task_queue)
+        async with contextlib.AsyncExitStack() as workers:
+            for queue in queues:
+                await workers.enter_async_context(
+                    build_worker(client, settings, sessions, pool, starts, task_queue=queue)
+                )
+            await workers.enter_async_context(build_llm_worker(client, settings, sessions))
+            log.info("worker serving task queues %s and LLM calls", ", ".join(queues))
             await stop.wait()
         reconciler.cancel()
     await engine.dispose()

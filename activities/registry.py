@@ -55,15 +55,17 @@ def build_worker(
     starts: RunStarts,
     *,
     remote_activities: bool = True,
+    task_queue: str | None = None,
 ) -> Worker:
     """The one worker configuration, shared by the worker process, the API's embedded worker and tests.
 
-    `remote_activities=False` makes a worker that runs workflow tasks and local activities only."""
+    `remote_activities=False` makes a worker that runs workflow tasks and local activities only;
+    `task_queue` defaults to the shared one (`settings.temporal_task_queue`)."""
     acts = RunActivities(sessions, pool, sandbox_limits(settings))
     llm = LlmActivities(sessions, settings)
     return Worker(
         client,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue or settings.temporal_task_queue,
         workflows=[
             RunWorkflow,
             BatchWorkflow,

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from core import offload
 from db.accounts import Principal, first_owner, principal_for_key
 from errors import Forbidden, Unauthorized
 from settings import Settings
@@ -133,3 +134,9 @@ PageSize = Annotated[int, Query(ge=1, le=100)]
 def eager_start(request: Request) -> bool:
     """Whether this API process hosts a worker, so the runs it starts can start eagerly."""
     return bool(getattr(request.app.state, "embedded_worker", None))
+
+
+def large_body(request: Request) -> bool:
+    """Whether the request's declared body is large enough that handling it belongs off the event loop."""
+    declared = request.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > offload.LARGE_BODY_BYTES

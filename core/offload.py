@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 # Past this many nodes (the graph and its loop bodies) a graph's checks go to a thread.
 LARGE_GRAPH_NODES = 100
+# Past this many bytes a request's body (and what is built from it) is handled in a thread.
+LARGE_BODY_BYTES = 64 * 1024
 
 
 def is_large(definition: Mapping[str, Any] | None) -> bool:

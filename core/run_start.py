@@ -73,9 +73,10 @@ def engine_input(
     )
 
 
-def check_payload(client: Client, settings: Settings, arg: Any) -> None:
+def check_payload(client: Client, settings: Settings, arg: Any) -> int:
     """Refuse a start whose input Temporal would refuse as too large (its blob size limit), before
     anything is stored or started: the definition, inputs and pinned subworkflows travel in it.
+    Returns the encoded size.
 
     Raises:
         PayloadTooLarge: naming the size and the limit.
@@ -86,6 +87,16 @@ def check_payload(client: Client, settings: Settings, arg: Any) -> None:
             f"The run's input (definition, inputs and subworkflows) is {size} bytes encoded; "
             f"Temporal accepts at most {settings.temporal_payload_max_bytes}"
         )
+    return size
+
+
+def start_queue(settings: Settings, eager: bool, size: int) -> tuple[str, bool]:
+    """The task queue a run starts on, and whether eagerly: a small run started by an API with an
+    embedded worker goes to the eager queue and that worker; any other to the shared queue. Decoding a
+    large input and running its nodes (local activities) in the API would hold its GIL for long."""
+    if eager and size <= settings.api_eager_max_bytes:
+        return settings.eager_task_queue, True
+    return settings.temporal_task_queue, False
 
 
 def _too_large(err: RPCError) -> bool:
@@ -122,16 +133,17 @@ async def start_execution(
     """
     run_id = str(run.id)
     try:
-        check_payload(client, settings, arg)
+        size = check_payload(client, settings, arg)
     except PayloadTooLarge as err:
         await _fail_start(session, run, err.detail)
         raise
+    task_queue, eager = start_queue(settings, eager, size)
     try:
         handle = await client.start_workflow(
             execution,
             arg,
             id=temporal_workflow_id(run_id),
-            task_queue=settings.temporal_task_queue,
+            task_queue=task_queue,
             # A retried start finds the open execution, or is refused once it closed: never a second run.
             id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
             if restart

@@ -290,14 +290,16 @@ async def get_run(
     missing: str = "Run not found",
     details: bool = True,
     lock: bool = False,
+    inputs: bool = True,
 ) -> Run:
-    """A run of the caller's tenant as stored now; `details` loads its tasks and pinned version.
+    """A run of the caller's tenant as stored now; `details` loads its tasks and pinned version,
+    `inputs=False` leaves its initial inputs unread (see `run_queries.tenant_run`).
 
     Raises:
         NotFound(missing): no such run in the tenant (each surface words it its own way).
     """
     run = await run_queries.tenant_run(
-        session, who.tenant_id, parse_id(run_id, "Run"), details=details, lock=lock
+        session, who.tenant_id, parse_id(run_id, "Run"), details=details, lock=lock, inputs=inputs
     )
     if run is None:
         raise NotFound(missing)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from db.models import Pause, Run, Task, Workflow
 from run_status import TERMINAL, RunStatus, TaskStatus
@@ -21,12 +21,22 @@ def _with_details(q: Select[Run]) -> Select[Run]:
 
 
 async def tenant_run(
-    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID, *, details: bool, lock: bool = False
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    details: bool,
+    lock: bool = False,
+    inputs: bool = True,
 ) -> Run | None:
     """The run as stored now (a copy already in the session is refreshed), or None outside the tenant.
 
-    `details` loads its tasks and pinned version; `lock` holds the row until the transaction ends."""
+    `details` loads its tasks and pinned version; `lock` holds the row until the transaction ends;
+    `inputs=False` leaves its initial inputs unread (decoding megabytes of JSON holds the event loop),
+    for a caller that holds them: reading `initial_inputs` then fails."""
     q = select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id)
+    if not inputs:
+        q = q.options(defer(Run.initial_inputs, raiseload=True))
     if details:
         q = _with_details(q)
     if lock:

@@ -84,7 +84,8 @@ def _duration(start: datetime, end: datetime | None) -> float:
     return max(0.0, ((end or utcnow()) - start).total_seconds())
 
 
-def run(r: Run, message: str | None = None) -> RunResponse:
+def run(r: Run, message: str | None = None, inputs: dict[str, Any] | None = None) -> RunResponse:
+    """`inputs`: the run's initial inputs, when the caller holds them and did not read them again."""
     tasks = [task(t) for t in r.tasks]
     done = sum(1 for t in tasks if t.status == TaskStatus.COMPLETED)
     return RunResponse(
@@ -95,7 +96,7 @@ def run(r: Run, message: str | None = None) -> RunResponse:
         status=RunStatus(r.status),
         start_time=r.start_time,
         end_time=r.end_time,
-        initial_inputs=shown(r.initial_inputs),
+        initial_inputs=shown(r.initial_inputs if inputs is None else inputs),
         outputs=shown(r.outputs),
         tasks=tasks,
         parent_run_id=_sid(r.parent_run_id),
