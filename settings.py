@@ -166,6 +166,13 @@ class Settings(BaseSettings):
         le=1,
         description="Share of new traces recorded (a trace started elsewhere follows its caller's choice)",
     )
+    v1_start_wait_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="A v1 start whose run this API process took (eager start) waits up to this long for "
+        "the run to end, so a short run's start answers COMPLETED/FAILED and the client's first poll "
+        "is its last; a longer run's start answers this much later (0: answer at once)",
+    )
 
     @property
     def tracing_active(self) -> bool:
