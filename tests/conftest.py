@@ -229,8 +229,8 @@ async def reaches(api: httpx.AsyncClient, run_id: str, status: str, within: floa
 
 
 @contextlib.contextmanager
-def api_process(stack: Stack, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = stack.env(HOST="127.0.0.1", PORT=str(port))
+def api_process(stack: Stack, port: int, **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = stack.env(HOST="127.0.0.1", PORT=str(port), **extra_env)
     proc = devstack.spawn(
         [
             sys.executable,
