@@ -181,6 +181,13 @@ class Settings(BaseSettings):
         "processes (one queue round trip later, but decoding it and running its nodes never stall the "
         "API's requests: a 1.7 MB start held /health for ~1 s on the API's GIL)",
     )
+    v1_start_wait_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="A v1 start whose run this API process took (eager start) waits up to this long for "
+        "the run to end, so a short run's start answers COMPLETED/FAILED and the client's first poll "
+        "is its last; a longer run's start answers this much later (0: answer at once)",
+    )
 
     @property
     def eager_task_queue(self) -> str:

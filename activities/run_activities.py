@@ -248,8 +248,7 @@ class RunActivities(RunActivitiesContract):
         """Write who decided a pause, how, and when; idempotent (only an open pause is completed)."""
         with _refusals():
             async with self._sessions() as session, session.begin():
-                if await repo.run_exists(session, uuid.UUID(arg.run_id), arg.attempt):
-                    await repo.record_decision(session, arg)
+                await repo.record_decision(session, arg)
 
 
 _LIMIT_KINDS = frozenset({"timeout", "cpu_limit", "memory_limit"})

@@ -59,7 +59,8 @@ async def decide(
         NotFound: unknown run. BadRequest: the run (or the named node) is not paused.
         Conflict: the pause was decided otherwise, or the run ended.
     """
-    run = await get_run(session, who, run_id)
+    # Only the run's row is needed to route the decision; its tasks are read once it is applied.
+    run = await get_run(session, who, run_id, details=False)
     access.ensure_may_change_run(who, run.triggered_by)
     if decision.node_id is not None:
         pause = await run_queries.latest_pause(session, run.id, node_id=decision.node_id)

@@ -6,6 +6,7 @@ summary in `db.v1_queries`. State changes go through `db.repo`; Temporal starts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import uuid
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core import access, runs
+from core import access, run_waiters, runs
 from core.run_start import start_execution
 from core.v1_dispatch import InputProblem, dispatch, start_again
 from db import repo, run_queries, v1_definition_repo, workflow_repo
@@ -105,8 +106,14 @@ async def start_run(
     run_id: uuid.UUID,
     user_message: str | None,
     eager: bool,
+    here: run_waiters.Waiter | None = None,
 ) -> Run:
     """NOT_STARTED → IN_PROGRESS (idempotent on IN_PROGRESS).
+
+    With `here` (entered before the start), a run whose first workflow task this process took
+    (eager start) is given up to `V1_START_WAIT_SECONDS` to record its end here, so a short run is
+    answered in its final state and its client's first poll is its last; the state answered is
+    always the one stored.
 
     Raises:
         Conflict: terminal, inputs still ingesting, or an input failed ingestion.
@@ -118,6 +125,9 @@ async def start_run(
     await launch(
         session, client, settings, run, user_message, [v1.NOT_STARTED], eager, cause=str(who.user_id)
     )
+    if here is not None and here.started_here and settings.v1_start_wait_seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(here.recorded), settings.v1_start_wait_seconds)
     run = await get_run(session, who, run_id)
     if state_of(run) not in (v1.IN_PROGRESS, v1.COMPLETED, v1.FAILED):
         raise Conflict(f"The run is {state_of(run)}")

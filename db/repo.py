@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CTE, select, text, update
+from sqlalchemy import CTE, ColumnElement, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -245,11 +245,13 @@ async def record_pause(session: AsyncSession, arg: RecordPauseInput) -> None:
 
 async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> None:
     """Complete the pause row with who decided what, record the tasks, and resume the run when no
-    other pause is open."""
+    other pause is open; nothing for a deleted run or an earlier attempt. Two statements: this
+    write sits between a person's decision and the run going on."""
     run_id = uuid.UUID(arg.run_id)
-    await session.execute(
+    current = select(Run.id).where(Run.id == run_id, _current_attempt(arg.attempt)).exists()
+    closed = (
         update(Pause)
-        .where(Pause.run_id == run_id, Pause.seq == arg.seq, Pause.resume_time.is_(None))
+        .where(Pause.run_id == run_id, Pause.seq == arg.seq, Pause.resume_time.is_(None), current)
         .values(
             resume_time=arg.resume_time,
             resume_action=arg.action.value if arg.action else None,
@@ -258,19 +260,41 @@ async def record_decision(session: AsyncSession, arg: RecordDecisionInput) -> No
             comments=arg.comments,
             decided_by=uuid.UUID(arg.decided_by) if arg.decided_by else None,
         )
+        .returning(Pause.id)
+        .cte("closed")
     )
     # Decided from the rows, not only the workflow's view: a pause opened by a write still in flight
-    # keeps the run PAUSED (that write moves it back to PAUSED if this one lands first).
-    open_pause = await session.scalar(
-        select(Pause.id).where(Pause.run_id == run_id, Pause.resume_time.is_(None)).limit(1)
+    # keeps the run PAUSED (that write moves it back to PAUSED if this one lands first). The
+    # statement sees the rows as they were before its UPDATE, hence the pause it closes is left out.
+    other_open = (
+        select(Pause.id)
+        .where(Pause.run_id == run_id, Pause.resume_time.is_(None), Pause.id.not_in(select(closed.c.id)))
+        .exists()
     )
-    if not arg.still_paused and open_pause is None:
-        # Recorded under the person who decided; a pause that timed out is the engine's.
-        reason = f"{arg.action.value} (pause {arg.seq})" if arg.action else f"Pause {arg.seq} closed"
-        await transition(
-            session, run_id, RunStatus.RUNNING, cause=arg.decided_by or Cause.ENGINE, reason=reason
-        )
-    await record_progress(session, run_id, arg.tasks, arg.attempt)
+    row = (await session.execute(select(current.label("current"), other_open.label("open")))).one()
+    if not row.current:
+        return
+    if arg.still_paused or row.open:
+        await record_progress(session, run_id, arg.tasks, arg.attempt)
+        return
+    # Recorded under the person who decided; a pause that timed out is the engine's.
+    reason = f"{arg.action.value} (pause {arg.seq})" if arg.action else f"Pause {arg.seq} closed"
+    progress = _carried(
+        _PROGRESS, "progress", run_id=run_id, tasks=_tasks_json(run_id, arg.tasks), attempt=arg.attempt
+    )
+    await set_run_state(
+        session,
+        run_id,
+        status=RunStatus.RUNNING,
+        attempt=arg.attempt,
+        cause=arg.decided_by or Cause.ENGINE,
+        reason=reason,
+        also=[progress],
+    )
+
+
+def _current_attempt(attempt: int | None) -> ColumnElement[bool]:
+    return Run.attempt == attempt if attempt is not None else true()
 
 
 # -- v1 runs: drafts, dispatch, stop, re-arm and approval ------------------------------------------------

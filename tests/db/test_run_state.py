@@ -16,10 +16,10 @@ from db import repo, run_state
 from db.models import Document, Pause, Run, RunStateHistory, Task
 from db.run_state import set_run_state
 from db.session import make_engine, make_session_factory
-from run_status import ApprovalState, Cause, DocumentOrigin, DraftState, RunStatus, TaskStatus
+from run_status import ApprovalState, Cause, DocumentOrigin, DraftState, PauseAction, RunStatus, TaskStatus
 from tests.conftest import Stack, Tenant
 from tests.db.conftest import make_run
-from workflows.contracts import CreateChildRunInput, FinalizeInput, TaskRecord
+from workflows.contracts import CreateChildRunInput, FinalizeInput, RecordDecisionInput, TaskRecord
 
 pytestmark = pytest.mark.integration
 
@@ -365,3 +365,79 @@ async def test_creating_a_run_records_who_created_it(db: Sessions, tenant: Tenan
         async with db() as session, session.begin():
             await repo.create_child_run(session, child)
     assert await _history(db, uuid.UUID(child.run_id)) == [("status", None, "PENDING", "engine")]
+
+
+def _decision(run_id: uuid.UUID, seq: int, *, attempt: int | None = None, **kw: Any) -> RecordDecisionInput:
+    now = datetime.now(UTC)
+    return RecordDecisionInput(
+        run_id=str(run_id),
+        attempt=attempt,
+        seq=seq,
+        action=PauseAction.APPROVE,
+        user_id="ann",
+        comments=None,
+        inputs={},
+        resume_time=now,
+        tasks=[TaskRecord(node_id=f"ask{seq}", seq=seq, status="COMPLETED", start_time=now, end_time=now)],
+        still_paused=kw.pop("still_paused", False),
+    )
+
+
+async def _pauses_and_tasks(db: Sessions, run_id: uuid.UUID) -> tuple[dict[int, str | None], dict[str, str]]:
+    async with db() as session:
+        pauses = dict(
+            (
+                await session.execute(select(Pause.seq, Pause.resume_user_id).where(Pause.run_id == run_id))
+            ).all()
+        )
+        tasks = dict(
+            (await session.execute(select(Task.node_id, Task.status).where(Task.run_id == run_id))).all()
+        )
+    return pauses, tasks
+
+
+async def test_a_decision_resumes_the_run_only_when_no_other_pause_is_open(
+    db: Sessions, tenant: Tenant
+) -> None:
+    run_id = await make_run(db, tenant, RunStatus.PAUSED)
+    async with db() as session, session.begin():
+        session.add_all(
+            [Pause(run_id=run_id, node_id="ask1", seq=1), Pause(run_id=run_id, node_id="ask2", seq=2)]
+        )
+    async with db() as session, session.begin():
+        await repo.record_decision(session, _decision(run_id, 1))
+    assert (await _run(db, run_id)).status == "PAUSED"
+    assert await _pauses_and_tasks(db, run_id) == ({1: "ann", 2: None}, {"ask1": "COMPLETED"})
+    async with db() as session, session.begin():
+        await repo.record_decision(session, _decision(run_id, 2))
+    assert (await _run(db, run_id)).status == "RUNNING"
+    assert await _pauses_and_tasks(db, run_id) == (
+        {1: "ann", 2: "ann"},
+        {"ask1": "COMPLETED", "ask2": "COMPLETED"},
+    )
+    assert await _history(db, run_id) == [("status", "PAUSED", "RUNNING", "engine")]
+
+
+async def test_a_decision_the_workflow_says_is_not_the_last_keeps_the_run_paused(
+    db: Sessions, tenant: Tenant
+) -> None:
+    run_id = await make_run(db, tenant, RunStatus.PAUSED)
+    async with db() as session, session.begin():
+        session.add(Pause(run_id=run_id, node_id="ask1", seq=1))
+    async with db() as session, session.begin():
+        await repo.record_decision(session, _decision(run_id, 1, still_paused=True))
+    assert (await _run(db, run_id)).status == "PAUSED"
+    assert await _pauses_and_tasks(db, run_id) == ({1: "ann"}, {"ask1": "COMPLETED"})
+
+
+async def test_a_decision_written_by_an_earlier_attempt_changes_nothing(db: Sessions, tenant: Tenant) -> None:
+    run_id = await make_run(db, tenant, RunStatus.PAUSED, attempt=2)
+    async with db() as session, session.begin():
+        session.add(Pause(run_id=run_id, node_id="ask1", seq=1))
+    async with db() as session, session.begin():
+        await repo.record_decision(session, _decision(run_id, 1, attempt=1))
+    assert (await _run(db, run_id)).status == "PAUSED"
+    assert await _pauses_and_tasks(db, run_id) == ({1: None}, {})
+    async with db() as session, session.begin():
+        await repo.record_decision(session, _decision(run_id, 1, attempt=2))
+    assert (await _run(db, run_id)).status == "RUNNING"

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, eager_start
 from api.v1 import presenters as present
 from api.v1 import schemas as w
+from core import run_waiters
 from core import v1_drafts as drafts
 from core import v1_runs as runs
 from core.access import is_admin
@@ -144,9 +145,12 @@ async def start_run(
     who: PrincipalDep,
 ) -> w.WorkflowRunResponse:
     body = await _body(request, w.StartRunRequest)
-    run = await runs.start_run(
-        session, client, settings, who, run_id, body.user_message, eager_start(request)
-    )
+    eager = eager_start(request)
+    # Entered before the start: with an eager start the run may end before start_run returns.
+    with run_waiters.expect(run_id) as here:
+        run = await runs.start_run(
+            session, client, settings, who, run_id, body.user_message, eager, here if eager else None
+        )
     _accepted(response, run_id)
     return await present.run(session, who, run)
 
