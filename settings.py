@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Python nodes first run as a local activity up to this long; 0 disables"
     )
     batch_chunk_rows: int = Field(
-        2000, ge=1, le=2000, description="Dataset rows per batch chunk (one child workflow each)"
+        500, ge=1, le=2000, description="Dataset rows per batch chunk (one child workflow each)"
     )
 
     # Sandbox for PythonFuncNode
