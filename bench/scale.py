@@ -1,6 +1,7 @@
 """`make bench-scale`: do list and summary calls stay flat as stored data grows?
 
     python -m bench.scale [--runs 1000000 --workflows 10000 --paused 10000] [--n 50] [--plans]
+                          [--keep DIR] [--only TEXT]
 
 Two embedded PostgreSQL servers (pgserver) with the migrations applied; the API in-process (ASGI through httpx, no
 network and no Temporal: these reads never reach it). First a near-empty tenant (100 runs, 10 workflows,
@@ -158,6 +159,16 @@ async def api(tmp: Path, url: str, key: str) -> AsyncIterator[httpx.AsyncClient]
             yield client
 
 
+async def kept_seed(record: Path, engine: AsyncEngine, **sizes: int) -> Seeded:
+    """The seed named in `record` when a kept database has one (the sizes it was seeded with win),
+    else a new seed, recorded there."""
+    if record.exists():
+        return Seeded.from_json(record.read_text())
+    s = await seed(engine, **sizes)
+    record.write_text(s.to_json())
+    return s
+
+
 async def get_ms(client: httpx.AsyncClient, path: str) -> float:
     t0 = time.perf_counter()
     r = await client.get(path)
@@ -177,24 +188,42 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, default=50, help="timed calls per endpoint and database")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--plans", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) at scale")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep both databases in this folder and reuse them next time (seeded once; migrations applied)",
+    )
+    parser.add_argument("--only", help="measure only the calls whose label contains this text")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bsc-", dir="/tmp"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="bsc-", dir="/tmp"))
     empty: dict[str, list[float]] = {}
     seeded: dict[str, list[float]] = {}
     try:
         async with database(tmp, "pg-empty") as (url_e, eng_e), database(tmp, "pg-big") as (url_b, eng_b):
-            small = await seed(eng_e, runs=100, workflows=10, paused=10, tasks_per_run=args.tasks_per_run)
+            small = await kept_seed(
+                tmp / "seeded-empty.json",
+                eng_e,
+                runs=100,
+                workflows=10,
+                paused=10,
+                tasks_per_run=args.tasks_per_run,
+            )
             t0 = time.perf_counter()
-            big = await seed(
+            big = await kept_seed(
+                tmp / "seeded-big.json",
                 eng_b,
                 runs=args.runs,
                 workflows=args.workflows,
                 paused=args.paused,
                 tasks_per_run=args.tasks_per_run,
             )
-            print(f"[scale] seeded {args.runs} runs in {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"[scale] {args.runs} runs seeded (or reused) in {time.perf_counter() - t0:.0f} s", flush=True
+            )
             async with api(tmp, url_e, small.api_key) as ce, api(tmp, url_b, big.api_key) as cb:
                 for (label, path_e), (_, path_b) in zip(calls(small), calls(big), strict=True):
+                    if args.only and args.only not in label:
+                        continue
                     for _ in range(args.warmup):
                         await get_ms(ce, path_e)
                         await get_ms(cb, path_b)
@@ -211,7 +240,8 @@ async def main(argv: list[str]) -> None:
                         if bad:
                             print(f"!!!!! Seq Scan on a big table in {label}: {bad}")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"\nscale: {args.runs} runs, {args.workflows} workflows, {args.paused} paused "
         f"(80% in the caller's tenant) vs 100 runs, 10 workflows, 10 paused; {args.n} calls each, "

@@ -9,8 +9,9 @@ open pause, the newest few RUNNING, some v1 drafts; every run has `tasks_per_run
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +39,14 @@ class Seeded:
     workflow_id: uuid.UUID  # a workflow of the caller's tenant with its share of runs
     paused_run_id: uuid.UUID  # a PAUSED run of the caller's tenant
     run_id: uuid.UUID  # a COMPLETED run of the caller's tenant with a closed pause
+
+    def to_json(self) -> str:
+        return json.dumps({k: str(v) for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Seeded:
+        raw = json.loads(text)
+        return cls(api_key=raw.pop("api_key"), **{k: uuid.UUID(v) for k, v in raw.items()})
 
 
 async def make_tenants(engine: AsyncEngine) -> tuple[str, list[uuid.UUID], list[list[uuid.UUID]]]:

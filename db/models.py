@@ -95,6 +95,7 @@ class Workflow(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
         Index("ix_workflows_tenant_created", "tenant_id", "created_at"),
+        Index("ix_workflows_tenant_ids", "tenant_id", postgresql_include=["id"]),  # migration 0012
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -165,6 +166,11 @@ class Run(Base):
         Index("ix_runs_tenant_status_start", "tenant_id", "status", "start_time"),
         Index("ix_runs_tenant_approval", "tenant_id", "approval_state", "end_time"),
         Index("ix_runs_workflow_created", "workflow_id", "created_at"),
+        Index(  # migration 0012
+            "ix_runs_workflow_pending",
+            "workflow_id",
+            postgresql_where=text("(approval_state)::text = 'pending'::text"),
+        ),
         one_of("status", RunStatus, table="runs"),
         one_of("draft_state", DraftState, table="runs", nullable=True),
         one_of("approval_state", ApprovalState, table="runs"),

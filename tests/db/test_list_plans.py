@@ -181,6 +181,16 @@ CASES: list[tuple[str, Query, str | None]] = [
         None,
     ),
     ("v1 definitions", _definitions, None),
+    (
+        "v1 definitions page: latest run per definition",
+        lambda s, d: v1_queries.definition_stats(s, [d.rows.workflow_id]),
+        "ix_runs_workflow_created",
+    ),
+    (
+        "v1 definitions page: pending approvals per definition",
+        lambda s, d: v1_queries.definition_stats(s, [d.rows.workflow_id]),
+        "ix_runs_workflow_pending",
+    ),
     ("/metrics DB gauges", _gauges, None),
 ]
 

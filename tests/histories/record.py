@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from tests.builders import definition, double_graph, input_node, link, node, output_node, python_node
 from workflows.search_attributes import temporal_workflow_id
@@ -198,6 +199,30 @@ async def record_batch_json_text(client: Client, http: httpx.AsyncClient) -> Non
     await _record(client, "batch_chunk_json_text", f"{handle.id}/rows-0")
 
 
+async def record_batch_pipelined(client: Client, http: httpx.AsyncClient) -> None:
+    """A chunk on the `batch-pipeline` path: 250 rows, 10 at a time, so pages load while rows run and
+    rows are written (100 at a time) while the next rows run; every fifth row fails."""
+    rows = "x\n" + "".join(f"{i}\n" for i in range(250))
+    dataset = (
+        await http.post(
+            "/ds/",
+            params={"name": f"rec-{uuid.uuid4().hex[:6]}"},
+            files={"file": ("rows.csv", rows.encode())},
+        )
+    ).json()
+    code = "x = input_model.input_node.x\nif x % 5 == 4:\n    raise ValueError(x)\nreturn {'y': 2 * x}"
+    batch_wf = await _create(http, "batch-pipe", double_graph(code))
+    batch = (
+        await http.post(
+            f"/wf/{batch_wf}/start_batch_run/", json={"dataset_id": dataset["id"], "mini_batch_size": 10}
+        )
+    ).json()
+    handle = client.get_workflow_handle(temporal_workflow_id(batch["id"]))
+    with contextlib.suppress(WorkflowFailureError):  # the failed rows fail the parent
+        await handle.result()
+    await _record(client, "batch_chunk_pipelined", f"{handle.id}/rows-0")
+
+
 async def main(api: str, temporal: str, key: str, only: set[str] | None) -> None:
     client = await Client.connect(temporal)
     async with httpx.AsyncClient(
@@ -207,6 +232,8 @@ async def main(api: str, temporal: str, key: str, only: set[str] | None) -> None
             await record_composites(client, http)
         if only is None or "batch_json_text" in only:
             await record_batch_json_text(client, http)
+        if only is None or "batch_pipelined" in only:
+            await record_batch_pipelined(client, http)
         for name, (defn, inputs) in CASES.items():
             if only is not None and name not in only:
                 continue
