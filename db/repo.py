@@ -144,6 +144,8 @@ async def record_progress(
         attempt=attempt,
         cause=Cause.ENGINE,
         also=[rows],
+        # Every progress write after the run's first is refused by design: nobody reads why.
+        explain=False,
     )
 
 

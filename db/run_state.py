@@ -100,6 +100,7 @@ async def set_run_state(
     also: Sequence[CTE] = (),
     written_tasks: Sequence[uuid.UUID] = (),
     now: datetime | None = None,
+    explain: bool = True,
 ) -> Transition:
     """Move a run if its state allows it, with its history rows and after-transition hooks.
 
@@ -107,7 +108,8 @@ async def set_run_state(
     `from_draft`/`from_approval` narrow the move further (None in `from_draft` = not a draft). A given
     `attempt` fences the write to that execution of the run. `fields` are written with the move; `also`
     are statements the move carries whether or not it is accepted; the task-cancel hook leaves
-    `written_tasks` (settled by one of them) alone. `outputs` feed the v1 output documents.
+    `written_tasks` (settled by one of them) alone. `outputs` feed the v1 output documents. `explain=False` skips reading why a refused move was
+    refused (a round trip) for a caller that does not look.
     """
     now = now or utcnow()
     targets: dict[StateAxis, str | None] = {}
@@ -140,7 +142,7 @@ async def set_run_state(
     )
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
-        return await _refused(session, run_id, targets, allowed, attempt)
+        return await _refused(session, run_id, targets, allowed, attempt) if explain else Transition(False)
     if status in TERMINAL and row.from_status != status:
         m = get_metrics()
         m.runs_finished.labels(status.value, row.run_type, *tenant(m, row.tenant_id)).inc()
