@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         le=1,
         description="Share of new traces recorded (a trace started elsewhere follows its caller's choice)",
     )
+    tracing_temporal_spans: bool = Field(
+        False,
+        description="Also record temporalio's own spans (StartWorkflow, StartActivity, RunActivity, "
+        "CompleteWorkflow): twice the spans per run, for debugging Temporal calls themselves",
+    )
 
     @property
     def tracing_active(self) -> bool:
