@@ -189,6 +189,12 @@ class Settings(BaseSettings):
         "is its last; a longer run's start answers this much later (0: answer at once)",
     )
 
+    tracing_temporal_spans: bool = Field(
+        False,
+        description="Also record temporalio's own spans (StartWorkflow, StartActivity, RunActivity, "
+        "CompleteWorkflow): twice the spans per run, for debugging Temporal calls themselves",
+    )
+
     @property
     def eager_task_queue(self) -> str:
         """The task queue of runs an API starts eagerly: its embedded worker polls only this one, so it

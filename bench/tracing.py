@@ -16,6 +16,7 @@ import contextlib
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,13 @@ _TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
 class _Sink(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans = 0
+        self.names: Counter[str] = Counter()
 
     async def Export(self, request, _context):  # type: ignore[no-untyped-def]
-        self.spans += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                self.spans += len(ss.spans)
+                self.names.update(s.name for s in ss.spans)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -180,12 +185,18 @@ async def bench_tracing(n_seq: int, n_conc: int, conc: int, warmup: int) -> list
             await _prepare(off, warmup)
             await _prepare(on, warmup)
             spans_before = sink.spans
+            names_before = sink.names.copy()
             await _interleaved(off, on, n_seq, 1)
             await asyncio.sleep(6)  # the batch processor's 5 s schedule: the last spans reach the sink
             print(_report(off, 1), flush=True)
             print(_report(on, 1), flush=True)
             spans_per_run = (sink.spans - spans_before) / (on.legs[1].runs + on.legs[1].rounds)
             print(f"[bench] OTLP sink received {spans_per_run:.1f} spans per sequential run", flush=True)
+            runs = on.legs[1].runs + on.legs[1].rounds
+            names = ", ".join(
+                f"{name} {n / runs:.1f}" for name, n in (sink.names - names_before).most_common()
+            )
+            print(f"[bench] spans per run by name: {names}", flush=True)
             await _interleaved(off, on, n_conc, conc)
             print(_report(off, conc), flush=True)
             print(_report(on, conc), flush=True)

@@ -61,7 +61,7 @@ def temporal_interceptors(settings: Settings) -> list[Any]:
         return []
     from telemetry.temporal_tracing import RunTracingInterceptor
 
-    return [RunTracingInterceptor()]
+    return [RunTracingInterceptor(temporal_spans=settings.tracing_temporal_spans)]
 
 
 def fastapi_telemetry(settings: Settings) -> TelemetryConfig:

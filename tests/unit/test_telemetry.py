@@ -168,14 +168,15 @@ def test_an_llm_call_keeps_content_when_opted_in_and_counts_a_failure(spans: InM
     assert _sample("durable_runs_llm_calls_total", model=model, status="error") == 1
 
 
+@pytest.mark.parametrize("temporal_spans", [False, True], ids=["run-spans", "temporal-spans"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_histories_replay_with_tracing_on_in_the_sandbox_the_worker_uses(
-    path: Path, spans: InMemorySpanExporter
+    path: Path, temporal_spans: bool, spans: InMemorySpanExporter
 ) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
-        interceptors=[RunTracingInterceptor()],
+        interceptors=[RunTracingInterceptor(temporal_spans=temporal_spans)],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
                 "opentelemetry", "prometheus_client", "telemetry"
