@@ -130,6 +130,15 @@ async def _create(http: httpx.AsyncClient, name: str, defn: dict[str, Any]) -> s
     return str(wf["id"])
 
 
+async def _dataset(http: httpx.AsyncClient, rows: str) -> dict[str, Any]:
+    """Upload `rows` (CSV text) as a dataset; its JSON as `POST /ds/` answers it."""
+    resp = await http.post(
+        "/ds/", params={"name": f"rec-{uuid.uuid4().hex[:6]}"}, files={"file": ("rows.csv", rows.encode())}
+    )
+    body: dict[str, Any] = resp.json()
+    return body
+
+
 async def record_composites(client: Client, http: httpx.AsyncClient) -> None:
     """A run with a SubworkflowNode (parent and child histories) and a batch (parent and chunk)."""
     child = await _create(http, "child", double_graph())
@@ -149,13 +158,7 @@ async def record_composites(client: Client, http: httpx.AsyncClient) -> None:
     await _record(client, "subworkflow_child", temporal_workflow_id(child_run))
 
     rows = "x\n" + "".join(f"{i}\n" for i in range(6))
-    dataset = (
-        await http.post(
-            "/ds/",
-            params={"name": f"rec-{uuid.uuid4().hex[:6]}"},
-            files={"file": ("rows.csv", rows.encode())},
-        )
-    ).json()
+    dataset = await _dataset(http, rows)
     batch_wf = await _create(http, "batch", double_graph())
     batch = (
         await http.post(
@@ -181,13 +184,7 @@ async def record_batch_json_text(client: Client, http: httpx.AsyncClient) -> Non
         [link("input_node", "py1"), link("py1", "output_node")],
     )
     rows = 'xs\n"[1, 2]"\n[]\n"[3]"\n'
-    dataset = (
-        await http.post(
-            "/ds/",
-            params={"name": f"rec-{uuid.uuid4().hex[:6]}"},
-            files={"file": ("rows.csv", rows.encode())},
-        )
-    ).json()
+    dataset = await _dataset(http, rows)
     batch_wf = await _create(http, "batch-json", defn)
     batch = (
         await http.post(
@@ -203,13 +200,7 @@ async def record_batch_pipelined(client: Client, http: httpx.AsyncClient) -> Non
     """A chunk on the `batch-pipeline` path: 250 rows, 10 at a time, so pages load while rows run and
     rows are written (100 at a time) while the next rows run; every fifth row fails."""
     rows = "x\n" + "".join(f"{i}\n" for i in range(250))
-    dataset = (
-        await http.post(
-            "/ds/",
-            params={"name": f"rec-{uuid.uuid4().hex[:6]}"},
-            files={"file": ("rows.csv", rows.encode())},
-        )
-    ).json()
+    dataset = await _dataset(http, rows)
     code = "x = input_model.input_node.x\nif x % 5 == 4:\n    raise ValueError(x)\nreturn {'y': 2 * x}"
     batch_wf = await _create(http, "batch-pipe", double_graph(code))
     batch = (
