@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from core import offload
@@ -33,6 +33,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for a read that runs independent statements on several connections at once."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
+
+
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 
 
 def _client(request: Request) -> Client:

@@ -479,6 +479,12 @@ class V1Definition(Base):
     """The v1-only fields of a workflow: a v1 definition is the `workflows` row with the same id."""
 
     __tablename__ = "v1_definitions"
+    # Migration 0013: the few definitions the summary's active count leaves out.
+    __table_args__ = (
+        Index(
+            "ix_v1_definitions_inactive", "tenant_id", postgresql_where=text("(NOT is_active) OR is_template")
+        ),
+    )
 
     workflow_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.scale_seed import Seeded, seed
 from db import run_queries, v1_definition_repo, v1_queries, workflow_repo
@@ -106,6 +106,10 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 Query = Callable[[AsyncSession, Seed], Awaitable[object]]
 
 
+def _factory(d: Seed) -> async_sessionmaker[AsyncSession]:
+    return make_session_factory(d.engine)
+
+
 def _v1(**filters: Any) -> Query:
     async def call(s: AsyncSession, d: Seed) -> object:
         return await v1_queries.list_runs(s, d.who, v1_queries.RunFilters(**filters), approver=True)
@@ -163,10 +167,14 @@ CASES: list[tuple[str, Query, str | None]] = [
     ("v1 list, COMPLETED of a definition", _v1(states=["COMPLETED"], definition_id=None), None),
     ("v1 list, by CREATED_AT", _v1(sort_by="CREATED_AT"), "ix_runs_tenant_created"),
     ("v1 list, by COMPLETED_AT", _v1(sort_by="COMPLETED_AT"), "ix_runs_v1_completed"),
-    ("v1 summary", lambda s, d: v1_queries.summary(s, d.who, None, None, None), "ix_runs_tenant_created"),
+    (
+        "v1 summary",
+        lambda s, d: v1_queries.summary(_factory(d), d.who, None, None, None),
+        "ix_runs_tenant_created",
+    ),
     (
         "v1 summary of a definition",
-        lambda s, d: v1_queries.summary(s, d.who, None, None, d.rows.workflow_id),
+        lambda s, d: v1_queries.summary(_factory(d), d.who, None, None, d.rows.workflow_id),
         None,
     ),
     (

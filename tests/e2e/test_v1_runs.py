@@ -454,6 +454,25 @@ def test_summary_counts_runs_by_execution_state(v1: V1, root: uuid.UUID) -> None
     assert future.total == 0 and future.failure_rate is None
 
 
+def test_summary_counts_active_definitions_leaving_out_inactive_ones_and_templates(
+    v1: V1, root: uuid.UUID
+) -> None:
+    def active() -> int:
+        return int(v1.runs.get_workflow_runs_summary().adoption.active_definitions)
+
+    before = active()
+    d = new_definition(v1, root)
+    new_definition(v1, root, is_template=True)
+    assert active() == before + 1
+    v1.defs.update_workflow_definition(
+        d.id,
+        ksapi.UpdateWorkflowDefinitionRequest(
+            name=d.name, is_active=False, approval_required=d.approval_required
+        ),
+    )
+    assert active() == before
+
+
 def test_nothing_of_another_tenant_is_visible(
     v1: V1, root: uuid.UUID, live_api: str, other_tenant: Tenant
 ) -> None:

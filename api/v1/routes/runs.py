@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, eager_start
+from api.deps import ClientDep, PrincipalDep, SessionDep, SessionsDep, SettingsDep, eager_start
 from api.v1 import presenters as present
 from api.v1 import schemas as w
 from core import run_waiters
@@ -42,7 +42,7 @@ async def _body(request: Request, model: type[w.StartRunRequest]) -> w.StartRunR
 
 @router.get("/summary", response_model=w.RunSummaryResponse)
 async def summary(
-    session: SessionDep,
+    sessions: SessionsDep,
     who: PrincipalDep,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -50,7 +50,7 @@ async def summary(
 ) -> w.RunSummaryResponse:
     """Counts per execution state, failure rate, durations and the approval backlog (default: 7 days)."""
     return w.RunSummaryResponse.model_validate(
-        await queries.summary(session, who, since, until, definition_id)
+        await queries.summary(sessions, who, since, until, definition_id)
     )
 
 
